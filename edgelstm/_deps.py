@@ -1,0 +1,53 @@
+"""Imports of heavy optional backends, behind an error that names the extra to install."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from contextlib import contextmanager
+from types import ModuleType
+
+from .errors import MissingExtraError
+
+
+def require(module: str, extra: str) -> ModuleType:
+    try:
+        return importlib.import_module(module)
+    except ImportError as ex:
+        if ex.name and module.split(".")[0] != ex.name.split(".")[0]:
+            raise  # the module exists but one of its own imports is broken: show that, not a wrong hint
+        raise MissingExtraError(module, extra) from None
+
+
+@contextmanager
+def quiet_native_stderr():
+    """Silence what native code writes to fd 2 (TensorFlow's CUDA probing on a CPU machine) for a moment."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
+def tensorflow() -> ModuleType:
+    if "tensorflow" not in sys.modules:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+        with quiet_native_stderr():
+            require("tensorflow", "train")
+    return sys.modules["tensorflow"]
+
+
+def keras() -> ModuleType:
+    """tf_keras (Keras 2): the only Keras whose LSTM the TFLite converter fuses and calibrates (DESIGN.md)."""
+    tensorflow()
+    if "tf_keras" not in sys.modules:
+        with quiet_native_stderr():
+            require("tf_keras", "train")
+    return sys.modules["tf_keras"]

@@ -1,0 +1,47 @@
+"""The `edgelstm` command: a lazy Click group, so `--help` and `run` never import the training stack."""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+from .. import __version__
+from ..errors import EdgeLSTMError
+
+COMMANDS = {
+    "demo": "edgelstm.cli.demo:demo",
+    "sample": "edgelstm.cli.data:sample",
+    "train": "edgelstm.cli.train:train",
+}
+
+
+class UserError(click.ClickException):
+    """A library error shown as one line, with the library's exit code (2 for bad input)."""
+
+    def __init__(self, ex: EdgeLSTMError) -> None:
+        super().__init__(str(ex))
+        self.exit_code = ex.exit_code
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module, attr = COMMANDS[name].split(":")
+        return getattr(importlib.import_module(module), attr)
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except EdgeLSTMError as ex:
+            raise UserError(ex) from None
+
+
+@click.group(cls=LazyGroup)
+@click.version_option(__version__, prog_name="edgelstm")
+def main() -> None:
+    """Small recurrent models (LSTM, GRU, BiLSTM) from sensor data to a device that runs them in real time."""

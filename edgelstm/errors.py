@@ -1,0 +1,28 @@
+"""One error family: the library raises these, the CLI turns them into a one-line message and an exit code."""
+
+from __future__ import annotations
+
+
+class EdgeLSTMError(Exception):
+    """Base of every error a user can cause; `exit_code` is what the CLI exits with."""
+
+    exit_code = 2
+
+
+class InputError(EdgeLSTMError):
+    """Bad data or bad arguments: names the file (and line) where it applies."""
+
+
+class ModelDirError(EdgeLSTMError):
+    """A model directory that is missing, not ours, or from an incompatible version."""
+
+
+class MissingExtraError(EdgeLSTMError):
+    """A heavy optional dependency is not installed; the message names the extra to install."""
+
+    def __init__(self, module: str, extra: str) -> None:
+        super().__init__(
+            f"this command needs '{module}', which is not installed: pip install 'edgelstm[{extra}]'"
+        )
+        self.module = module
+        self.extra = extra

@@ -1,0 +1,57 @@
+"""PNG reports people would rather look at than read (matplotlib, headless)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ._deps import require
+
+
+def _plt():
+    mpl = require("matplotlib", "train")
+    mpl.use("Agg")
+    return require("matplotlib.pyplot", "train")
+
+
+def training_curves(history: dict[str, list[float]], path: Path, title: str = "") -> Path:
+    plt = _plt()
+    metrics = [k for k in history if not k.startswith("val_")]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.6), squeeze=False)
+    for ax, k in zip(axes[0], metrics):
+        epochs = np.arange(1, len(history[k]) + 1)
+        ax.plot(epochs, history[k], label="train")
+        if f"val_{k}" in history:
+            ax.plot(epochs, history[f"val_{k}"], label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_title(k)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def confusion_matrix(matrix: list[list[int]], labels: list[str], path: Path, title: str = "") -> Path:
+    plt = _plt()
+    m = np.asarray(matrix)
+    n = len(labels)
+    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * n, 1.0 + 0.8 * n))
+    ax.imshow(m, cmap="Blues")
+    ax.set_xticks(range(n), labels, rotation=45, ha="right")
+    ax.set_yticks(range(n), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(n):
+        for j in range(n):
+            ax.text(j, i, str(m[i, j]), ha="center", va="center",
+                    color="white" if m[i, j] > m.max() / 2 else "black")
+    ax.set_title(title or "confusion (held-out)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

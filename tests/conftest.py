@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+@pytest.fixture(scope="session")
+def activity_csv(tmp_path_factory) -> Path:
+    from edgelstm.sampledata import write_activity_csv
+
+    return write_activity_csv(tmp_path_factory.mktemp("data") / "activity.csv")
+
+
+@pytest.fixture(scope="session")
+def forecast_csv(tmp_path_factory) -> Path:
+    from edgelstm.sampledata import write_forecast_csv
+
+    return write_forecast_csv(tmp_path_factory.mktemp("data") / "forecast.csv", hours=24 * 20)
+
+
+@pytest.fixture(scope="session")
+def lstm_model(tmp_path_factory, activity_csv) -> Path:
+    """The demo's model: 1-layer 32-unit LSTM on the activity sample data (trained once per session)."""
+    from edgelstm.cli import main
+
+    out = tmp_path_factory.mktemp("runs") / "lstm32"
+    r = CliRunner().invoke(main, ["train", str(activity_csv), "--units", "32", "--layers", "1", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    return out
+
+
+def invoke(*args: str):
+    from edgelstm.cli import main
+
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def one_line_error(result, exit_code: int = 2) -> str:
+    """Assert a CLI failure printed exactly one 'Error: …' line and no traceback; return the line."""
+    assert result.exit_code == exit_code, (result.exit_code, result.output)
+    err = result.stderr.strip()
+    assert "\n" not in err, err
+    assert err.startswith("Error: "), err
+    assert "Traceback" not in result.output
+    return err
