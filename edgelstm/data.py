@@ -192,7 +192,7 @@ def _read_csv_file(path: Path, spec: ColumnSpec, multi_recording: bool) -> Datas
     order: list[str] = list(dict.fromkeys(names))
     names_arr = np.asarray(names)
     label_text = table.text.get(spec.label_col)
-    labels = sorted(set(label_text)) if label_text is not None else []
+    labels = sort_labels(set(label_text)) if label_text is not None else []
     if label_text is not None and "" in labels:
         line = int(table.lines[label_text.index("")])
         raise InputError(f"{path} line {line}, column {spec.label_col}: empty label")
@@ -219,6 +219,14 @@ def _read_csv_file(path: Path, spec: ColumnSpec, multi_recording: bool) -> Datas
         recs.append(Recording(str(name), v[:, : len(channels)].astype(np.float32), y))
     rate = float(np.median(rates)) if rates else None
     return Dataset(str(path), channels, recs, None, labels, targets, rate)
+
+
+def sort_labels(names: set[str]) -> list[str]:
+    """Class names in a stable order: numerically when they are all numbers ("2" before "10"), else by text."""
+    try:
+        return sorted(names, key=float)
+    except ValueError:
+        return sorted(names)
 
 
 def _apply_nan_policy(
@@ -257,7 +265,7 @@ def _read_csv_folder(folder: Path, spec: ColumnSpec) -> Dataset:
             raise InputError(
                 f"{p}: channels {part.channels} differ from {files[0].name}'s {first.channels}"
             )
-    labels = sorted({name for part in parts for name in part.labels})
+    labels = sort_labels({name for part in parts for name in part.labels})
     recs = []
     for part in parts:
         for rec in part.recordings:

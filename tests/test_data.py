@@ -41,6 +41,12 @@ def test_csv_reader_groups_labels_channels_rate(tmp_path):
     assert ds.sample_rate == pytest.approx(50.0)
 
 
+def test_numeric_class_names_sort_as_numbers(tmp_path):
+    ds = load(write(tmp_path / "d.csv", "a,label\n1,10\n2,2\n3,1\n"))
+    assert ds.labels == ["1", "2", "10"]
+    np.testing.assert_array_equal(ds.recordings[0].y, [2, 1, 0])
+
+
 def test_csv_regression_target(tmp_path):
     p = write(tmp_path / "d.csv", "a,b,speed\n1,2,0.5\n3,4,0.7\n")
     ds = load(p, ColumnSpec(task="regress", target_cols=["speed"]))
