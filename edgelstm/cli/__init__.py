@@ -10,7 +10,9 @@ from .. import __version__
 from ..errors import EdgeLSTMError
 
 COMMANDS = {
+    "bench": "edgelstm.cli.bench:bench",
     "demo": "edgelstm.cli.demo:demo",
+    "run": "edgelstm.cli.run:run",
     "sample": "edgelstm.cli.data:sample",
     "train": "edgelstm.cli.train:train",
 }
