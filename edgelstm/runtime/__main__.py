@@ -25,7 +25,8 @@ class _Formatter(argparse.HelpFormatter):
 
 def parser(prog: str = "python -m edgelstm.runtime") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog=prog, formatter_class=_Formatter, description="Stream samples through a step (or windowed sequence) model; one output line each.")
+        prog=prog, formatter_class=_Formatter,
+        description="Stream samples through a step (or windowed sequence) model; one output line each.")
     p.add_argument("model", help="a .tflite or .onnx model converted by edgelstm (it carries its own metadata)")
     p.add_argument("source", nargs="?", default="-",
                    help="- (stdin, one line of separated values per sample), file:PATH (CSV/NPZ), "

@@ -6,7 +6,6 @@ int8 scale differs from the state input's), normalizes each sample, and (de)quan
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -25,28 +24,10 @@ class MetadataError(ModelDirError):
 
 
 def load_metadata(path: Path) -> dict:
-    """The model's edgelstm metadata: a sidecar `MODEL.json` if present, else the buffer embedded in the model."""
-    sidecar = Path(str(path) + ".json")
-    if sidecar.is_file():
-        try:
-            meta = json.loads(sidecar.read_text())
-        except json.JSONDecodeError as ex:
-            raise MetadataError(f"{sidecar}: not valid JSON ({ex})") from None
-    else:
-        try:
-            from ..metadata import read_metadata
-        except ImportError:
-            raise MetadataError(f"{path}: no metadata sidecar {sidecar.name} and this edgelstm cannot read "
-                                "embedded metadata") from None
-        try:
-            meta = read_metadata(path)
-        except MetadataError:
-            raise
-        except Exception as ex:  # the reader's own error type: reword it as ours, naming the file
-            raise MetadataError(f"{path}: {ex}") from None
-    if not meta:
-        raise MetadataError(f"{path}: no edgelstm metadata in the model (convert it with `edgelstm convert`)")
-    return meta
+    """The model's embedded edgelstm metadata (a named buffer in .tflite, metadata_props in .onnx)."""
+    from ..metadata import read_metadata
+
+    return read_metadata(path)
 
 
 def check_metadata(meta: dict, path: Path) -> None:
