@@ -10,7 +10,9 @@ from .. import __version__
 from ..errors import EdgeLSTMError
 
 COMMANDS = {
+    "convert": "edgelstm.cli.convert:convert",
     "demo": "edgelstm.cli.demo:demo",
+    "quantize": "edgelstm.cli.quantize:quantize",
     "sample": "edgelstm.cli.data:sample",
     "train": "edgelstm.cli.train:train",
 }
