@@ -26,3 +26,7 @@ class MissingExtraError(EdgeLSTMError):
         )
         self.module = module
         self.extra = extra
+
+
+class ConversionError(EdgeLSTMError):
+    """The converter failed or crashed; the message names the model, the mode and what to try instead."""

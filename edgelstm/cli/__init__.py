@@ -10,7 +10,11 @@ from .. import __version__
 from ..errors import EdgeLSTMError
 
 COMMANDS = {
+    "bench": "edgelstm.cli.bench:bench",
+    "convert": "edgelstm.cli.convert:convert",
     "demo": "edgelstm.cli.demo:demo",
+    "quantize": "edgelstm.cli.quantize:quantize",
+    "run": "edgelstm.cli.run:run",
     "sample": "edgelstm.cli.data:sample",
     "train": "edgelstm.cli.train:train",
 }
