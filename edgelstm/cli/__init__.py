@@ -11,6 +11,8 @@ from ..errors import EdgeLSTMError
 
 COMMANDS = {
     "demo": "edgelstm.cli.demo:demo",
+    "deploy": "edgelstm.cli.deploy:deploy",
+    "remote": "edgelstm.cli.remote:remote",
     "sample": "edgelstm.cli.data:sample",
     "train": "edgelstm.cli.train:train",
 }
