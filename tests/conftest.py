@@ -106,3 +106,26 @@ def netns_device(tmp_path, ssh_client_key):
     ns.link(True)
     server.stop()
     remove_netns(ns)
+
+
+def _tiny_model(seed: int = 0, **kw):
+    """An untrained model with every weight random (peephole weights and biases too), so every path is exercised."""
+    import numpy as np
+
+    from edgelstm.config import ModelConfig
+    from edgelstm.models import build_model
+
+    args = dict(task="classify", units=8, window=20, n_features=3, n_outputs=4, stride=10)
+    args.update(kw)
+    cfg = ModelConfig(**args)
+    cfg.norm_mean, cfg.norm_std = [0.0] * cfg.n_features, [1.0] * cfg.n_features
+    model = build_model(cfg, batch_size=None)
+    rng = np.random.default_rng(seed)
+    model.set_weights([rng.normal(0, 0.5, w.shape).astype(np.float32) for w in model.get_weights()])
+    return cfg, model
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+    """Factory: (cfg, untrained tf_keras model with every weight random) for quick conversion tests."""
+    return _tiny_model

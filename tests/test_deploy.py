@@ -56,7 +56,7 @@ def test_deploy_switch_keep_and_status_via_ssh_config_alias(tmp_path, ssh_home, 
     deployed = sshd.home / ".edgelstm" / "models" / sha(models[0]) / "model.bin"
     assert deployed.read_bytes() == models[0].read_bytes()
     assert "dev1  ok" in r.stdout
-    assert "SHA-256 verified on the device" in r.stderr and "health check passed (2 outputs" in r.stderr
+    assert "SHA-256 verified on the device" in r.stderr and "health check passed (2 numbers" in r.stderr
 
     r = invoke("deploy", models[1], *args)
     assert r.exit_code == 0, r.output
@@ -206,12 +206,12 @@ def test_service_unit_content():
     from edgelstm.deploy.service import unit_text
 
     text = unit_text("/home/pi/.edgelstm/venv/bin/python", "/home/pi/.edgelstm/current/model.tflite",
-                     ["--source", "udp:0.0.0.0:5005", "--label", "50%"])
+                     ["udp://0.0.0.0:5005", "--every", "50%"])
     assert text.splitlines() == [
         "[Unit]", "Description=edgelstm streaming runner", "After=network-online.target", "",
         "[Service]", "Environment=PYTHONUNBUFFERED=1",
-        "ExecStart=/home/pi/.edgelstm/venv/bin/python -u -m edgelstm run /home/pi/.edgelstm/current/model.tflite "
-        "--source udp:0.0.0.0:5005 --label 50%%",
+        "ExecStart=/home/pi/.edgelstm/venv/bin/python -u -m edgelstm.runtime /home/pi/.edgelstm/current/model.tflite "
+        "udp://0.0.0.0:5005 --every 50%%",
         "Restart=on-failure", "RestartSec=2", "", "[Install]", "WantedBy=default.target",
     ]
 
@@ -260,3 +260,67 @@ def test_link_cut_mid_upload_keeps_previous_model_and_retry_succeeds(tmp_path, s
     assert not [p for p in (server.home / ".edgelstm" / "models").iterdir() if p.name.startswith(".tmp-")]
     print(f"\nveth upload: {retry.uploaded_bytes / 1e6:.1f} MB in {retry.upload_seconds:.2f} s = "
           f"{retry.throughput_mb_s:.1f} MB/s; deploy {retry.seconds:.2f} s; failure reported after {elapsed:.1f} s")
+
+
+@pytest.fixture(scope="module")
+def step_models(tmp_path_factory):
+    """Two float step models with edgelstm metadata (different random weights): 3 channels, 4 classes."""
+    from conftest import _tiny_model
+
+    from edgelstm.convert.tflite import step_tflite
+    from edgelstm.stepmodel import build_step_model
+
+    out = tmp_path_factory.mktemp("deploy-models")
+    paths = []
+    for seed in (0, 1):
+        cfg, model = _tiny_model(seed=seed, arch="lstm", window=20, layers=1)
+        cfg.labels, cfg.channels, cfg.sample_rate = ["a", "b", "c", "d"], ["ax", "ay", "az"], 50.0
+        paths.append(out / f"step{seed}.tflite")
+        paths[-1].write_bytes(step_tflite(build_step_model(cfg, model)))
+    return paths
+
+
+def test_real_model_installs_runtime_health_checks_streams_and_benches(tmp_path, ssh_home, sshd, step_models):
+    good, other = step_models
+    trust(ssh_home, sshd)
+    r = invoke("deploy", good, "--host", sshd.spec)
+    assert r.exit_code == 0, r.output
+    assert "installing the edgelstm 0.1.0 runtime" in r.stderr
+    passed = [ln for ln in r.stderr.splitlines() if "health check passed" in ln]
+    assert len(passed) == 1 and "(200 numbers, max |Δ| 0)" in passed[0]  # 40 outputs: t and 4 scores each
+    assert (sshd.home / ".edgelstm" / "venv" / "bin" / "python").exists()
+
+    r = invoke("remote", "status", "--host", sshd.spec)
+    assert r.exit_code == 0, r.output
+    assert "runtime   edgelstm 0.1.0; interpreters: ai_edge_litert" in r.stdout
+
+    rec = sshd.home / "rec.csv"  # a recording that is on the device
+    rec.write_text("".join(f"{np_sin(i)},{np_sin(i + 1)},{np_sin(i + 2)}\n" for i in range(30)))
+    r = invoke("remote", "run", "--host", sshd.spec, f"file:{rec}", "--no-default-delegates")
+    assert r.exit_code == 0, r.output
+    local = invoke("run", good, f"file:{rec}", "--no-default-delegates")
+    assert local.exit_code == 0, local.output
+    got, want = [json.loads(x) for x in r.stdout.splitlines()], [json.loads(x) for x in local.stdout.splitlines()]
+    assert len(got) == 30 and [g["label"] for g in got] == [w["label"] for w in want]
+    assert max(abs(a - b) for g, w in zip(got, want) for a, b in zip(g["scores"], w["scores"])) <= 1e-5
+
+    r = invoke("remote", "bench", "--host", sshd.spec, "--count", "200", "--warmup", "10")
+    assert r.exit_code == 0, r.output
+    assert "runtime: litert" in r.stdout and "count=200" in r.stdout
+
+    # A model whose outputs differ from the reference (the first model's): rolled back, exit 1.
+    expected = tmp_path / "expected.json"
+    expected.write_text(json.dumps([json.loads(x) for x in local.stdout.splitlines()][:1]))
+    r = invoke("deploy", other, "--host", sshd.spec, "--health-cmd",
+               "{python} -m edgelstm.runtime {model} file:" + str(rec) + " --max-samples 1 --no-default-delegates",
+               "--health-expect", expected)
+    assert r.exit_code == 1
+    assert "health check failed: outputs differ from the local ones" in last_line(r)
+    assert last_line(r).endswith(f"rolled back to {sha(good)[:12]}")
+    assert links(sshd.home) == (sha(good), None)
+
+
+def np_sin(i: int) -> str:
+    import math
+
+    return f"{math.sin(0.3 * i):.5f}"

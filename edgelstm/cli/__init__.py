@@ -10,9 +10,11 @@ from .. import __version__
 from ..errors import EdgeLSTMError
 
 COMMANDS = {
+    "bench": "edgelstm.cli.bench:bench",
     "demo": "edgelstm.cli.demo:demo",
     "deploy": "edgelstm.cli.deploy:deploy",
     "remote": "edgelstm.cli.remote:remote",
+    "run": "edgelstm.cli.run:run",
     "sample": "edgelstm.cli.data:sample",
     "train": "edgelstm.cli.train:train",
 }

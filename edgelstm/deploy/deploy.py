@@ -42,37 +42,62 @@ def file_sha256(path: Path) -> str:
 class HealthCheck:
     """Run the model on the device and compare its numbers with the same run here.
 
-    `command` is a shell line with `{python}` and `{model}` placeholders, printing JSON (numbers anywhere in
-    it are compared) on its last line; None runs healthcheck.py (a fixed input through the interpreter).
-    `expected` replaces the local run when given.
+    Modes: `command` — a shell line with `{python}` and `{model}` placeholders printing JSON (the numbers on its
+    last line are compared); else, for a model carrying edgelstm metadata, the runtime itself (`python -m
+    edgelstm.runtime MODEL -`) on a fixed recording fed through stdin, every output line compared; else
+    healthcheck.py (a fixed input straight through the interpreter). `expected` replaces the local run.
     """
 
     command: str | None = None
     atol: float = 1e-4
     expected: list[float] | None = None
+    runtime: bool = False
+    stdin: bytes | None = None
+
+    def prepare(self, model: Path) -> None:
+        """Pick the mode for this model; the runtime mode needs the model's metadata to make its input."""
+        if self.command is not None:
+            return
+        try:
+            from ..metadata import read_metadata
+
+            meta = read_metadata(model)
+        except (ImportError, EdgeLSTMError):
+            if model.suffix.lower() not in INTERPRETERS:
+                raise InputError(f"{model}: no built-in health check for a '{model.suffix}' file; give --health-cmd"
+                                 ) from None
+            return
+        self.runtime = True
+        self.stdin = known_recording(meta).encode()
+
+    def _argv(self, python: str, model: str) -> list[str]:
+        if self.runtime:
+            return [python, "-u", "-m", "edgelstm.runtime", model, "-", "--format", "json", "--no-default-delegates"]
+        return [python, "-", model]
 
     def local(self, model: Path) -> list[float]:
         if self.expected is not None:
             return self.expected
         if self.command is None:
-            p = subprocess.run([sys.executable, "-", str(model)], input=HEALTH_SCRIPT, capture_output=True,
-                               timeout=300)
+            data = self.stdin if self.runtime else HEALTH_SCRIPT
+            p = subprocess.run(self._argv(sys.executable, str(model)), input=data, capture_output=True, timeout=300)
         else:
             p = subprocess.run(self.line(sys.executable, str(model)), shell=True, capture_output=True, timeout=300)
         if p.returncode != 0:
             last = (p.stderr.decode(errors="replace").strip().splitlines() or [f"exit code {p.returncode}"])[-1]
             raise InputError(f"the health check fails here too, so it cannot judge the device: {last}")
-        return numbers(p.stdout.decode())
+        return numbers(p.stdout.decode(), every_line=self.runtime)
 
     def remote(self, conn: Connection, python: str, model: str) -> list[float]:
         if self.command is None:
-            rc, out, err = conn.run(quote(python, "-", model), stdin=HEALTH_SCRIPT, timeout=300)
+            data = self.stdin if self.runtime else HEALTH_SCRIPT
+            rc, out, err = conn.run(quote(*self._argv(python, model)), stdin=data, timeout=300)
         else:
             rc, out, err = conn.run(self.line(python, model), timeout=300)
         if rc != 0:
             last = (err.strip().splitlines() or [f"exit code {rc}"])[-1]
             raise DeployError(f"health check failed on the device: {last}")
-        return numbers(out)
+        return numbers(out, every_line=self.runtime)
 
     def line(self, python: str, model: str) -> str:
         return self.command.replace("{python}", shlex.quote(python)).replace("{model}", shlex.quote(model))
@@ -87,13 +112,25 @@ class HealthCheck:
         return worst
 
 
-def numbers(text: str) -> list[float]:
-    """All numbers in the JSON on the last non-empty line of `text`, flattened in order."""
+def known_recording(meta: dict) -> str:
+    """A fixed recording in the model's raw units: two windows of phase-shifted sines around its normalization."""
+    import math
+
+    n = int(meta["n_features"])
+    norm = meta.get("normalization") or {}
+    mean, std = norm.get("mean") or [0.0] * n, norm.get("std") or [1.0] * n
+    rows = max(2 * int(meta.get("window") or 20), 40)
+    return "".join(",".join(f"{mean[j] + std[j] * math.sin(0.37 * i + j):.6f}" for j in range(n)) + "\n"
+                   for i in range(rows))
+
+
+def numbers(text: str, every_line: bool = False) -> list[float]:
+    """All numbers in the JSON on the last non-empty line of `text` (or on every line), flattened in order."""
     lines = [ln for ln in text.strip().splitlines() if ln.strip()]
     if not lines:
         raise DeployError("health check printed nothing")
     try:
-        doc = json.loads(lines[-1])
+        doc = [json.loads(ln) for ln in lines] if every_line else json.loads(lines[-1])
     except json.JSONDecodeError:
         raise DeployError(f"health check output is not JSON: {lines[-1][:80]}") from None
     out: list[float] = []
@@ -165,8 +202,21 @@ def check_model(model: Path, st: Status, will_install: bool, target: str | None)
                 "and --no-install-runtime was given"
             raise DeployError(f"the device cannot load a {model.suffix} model: none of {', '.join(wanted)} is "
                               f"installed there ({why})")
+        quant = _quantization(model)
+        if have == ["tflite_runtime"] and not installable and quant == "dynamic":
+            raise DeployError("the device has only tflite-runtime, which cannot load dynamic-range models "
+                              "(FULLY_CONNECTED version 12): deploy a float or int8 model, or install ai-edge-litert")
     if target:
         _check_target(model, target, st)
+
+
+def _quantization(model: Path) -> str | None:
+    try:
+        from ..metadata import read_metadata
+
+        return read_metadata(model).get("quantization")
+    except (ImportError, EdgeLSTMError):
+        return None
 
 
 def _check_target(model: Path, target: str, st: Status) -> None:
@@ -237,6 +287,9 @@ def deploy_host(host: str, model: Path, sha: str, expected: list[float], opts: D
             say(f"installing the edgelstm {__version__} runtime into {st.root}/venv")
             st = install_runtime(conn, dev, st, opts.wheel)
         result.runtime = st.runtime_version or ""
+        if opts.health.runtime and st.venv is None:
+            raise DeployError(f"the health check runs the edgelstm runtime, which is not in {st.root}/venv: deploy "
+                              "without --no-install-runtime")
         old_current, old_previous = st.current, st.previous
         if dev.agent("has", sha)["ok"]:
             say(f"version {short(sha)} is already on the device: no upload")
@@ -255,7 +308,7 @@ def deploy_host(host: str, model: Path, sha: str, expected: list[float], opts: D
             dev.set_links(old_current, old_previous)
             back = f"rolled back to {short(old_current)}" if old_current else "no previous model: current removed"
             raise DeployError(f"{ex}; {back}") from None
-        say(f"health check passed ({len(expected)} outputs, max |Δ| {worst:.2g})")
+        say(f"health check passed ({len(expected)} numbers, max |Δ| {worst:.2g})")
         removed = dev.prune(opts.keep)
         if removed:
             say(f"pruned {len(removed)} old version(s): {', '.join(short(s) for s in removed)}")
@@ -307,6 +360,7 @@ def deploy(model: Path, hosts: list[str], opts: DeployOptions) -> list[DeployRes
     for h in hosts:
         HostSpec.parse(h)
     sha = file_sha256(model)
+    opts.health.prepare(model)
     expected = opts.health.local(model)
 
     def one(host: str) -> DeployResult:

@@ -11,11 +11,13 @@ from .ssh import Connection, quote
 
 
 def runner_command(st: Status, sub: str, args: list[str], model: str | None = None) -> str:
-    """`python -u -m edgelstm SUB MODEL ARGS` in the device's venv, on the current model by default."""
+    """The runner (`python -u -m edgelstm.runtime MODEL ARGS`) or `python -u -m edgelstm bench MODEL ARGS` in
+    the device's venv, on the current model by default."""
     if st.venv is None:
         raise DeployError(f"no edgelstm runtime under {st.root}/venv on the device: run `edgelstm deploy` first")
     model = model or current_model(st)
-    return quote(st.venv_python, "-u", "-m", "edgelstm", sub, model, *args)
+    module = ["edgelstm.runtime"] if sub == "run" else ["edgelstm", sub]
+    return quote(st.venv_python, "-u", "-m", *module, model, *args)
 
 
 def current_model(st: Status) -> str:

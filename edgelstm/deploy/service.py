@@ -8,11 +8,11 @@ UNIT_NAME = "edgelstm.service"
 
 
 def unit_text(python: str, model: str, args: list[str]) -> str:
-    """The unit file: runs `python -u -m edgelstm run MODEL ARGS` and restarts it when it fails.
+    """The unit file: runs `python -u -m edgelstm.runtime MODEL ARGS` and restarts it when it fails.
 
     MODEL should be under ~/.edgelstm/current, so a deploy (which restarts the unit) switches it too.
     """
-    cmd = " ".join(shlex.quote(a) for a in [python, "-u", "-m", "edgelstm", "run", model, *args])
+    cmd = " ".join(shlex.quote(a) for a in [python, "-u", "-m", "edgelstm.runtime", model, *args])
     return (
         "[Unit]\n"
         "Description=edgelstm streaming runner\n"

@@ -1,0 +1,120 @@
+"""TFLite export of the step model and the sequence model, with the edgelstm metadata buffer inside.
+
+These functions run in the conversion subprocess (convert/run.py): the TF converter can segfault (DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..metadata import add_tflite_metadata, build_metadata, tensor_entry
+from ..stepmodel import StepModel
+
+
+def interpreter(model_bytes: bytes | None = None, path: str | Path | None = None):
+    """ai_edge_litert's Interpreter (the runtime devices use), not the deprecated tf.lite one."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    if path is not None:
+        return Interpreter(model_path=str(path))
+    return Interpreter(model_content=bytes(model_bytes))
+
+
+def _dtype_name(dt) -> str:
+    return np.dtype(dt).name
+
+
+def signature_io(model_bytes: bytes) -> tuple[dict, dict]:
+    """(inputs, outputs) of the serving_default signature: name -> (shape, dtype, scale, zero_point)."""
+    it = interpreter(model_bytes)
+    runner = it.get_signature_runner("serving_default")
+
+    def conv(d: dict) -> dict:
+        out = {}
+        for name, det in d.items():
+            scale, zp = det["quantization"]
+            q = scale != 0.0
+            out[name] = (list(det["shape"]), _dtype_name(det["dtype"]), scale if q else None, zp if q else None)
+        return out
+
+    return conv(runner.get_input_details()), conv(runner.get_output_details())
+
+
+def step_io_entries(step: StepModel, model_bytes: bytes) -> tuple[list[dict], list[dict]]:
+    ins, outs = signature_io(model_bytes)
+    inputs = []
+    for name in step.input_names:
+        role = "state" if name not in ("x", "x_reverse") else name
+        inputs.append(tensor_entry(name, role, *ins[name]))
+    outputs = [tensor_entry("y", "y", *outs["y"])]
+    for name, _ in step.states:
+        outputs.append(tensor_entry(f"{name}_out", "state", *outs[f"{name}_out"], state_input=name))
+    return inputs, outputs
+
+
+def _saved_model(fn, where: Path) -> Path:
+    from .._deps import tensorflow
+
+    tf = tensorflow()
+    mod = tf.Module()
+    mod.f = fn
+    tf.saved_model.save(mod, str(where), signatures={"serving_default": fn.get_concrete_function()})
+    return where
+
+
+def configure(converter, quantization: str, representative=None) -> None:
+    """Set the converter up for one quantization mode (representative: callable yielding dicts by input name)."""
+    from .._deps import tensorflow
+
+    tf = tensorflow()
+    if quantization == "float":
+        return
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantization == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    elif quantization == "int8":
+        converter.representative_dataset = representative
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    elif quantization == "int16x8":
+        converter.representative_dataset = representative
+        converter.target_spec.supported_ops = [
+            tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
+        ]
+
+
+def step_tflite(step: StepModel, quantization: str = "float", representative=None, **extra) -> bytes:
+    """The step model as .tflite bytes (metadata included)."""
+    from .._deps import tensorflow
+
+    tf = tensorflow()
+    with tempfile.TemporaryDirectory(prefix="edgelstm-step-") as tmp:
+        sm = _saved_model(step.tf_function(batch=1), Path(tmp) / "saved")
+        converter = tf.lite.TFLiteConverter.from_saved_model(str(sm))
+        configure(converter, quantization, representative)
+        model_bytes = converter.convert()
+    inputs, outputs = step_io_entries(step, model_bytes)
+    meta = build_metadata(step.cfg, "step", quantization, inputs, outputs, format="tflite", **extra)
+    return add_tflite_metadata(model_bytes, meta)
+
+
+def run_step_tflite(model_bytes: bytes, X: np.ndarray, bilstm: bool) -> np.ndarray:
+    """Step a float .tflite step model over windows [N, T, F] (fresh zero state per window): y after the last step."""
+    it = interpreter(model_bytes)
+    runner = it.get_signature_runner("serving_default")
+    ins = runner.get_input_details()
+    states = [n for n in ins if n not in ("x", "x_reverse")]
+    ys = []
+    for w in np.asarray(X, np.float32):
+        state = {n: np.zeros(ins[n]["shape"], np.float32) for n in states}
+        T = len(w)
+        for t in range(T):
+            feed = {"x": w[t : t + 1], **state}
+            if bilstm:
+                feed["x_reverse"] = w[T - 1 - t : T - t]
+            res = runner(**feed)
+            state = {n: res[f"{n}_out"] for n in states}
+        ys.append(res["y"][0])
+    return np.stack(ys)

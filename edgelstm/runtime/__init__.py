@@ -1,0 +1,9 @@
+"""Device side: stream samples through a converted model with numpy and one interpreter (never TensorFlow)."""
+
+from __future__ import annotations
+
+from .interpreter import Interpreter, RuntimeUnavailable, open_interpreter
+from .stream import MetadataError, ModelInfo, Result, Runner
+
+__all__ = ["Interpreter", "MetadataError", "ModelInfo", "Result", "Runner", "RuntimeUnavailable",
+           "open_interpreter"]

@@ -1,0 +1,189 @@
+"""The external-state step model: one sample in, the recurrent state of every layer in and out as plain tensors.
+
+Built from the trained weights with plain ops only (MatMul, Add, Logistic, Tanh, Mul, Split, Concat): no WHILE,
+no TensorList, no variables. So it quantizes to full int8 with every tool and maps onto an Edge TPU, and the runner
+owns the state (DESIGN.md, "The central idea"). Stepping it over a window reproduces the sequence model.
+
+Tensor names: input `x` [1, F] (and `x_reverse` for a BiLSTM: the sample at T-1-t), states `h{l}`, `c{l}` (c for
+LSTM and peephole LSTM; a BiLSTM's backward direction `hb{l}`, `cb{l}`); outputs `y` and `<state>_out`.
+A stacked BiLSTM cannot be stepped (its second layer needs the whole first-layer sequence in both directions):
+its windowed runner uses the sequence model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .config import ModelConfig
+from .errors import InputError
+
+
+@dataclass
+class Cell:
+    """One recurrent cell's weights: kind is lstm, peephole or gru."""
+
+    kind: str
+    kernel: np.ndarray
+    recurrent: np.ndarray
+    bias: np.ndarray
+    peephole: np.ndarray | None = None
+    h: str = "h0"
+    c: str | None = "c0"
+    x: str = "x"
+
+
+@dataclass
+class StepModel:
+    cfg: ModelConfig
+    cells: list[Cell]
+    head_kernel: np.ndarray
+    head_bias: np.ndarray
+    states: list[tuple[str, int]] = field(default_factory=list)  # (name, units) in input order
+
+    @property
+    def input_names(self) -> list[str]:
+        xs = ["x", "x_reverse"] if self.cfg.arch == "bilstm" else ["x"]
+        return xs + [n for n, _ in self.states]
+
+    @property
+    def output_names(self) -> list[str]:
+        return ["y"] + [f"{n}_out" for n, _ in self.states]
+
+    def zero_state(self, batch: int = 1) -> dict[str, np.ndarray]:
+        return {n: np.zeros((batch, u), np.float32) for n, u in self.states}
+
+    def tf_function(self, batch: int | None = 1):
+        """A tf.function taking named tensors and returning a dict {y, <state>_out}: what the converters see."""
+        from ._deps import tensorflow
+
+        tf = tensorflow()
+        F = self.cfg.n_features
+        specs = [tf.TensorSpec([batch, F], tf.float32, name=n) for n in self.input_names if n.startswith("x")]
+        specs += [tf.TensorSpec([batch, u], tf.float32, name=n) for n, u in self.states]
+        names = self.input_names
+        consts = [_tf_cell(tf, c) for c in self.cells]
+        W, b = tf.constant(self.head_kernel), tf.constant(self.head_bias)
+        classify = self.cfg.task == "classify"
+        merge = self.cfg.merge
+        bilstm = self.cfg.arch == "bilstm"
+
+        def step(*args):
+            t = dict(zip(names, args))
+            out: dict = {}
+            inp = t["x"]
+            for cell, w in zip(self.cells, consts):
+                x = t[cell.x] if cell.x != "x" else inp
+                h, c = _step_cell(tf, cell.kind, w, x, t[cell.h], t[cell.c] if cell.c else None)
+                out[f"{cell.h}_out"] = h
+                if cell.c:
+                    out[f"{cell.c}_out"] = c
+                if not bilstm:
+                    inp = h
+            if bilstm:
+                fw, bw = out["h0_out"], out["hb0_out"]
+                inp = tf.concat([fw, bw], axis=-1) if merge == "concat" else fw + bw
+            y = tf.matmul(inp, W) + b
+            if classify:
+                y = tf.nn.softmax(y)
+            return {"y": y, **{k: out[k] for k in self.output_names[1:]}}
+
+        return tf.function(step, input_signature=specs, autograph=False)
+
+    def run_windows(self, X: np.ndarray) -> np.ndarray:
+        """Step over every window [N, T, F] (batched, in TensorFlow) from zero state; y after the last step."""
+        fn = self.tf_function(batch=None)
+        N, T, _ = X.shape
+        state = self.zero_state(N)
+        y = None
+        for t in range(T):
+            xs = [X[:, t]] + ([X[:, T - 1 - t]] if self.cfg.arch == "bilstm" else [])
+            res = fn(*[np.ascontiguousarray(a, np.float32) for a in xs], *[state[n] for n, _ in self.states])
+            state = {n: res[f"{n}_out"].numpy() for n, _ in self.states}
+            y = res["y"].numpy()
+        return y
+
+
+def _tf_cell(tf, cell: Cell) -> dict:
+    w = {"k": tf.constant(cell.kernel), "r": tf.constant(cell.recurrent), "b": tf.constant(cell.bias)}
+    if cell.kind == "gru":  # reset_after: bias rows are input bias and recurrent bias
+        w["b"], w["rb"] = tf.constant(cell.bias[0]), tf.constant(cell.bias[1])
+    if cell.peephole is not None:
+        w["p"] = [tf.constant(cell.peephole[i]) for i in range(3)]
+    return w
+
+
+def _step_cell(tf, kind: str, w: dict, x, h, c):
+    sig = tf.sigmoid
+    if kind == "gru":
+        zx = tf.matmul(x, w["k"]) + w["b"]
+        zh = tf.matmul(h, w["r"]) + w["rb"]
+        xz, xr, xh = tf.split(zx, 3, axis=-1)
+        hz, hr, hh = tf.split(zh, 3, axis=-1)
+        z = sig(xz + hz)
+        r = sig(xr + hr)
+        cand = tf.tanh(xh + r * hh)
+        return z * h + (1.0 - z) * cand, None
+    zs = tf.matmul(x, w["k"]) + w["b"] + tf.matmul(h, w["r"])
+    zi, zf, zc, zo = tf.split(zs, 4, axis=-1)
+    if kind == "peephole":
+        p = w["p"]
+        i = sig(zi + p[0] * c)
+        f = sig(zf + p[1] * c)
+        c2 = f * c + i * tf.tanh(zc)
+        o = sig(zo + p[2] * c2)
+    else:
+        i, f, o = sig(zi), sig(zf), sig(zo)
+        c2 = f * c + i * tf.tanh(zc)
+    return o * tf.tanh(c2), c2
+
+
+def steppable(cfg: ModelConfig) -> bool:
+    return not (cfg.arch == "bilstm" and cfg.layers > 1)
+
+
+def build_step_model(cfg: ModelConfig, model) -> StepModel:
+    """The step model of a trained Keras model (the layers named rnn{i}/birnn{i} and logits)."""
+    if not steppable(cfg):
+        raise InputError(
+            f"a stacked BiLSTM ({cfg.layers} layers) has no step model: its second layer needs the whole first-layer "
+            "sequence in both directions; use the sequence model (--kind sequence) for its windowed runner"
+        )
+    kind = "gru" if cfg.arch == "gru" else ("peephole" if cfg.peephole else "lstm")
+    cells: list[Cell] = []
+    states: list[tuple[str, int]] = []
+    for i in range(cfg.layers):
+        if cfg.arch == "bilstm":
+            bi = model.get_layer(f"birnn{i}")
+            pairs = [(bi.forward_layer, f"h{i}", f"c{i}", "x"), (bi.backward_layer, f"hb{i}", f"cb{i}", "x_reverse")]
+        else:
+            pairs = [(model.get_layer(f"rnn{i}"), f"h{i}", f"c{i}", "x")]
+        for layer, h, c, x in pairs:
+            cells.append(_cell_from_layer(layer, kind, h, None if kind == "gru" else c, x))
+            states.append((h, cfg.units))
+            if kind != "gru":
+                states.append((c, cfg.units))
+    head = model.get_layer("logits")
+    W, b = (np.asarray(a, np.float32) for a in head.get_weights())
+    return StepModel(cfg, cells, W, b, states)
+
+
+def _cell_from_layer(layer, kind: str, h: str, c: str | None, x: str) -> Cell:
+    weights = [np.asarray(a, np.float32) for a in layer.get_weights()]
+    cell = getattr(layer, "cell", None)
+    if kind in ("lstm", "gru"):
+        act = getattr(cell, "activation", None)
+        ract = getattr(cell, "recurrent_activation", None)
+        if getattr(act, "__name__", "tanh") != "tanh" or getattr(ract, "__name__", "sigmoid") != "sigmoid":
+            raise InputError(f"layer {layer.name}: only tanh/sigmoid activations can be stepped")
+    if kind == "gru":
+        if not getattr(cell, "reset_after", True):
+            raise InputError(f"layer {layer.name}: only GRU with reset_after=True (the Keras default) can be stepped")
+        k, r, b = weights
+        return Cell("gru", k, r, b.reshape(2, -1), h=h, c=None, x=x)
+    if kind == "peephole":
+        k, r, b, p = weights
+        return Cell("peephole", k, r, b, p, h=h, c=c, x=x)
+    k, r, b = weights
+    return Cell("lstm", k, r, b, h=h, c=c, x=x)

@@ -1,0 +1,241 @@
+"""The device runtime: runner fidelity against the offline Keras model, windowed runs, metadata errors, CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import invoke
+
+from edgelstm.runtime import MetadataError, Runner, RuntimeUnavailable
+
+MEAN, STD = [1.0, -2.0, 0.5], [2.0, 0.5, 1.5]
+LABELS = ["a", "b", "c", "d"]
+T = 20
+
+
+def make_step(tiny_model, out: Path, name: str, **kw):
+    """(cfg, tf_keras sequence model, path of its float step .tflite with embedded metadata)."""
+    from edgelstm.convert.tflite import step_tflite
+    from edgelstm.stepmodel import build_step_model
+
+    cfg, model = tiny_model(**{"window": T, "layers": 1, **kw})
+    cfg.norm_mean, cfg.norm_std = MEAN, STD
+    cfg.channels, cfg.sample_rate = ["ax", "ay", "az"], 50.0
+    if cfg.task == "classify":
+        cfg.labels = LABELS
+    else:
+        cfg.target_mean, cfg.target_std = [10.0] * cfg.n_outputs, [3.0] * cfg.n_outputs
+    path = out / f"{name}.tflite"
+    path.write_bytes(step_tflite(build_step_model(cfg, model)))
+    return cfg, model, path
+
+
+def recording(n: int = 120, seed: int = 1) -> np.ndarray:
+    """Raw (un-normalized) samples [n, 3] around the model's normalization statistics."""
+    rng = np.random.default_rng(seed)
+    return (np.asarray(MEAN) + np.asarray(STD) * rng.normal(0, 1, (n, 3))).astype(np.float32)
+
+
+def offline(cfg, model, raw: np.ndarray, starts) -> np.ndarray:
+    """The offline Keras model on each window of the raw recording, in the outputs' units."""
+    x = (raw - np.asarray(MEAN, np.float32)) / np.asarray(STD, np.float32)
+    y = model(np.stack([x[s:s + T] for s in starts]), training=False).numpy()
+    if cfg.task != "classify":
+        y = y * np.asarray(cfg.target_std, np.float32) + np.asarray(cfg.target_mean, np.float32)
+    return y
+
+
+CASES = {"lstm": dict(arch="lstm"), "gru": dict(arch="gru"), "bilstm": dict(arch="bilstm"),
+         "lstm2-regress": dict(arch="lstm", layers=2, task="regress", n_outputs=2)}
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    from conftest import _tiny_model
+
+    out = tmp_path_factory.mktemp("step")
+    return {name: make_step(_tiny_model, out, name, **kw) for name, kw in CASES.items()}
+
+
+@pytest.fixture(scope="module")
+def raw():
+    return recording(120)
+
+
+@pytest.mark.parametrize("case", ["lstm", "gru", "lstm2-regress"])
+def test_streaming_equals_offline_keras(models, raw, case):
+    """Fresh state per window (as in training), then one step per sample: the output after each window's last
+    sample is the offline model's output on that window (float ≤ 1e-5), de-normalized for regression."""
+    cfg, model, path = models[case]
+    runner = Runner()
+    info = runner.open(path)
+    assert (info.task, info.n_features, info.kind) == (cfg.task, 3, "step")
+    starts = [0, 17, 60, 100]
+    got = []
+    for s in starts:
+        runner.reset()
+        got.append(list(runner.stream(raw[s:s + T]))[-1].values)
+    assert np.abs(np.array(got) - offline(cfg, model, raw, starts)).max() <= 1e-5
+
+
+@pytest.mark.parametrize("case", ["bilstm", "gru"])
+def test_windowed_run_labels_window_centres_with_lookahead(models, raw, case):
+    cfg, model, path = models[case]
+    runner = Runner(window=T, hop=7, rate=50.0)
+    runner.open(path)
+    res = list(runner.stream(raw))
+    starts = list(range(0, len(raw) - T + 1, 7))
+    assert [r.t for r in res] == [s + T // 2 for s in starts]
+    assert {(r.lookahead, r.lookahead_ms) for r in res} == {(T - 1 - T // 2, 1000.0 * (T - 1 - T // 2) / 50.0)}
+    ref = offline(cfg, model, raw, starts)
+    assert np.abs(np.array([r.values for r in res]) - ref).max() <= 1e-5
+    assert [r.label for r in res] == [LABELS[i] for i in ref.argmax(1)]
+
+
+def test_bilstm_step_model_runs_windowed_by_default(models, raw):
+    """A BiLSTM needs the future: the runner windows it with the model's own window and stride."""
+    cfg, model, path = models["bilstm"]
+    runner = Runner()
+    runner.open(path)
+    assert (runner.windowed, runner.window, runner.hop) == (True, T, cfg.stride)
+    res = list(runner.stream(raw[:40]))
+    assert [r.t for r in res] == [s + T // 2 for s in range(0, 40 - T + 1, cfg.stride)]
+
+
+def test_stream_every_k_and_state_carry(models, raw):
+    _, _, path = models["lstm"]
+    a = Runner()
+    a.open(path)
+    full = [r.values for r in a.stream(raw[:30])]
+    b = Runner(every=4)
+    b.open(path)
+    sparse = list(b.stream(raw[:30]))
+    assert [r.t for r in sparse] == list(range(3, 30, 4))
+    assert np.array_equal(np.array([r.values for r in sparse]), np.array(full)[3::4])
+
+
+def test_reset_after_silence_restarts_the_state(models, raw):
+    _, _, path = models["lstm"]
+    fresh = Runner()
+    fresh.open(path)
+    first = fresh.step(raw[5])
+
+    def samples():
+        yield from raw[:5]
+        time.sleep(0.3)
+        yield raw[5]
+
+    r = Runner(reset_after=0.1)
+    r.open(path)
+    out = list(r.stream(samples()))
+    assert np.array_equal(out[5].values, first)
+    carried = Runner()
+    carried.open(path)
+    assert not np.allclose(list(carried.stream(raw[:6]))[5].values, first)
+
+
+def _rewrite_metadata(src: Path, dst: Path, change) -> None:
+    from edgelstm.metadata import add_tflite_metadata, read_metadata
+
+    meta = read_metadata(src)
+    change(meta)
+    dst.write_bytes(add_tflite_metadata(src.read_bytes(), meta))
+
+
+def test_missing_metadata_is_named(models, tmp_path):
+    _, _, path = models["lstm"]
+    bad = tmp_path / "m.tflite"
+    _rewrite_metadata(path, bad, lambda m: m.update(labels=[], normalization={"mean": MEAN, "std": []}))
+    with pytest.raises(MetadataError) as ex:
+        Runner().open(bad)
+    assert str(ex.value) == f"{bad}: model metadata is missing normalization.std, labels"
+
+
+def test_edgetpu_delegate_absent_says_what_to_install(models):
+    # libedgetpu is genuinely not installed on this machine: the real load attempt fails
+    _, _, path = models["lstm"]
+    with pytest.raises(RuntimeUnavailable, match=r"Coral Edge TPU delegate \(libedgetpu.so.1\) is not installed"):
+        Runner(delegate="edgetpu").open(path)
+
+
+def test_litert_without_default_delegates_gives_same_outputs(models, raw):
+    _, _, path = models["gru"]
+    a, b = Runner(), Runner(no_default_delegates=True)
+    a.open(path)
+    b.open(path)
+    ya = np.array([r.values for r in a.stream(raw[:40])])
+    yb = np.array([r.values for r in b.stream(raw[:40])])
+    assert np.abs(ya - yb).max() <= 1e-5
+
+
+def test_run_cli_stdin_json_and_csv(models, raw, tmp_path):
+    _, _, path = models["lstm"]
+    rec = tmp_path / "rec.csv"
+    rec.write_text("time,ax,ay,az\n" + "".join(f"{i},{a},{b},{c}\n" for i, (a, b, c) in enumerate(raw[:20])))
+    r = invoke("run", path, f"file:{rec}", "--format", "csv")
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.strip().splitlines()
+    assert lines[0] == "t,label,score_a,score_b,score_c,score_d"
+    assert len(lines) == 21
+    runner = Runner()
+    runner.open(path)
+    ref = [x.values for x in runner.stream(raw[:20])]
+    got = np.array([[float(v) for v in ln.split(",")[2:]] for ln in lines[1:]])
+    assert np.abs(got - np.array(ref)).max() <= 1e-5
+    assert r.stderr.strip().endswith("edgelstm run: 20 samples, 0 skipped, 20 outputs (source closed)")
+
+
+def run_module(*args, stdin: str = "", timeout: float = 60):
+    return subprocess.run([sys.executable, "-m", "edgelstm.runtime", *map(str, args)], input=stdin,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_bad_lines_are_counted_and_skipped_with_one_warning(models):
+    _, _, path = models["lstm"]
+    text = "1,2,3\n1 2 3\nbad,1,2\n1,2\nnan,1,2\n\n# comment\n4\t5\t6\n" + "x\n" * 50
+    p = run_module(path, "-", stdin=text)
+    assert p.returncode == 0, p.stderr
+    outs = [json.loads(ln) for ln in p.stdout.splitlines()]
+    assert [o["t"] for o in outs] == [0, 1, 2]
+    assert set(outs[0]) == {"t", "label", "scores"} and outs[0]["label"] in LABELS
+    warnings = [ln for ln in p.stderr.splitlines() if ln.startswith("warning:")]
+    assert warnings == ["warning: stdin line 3: non-numeric value 'bad'; skipped"]
+    assert p.stderr.splitlines()[-1] == "edgelstm run: 3 samples, 53 skipped, 3 outputs (source closed)"
+
+
+def test_strict_makes_bad_lines_fatal(models):
+    _, _, path = models["lstm"]
+    p = run_module(path, "--strict", stdin="1,2,3\n1,2\n")
+    assert p.returncode == 2
+    assert p.stderr.strip().splitlines()[-1] == "Error: stdin line 2: expected 3 values, got 2"
+
+
+def test_run_without_metadata_is_one_line_error(models, tmp_path):
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    _, _, path = models["lstm"]
+    m = flatbuffer_utils.convert_bytearray_to_object(bytearray(path.read_bytes()))
+    m.metadata = []
+    bare = tmp_path / "bare.tflite"
+    bare.write_bytes(bytes(flatbuffer_utils.convert_object_to_bytearray(m)))
+    r = invoke("run", bare)
+    assert r.exit_code == 2
+    assert r.stderr.strip() == f"Error: {bare}: has no 'edgelstm' metadata; convert it with `edgelstm convert`"
+
+
+def test_run_cli_does_not_import_tensorflow(models):
+    _, _, path = models["lstm"]
+    code = ("import sys; from edgelstm.cli import main\n"
+            "try:\n    main(['run', sys.argv[1], '--max-samples', '2'])\n"
+            "except SystemExit:\n    pass\n"
+            "print('TF' if any(m.split('.')[0] in ('tensorflow', 'tf_keras') for m in sys.modules) else 'noTF')")
+    p = subprocess.run([sys.executable, "-c", code, str(path)], input="1,2,3\n1,2,3\n1,2,3\n",
+                       capture_output=True, text=True, timeout=60)
+    assert p.stdout.splitlines()[-1] == "noTF", p.stderr
+    assert len(p.stdout.splitlines()) == 3

@@ -1,0 +1,63 @@
+"""Stepping the external-state step model over windows reproduces the Keras sequence model (float ≤ 1e-5)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+CASES = {
+    "lstm": dict(arch="lstm", layers=1),
+    "gru": dict(arch="gru", layers=1),
+    "peephole": dict(arch="lstm", layers=1, peephole=True),
+    "lstm-2layer": dict(arch="lstm", layers=2),
+    "gru-2layer-regress": dict(arch="gru", layers=2, task="regress", n_outputs=2),
+    "bilstm-concat": dict(arch="bilstm", layers=1, merge="concat"),
+    "bilstm-sum": dict(arch="bilstm", layers=1, merge="sum"),
+}
+
+
+def windows(cfg, n: int = 6, seed: int = 1) -> np.ndarray:
+    return np.random.default_rng(seed).normal(0, 1, (n, cfg.window, cfg.n_features)).astype(np.float32)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_step_model_reproduces_sequence_model_keras_and_tflite(case, tmp_path, tiny_model):
+    from edgelstm.convert.tflite import run_step_tflite, step_tflite
+    from edgelstm.metadata import read_metadata
+    from edgelstm.stepmodel import build_step_model
+
+    cfg, model = tiny_model(**CASES[case])
+    X = windows(cfg)
+    ref = model(X, training=False).numpy()
+    step = build_step_model(cfg, model)
+    d_keras = np.abs(step.run_windows(X) - ref).max()
+    assert d_keras <= 1e-5, d_keras
+    blob = step_tflite(step)
+    d_tflite = np.abs(run_step_tflite(blob, X, cfg.arch == "bilstm") - ref).max()
+    assert d_tflite <= 1e-5, d_tflite
+    path = tmp_path / "step.tflite"
+    path.write_bytes(blob)
+    meta = read_metadata(path)
+    assert meta["kind"] == "step" and meta["arch"] == cfg.arch and meta["quantization"] == "float"
+    names = [t["name"] for t in meta["inputs"]]
+    assert names == step.input_names
+    states = {t["name"]: t["state_input"] for t in meta["outputs"] if t["role"] == "state"}
+    assert states == {f"{n}_out": n for n, _ in step.states}
+
+
+def test_step_model_uses_plain_ops_only(tiny_model):
+    from edgelstm.convert.tflite import interpreter, step_tflite
+    from edgelstm.stepmodel import build_step_model
+
+    cfg, model = tiny_model(arch="gru", layers=2)
+    ops = {o["op_name"] for o in interpreter(step_tflite(build_step_model(cfg, model)))._get_ops_details()}
+    assert ops <= {"FULLY_CONNECTED", "ADD", "SUB", "MUL", "SPLIT", "LOGISTIC", "TANH", "SOFTMAX", "CONCATENATION"}, ops
+
+
+def test_stacked_bilstm_has_no_step_model(tiny_model):
+    from edgelstm.errors import InputError
+    from edgelstm.stepmodel import build_step_model
+
+    cfg, model = tiny_model(arch="bilstm", layers=2)
+    with pytest.raises(InputError, match="stacked BiLSTM .* use the sequence model"):
+        build_step_model(cfg, model)
