@@ -30,3 +30,13 @@ class MissingExtraError(EdgeLSTMError):
 
 class ConversionError(EdgeLSTMError):
     """The converter failed or crashed; the message names the model, the mode and what to try instead."""
+
+
+class DeployError(EdgeLSTMError):
+    """A deploy or remote step failed (unreachable host, refused model, failed upload or health check)."""
+
+    exit_code = 1
+
+
+class HostKeyError(DeployError):
+    """A host key that is unknown (and not trusted with --trust-new-host) or does not match known_hosts."""

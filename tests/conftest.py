@@ -50,6 +50,64 @@ def one_line_error(result, exit_code: int = 2) -> str:
     return err
 
 
+@pytest.fixture(scope="session")
+def ssh_client_key(tmp_path_factory) -> Path:
+    """The client's key pair (private key path; `.pub` beside it)."""
+    from sshd import keygen
+
+    key = tmp_path_factory.mktemp("client") / "id_ed25519"
+    keygen(key)
+    return key
+
+
+@pytest.fixture
+def ssh_home(tmp_path, monkeypatch, ssh_client_key) -> Path:
+    """A fresh client HOME: ~/.ssh/id_ed25519, an empty known_hosts; no agent from the outside."""
+    home = tmp_path / "client-home"
+    (home / ".ssh").mkdir(parents=True)
+    import shutil
+
+    shutil.copy(ssh_client_key, home / ".ssh" / "id_ed25519")
+    (home / ".ssh" / "known_hosts").write_text("")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    return home
+
+
+@pytest.fixture
+def sshd(tmp_path, ssh_client_key):
+    """A real sshd on 127.0.0.1 at a free port, stopped by PID afterwards."""
+    if not Path("/usr/sbin/sshd").exists():
+        pytest.skip("openssh-server is not installed (apt-get install openssh-server)")
+    from sshd import free_port, start_sshd
+
+    server = start_sshd(tmp_path / "sshd", ssh_client_key.with_suffix(".pub"), "127.0.0.1", free_port())
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def netns_device(tmp_path, ssh_client_key):
+    """A 'device' in its own network namespace behind a veth pair, with sshd on port 22 inside it."""
+    if not Path("/usr/sbin/sshd").exists():
+        pytest.skip("openssh-server is not installed (apt-get install openssh-server)")
+    from sshd import make_netns, remove_netns, start_sshd
+
+    ns = make_netns()
+    if isinstance(ns, str):
+        pytest.skip(ns)
+    try:
+        server = start_sshd(tmp_path / "sshd-ns", ssh_client_key.with_suffix(".pub"), ns.device_ip, 22,
+                            netns=ns.name)
+    except Exception:
+        remove_netns(ns)
+        raise
+    yield ns, server
+    ns.link(True)
+    server.stop()
+    remove_netns(ns)
+
+
 def _tiny_model(seed: int = 0, **kw):
     """An untrained model with every weight random (peephole weights and biases too), so every path is exercised."""
     import numpy as np

@@ -1,0 +1,377 @@
+"""`edgelstm deploy`: probe, check, upload, verify, switch, health-check, roll back — per host, hosts in parallel."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from .. import __version__
+from ..errors import DeployError, EdgeLSTMError, InputError
+from .device import DEFAULT_ROOT, Device, Status
+from .ssh import Connection, ConnectOptions, HostSpec, quote
+
+HEALTH_SCRIPT = Path(__file__).with_name("healthcheck.py").read_bytes()
+INTERPRETERS = {".tflite": ("ai_edge_litert", "tflite_runtime"), ".onnx": ("onnxruntime",)}
+# ai-edge-litert (the `device` extra's interpreter) publishes wheels for these machines only.
+LITERT_ARCHES = ("x86_64", "aarch64")
+
+
+def short(sha: str | None) -> str:
+    return sha[:12] if sha else "none"
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass
+class HealthCheck:
+    """Run the model on the device and compare its numbers with the same run here.
+
+    Modes: `command` — a shell line with `{python}` and `{model}` placeholders printing JSON (the numbers on its
+    last line are compared); else, for a model carrying edgelstm metadata, the runtime itself (`python -m
+    edgelstm.runtime MODEL -`) on a fixed recording fed through stdin, every output line compared; else
+    healthcheck.py (a fixed input straight through the interpreter). `expected` replaces the local run.
+    """
+
+    command: str | None = None
+    atol: float = 1e-4
+    expected: list[float] | None = None
+    runtime: bool = False
+    stdin: bytes | None = None
+
+    def prepare(self, model: Path) -> None:
+        """Pick the mode for this model; the runtime mode needs the model's metadata to make its input."""
+        if self.command is not None:
+            return
+        try:
+            from ..metadata import read_metadata
+
+            meta = read_metadata(model)
+        except (ImportError, EdgeLSTMError):
+            if model.suffix.lower() not in INTERPRETERS:
+                raise InputError(f"{model}: no built-in health check for a '{model.suffix}' file; give --health-cmd"
+                                 ) from None
+            return
+        self.runtime = True
+        self.stdin = known_recording(meta).encode()
+
+    def _argv(self, python: str, model: str) -> list[str]:
+        if self.runtime:
+            return [python, "-u", "-m", "edgelstm.runtime", model, "-", "--format", "json", "--no-default-delegates"]
+        return [python, "-", model]
+
+    def local(self, model: Path) -> list[float]:
+        if self.expected is not None:
+            return self.expected
+        if self.command is None:
+            data = self.stdin if self.runtime else HEALTH_SCRIPT
+            p = subprocess.run(self._argv(sys.executable, str(model)), input=data, capture_output=True, timeout=300)
+        else:
+            p = subprocess.run(self.line(sys.executable, str(model)), shell=True, capture_output=True, timeout=300)
+        if p.returncode != 0:
+            last = (p.stderr.decode(errors="replace").strip().splitlines() or [f"exit code {p.returncode}"])[-1]
+            raise InputError(f"the health check fails here too, so it cannot judge the device: {last}")
+        return numbers(p.stdout.decode(), every_line=self.runtime)
+
+    def remote(self, conn: Connection, python: str, model: str) -> list[float]:
+        if self.command is None:
+            data = self.stdin if self.runtime else HEALTH_SCRIPT
+            rc, out, err = conn.run(quote(*self._argv(python, model)), stdin=data, timeout=300)
+        else:
+            rc, out, err = conn.run(self.line(python, model), timeout=300)
+        if rc != 0:
+            last = (err.strip().splitlines() or [f"exit code {rc}"])[-1]
+            raise DeployError(f"health check failed on the device: {last}")
+        return numbers(out, every_line=self.runtime)
+
+    def line(self, python: str, model: str) -> str:
+        return self.command.replace("{python}", shlex.quote(python)).replace("{model}", shlex.quote(model))
+
+    def compare(self, expected: list[float], got: list[float]) -> float:
+        if len(expected) != len(got):
+            raise DeployError(f"health check failed: the device gave {len(got)} numbers, expected {len(expected)}")
+        worst = max((abs(a - b) for a, b in zip(expected, got)), default=0.0)
+        if not worst <= self.atol:
+            raise DeployError(f"health check failed: outputs differ from the local ones (max |Δ| {worst:.3g} > "
+                              f"{self.atol:g})")
+        return worst
+
+
+def known_recording(meta: dict) -> str:
+    """A fixed recording in the model's raw units: two windows of phase-shifted sines around its normalization."""
+    import math
+
+    n = int(meta["n_features"])
+    norm = meta.get("normalization") or {}
+    mean, std = norm.get("mean") or [0.0] * n, norm.get("std") or [1.0] * n
+    rows = max(2 * int(meta.get("window") or 20), 40)
+    return "".join(",".join(f"{mean[j] + std[j] * math.sin(0.37 * i + j):.6f}" for j in range(n)) + "\n"
+                   for i in range(rows))
+
+
+def numbers(text: str, every_line: bool = False) -> list[float]:
+    """All numbers in the JSON on the last non-empty line of `text` (or on every line), flattened in order."""
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    if not lines:
+        raise DeployError("health check printed nothing")
+    try:
+        doc = [json.loads(ln) for ln in lines] if every_line else json.loads(lines[-1])
+    except json.JSONDecodeError:
+        raise DeployError(f"health check output is not JSON: {lines[-1][:80]}") from None
+    out: list[float] = []
+
+    def walk(x) -> None:
+        if isinstance(x, bool):
+            return
+        if isinstance(x, (int, float)):
+            out.append(float(x))
+        elif isinstance(x, dict):
+            for v in x.values():
+                walk(v)
+        elif isinstance(x, list):
+            for v in x:
+                walk(v)
+
+    walk(doc)
+    return out
+
+
+@dataclass
+class DeployOptions:
+    keep: int = 3
+    install_runtime: bool = True
+    reinstall_runtime: bool = False
+    wheel: Path | None = None
+    health: HealthCheck = field(default_factory=HealthCheck)
+    target: str | None = None
+    root: str = DEFAULT_ROOT
+    connect: ConnectOptions = field(default_factory=ConnectOptions)
+    parallel: int = 4
+    # notify(host, message) for progress lines; progress(host, sent, total) during the upload.
+    notify: Callable[[str, str], None] = field(default=lambda host, msg: None)
+    progress: Callable[[str, int, int], None] | None = None
+
+
+@dataclass
+class DeployResult:
+    host: str
+    ok: bool
+    message: str
+    sha256: str = ""
+    seconds: float = 0.0
+    uploaded_bytes: int = 0
+    upload_seconds: float = 0.0
+    arch: str = ""
+    runtime: str = ""
+
+    @property
+    def throughput_mb_s(self) -> float:
+        return self.uploaded_bytes / self.upload_seconds / 1e6 if self.upload_seconds else 0.0
+
+
+def check_model(model: Path, st: Status, will_install: bool, target: str | None) -> None:
+    """Refuse, before uploading, a model this device cannot load or store."""
+    size = model.stat().st_size
+    need = size + 20_000_000 + (400_000_000 if will_install else 0)
+    if st.free_bytes < need:
+        raise DeployError(f"not enough disk on the device: {st.free_bytes / 1e6:.0f} MB free under {st.root}, "
+                          f"{need / 1e6:.0f} MB needed")
+    if will_install and tuple(int(p) for p in st.python.split(".")[:2]) < (3, 10):
+        raise DeployError(f"the edgelstm runtime needs Python >= 3.10; the device has {st.python}")
+    wanted = INTERPRETERS.get(model.suffix.lower())
+    if wanted:
+        have = [m for m in wanted if m in st.interpreters()]
+        installable = will_install and "ai_edge_litert" in wanted and st.arch in LITERT_ARCHES
+        if not have and not installable:
+            why = f"no ai-edge-litert wheels exist for {st.arch}" if st.arch not in LITERT_ARCHES else \
+                "and --no-install-runtime was given"
+            raise DeployError(f"the device cannot load a {model.suffix} model: none of {', '.join(wanted)} is "
+                              f"installed there ({why})")
+        quant = _quantization(model)
+        if have == ["tflite_runtime"] and not installable and quant == "dynamic":
+            raise DeployError("the device has only tflite-runtime, which cannot load dynamic-range models "
+                              "(FULLY_CONNECTED version 12): deploy a float or int8 model, or install ai-edge-litert")
+    if target:
+        _check_target(model, target, st)
+
+
+def _quantization(model: Path) -> str | None:
+    try:
+        from ..metadata import read_metadata
+
+        return read_metadata(model).get("quantization")
+    except (ImportError, EdgeLSTMError):
+        return None
+
+
+def _check_target(model: Path, target: str, st: Status) -> None:
+    try:
+        from .. import targets  # noqa: F401  (target profiles: arrive with the converter)
+    except ImportError:
+        return
+
+
+_wheel_lock = threading.Lock()
+_wheel_cache: dict[str, Path] = {}
+
+
+def build_wheel() -> Path:
+    """A wheel of this very package (once per process), so the device runs the same code as here."""
+    with _wheel_lock:
+        if "wheel" in _wheel_cache and _wheel_cache["wheel"].exists():
+            return _wheel_cache["wheel"]
+        src = Path(__file__).resolve().parents[2]
+        if not (src / "pyproject.toml").is_file():
+            raise InputError("edgelstm is not installed from a source tree here; pass --runtime-wheel PATH")
+        out = Path(tempfile.mkdtemp(prefix="edgelstm-wheel-"))
+        p = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(src)],
+                           capture_output=True, timeout=600)
+        wheels = list(out.glob("edgelstm-*.whl"))
+        if p.returncode != 0 or not wheels:
+            last = (p.stderr.decode(errors="replace").strip().splitlines() or ["no wheel"])[-1]
+            raise DeployError(f"building the edgelstm wheel failed: {last}")
+        _wheel_cache["wheel"] = wheels[0]
+        return wheels[0]
+
+
+def install_runtime(conn: Connection, dev: Device, st: Status, wheel: Path | None) -> Status:
+    """Install this package with the `device` extra into ROOT/venv on the device."""
+    wheel = wheel or build_wheel()
+    remote = f"{st.root}/wheels/{wheel.name}"
+    venv = f"{st.root}/venv"
+    conn.run(quote("mkdir", "-p", f"{st.root}/wheels"))
+    conn.upload(wheel, remote)
+    pip = f"{venv}/bin/python -m pip install -q --disable-pip-version-check"
+    line = (f"{{ test -x {quote(venv + '/bin/python')} || python3 -m venv {quote(venv)}; }} && "
+            f"{pip} {quote(remote + '[device]')} && {pip} --force-reinstall --no-deps {quote(remote)}")
+    rc, out, err = conn.run(line, timeout=900)
+    if rc != 0:
+        last = (err.strip().splitlines() or [f"exit code {rc}"])[-1]
+        raise DeployError(f"installing the edgelstm runtime failed: {last}")
+    return dev.status()
+
+
+def deploy_host(host: str, model: Path, sha: str, expected: list[float], opts: DeployOptions) -> DeployResult:
+    """All steps on one host; raises DeployError with what happened to the device's current model."""
+    t0 = time.perf_counter()
+
+    def say(msg: str) -> None:
+        opts.notify(host, msg)
+
+    result = DeployResult(host=host, ok=False, message="", sha256=sha)
+    with Connection(HostSpec.parse(host), replace(opts.connect, notify=say)) as conn:
+        dev = Device(conn, opts.root)
+        st = dev.status()
+        result.arch = st.arch
+        interps = ", ".join(f"{k} {v}" for k, v in st.interpreters().items()) or "no interpreter"
+        say(f"{st.arch}, Python {st.python}, runtime {st.runtime_version or 'not installed'} ({interps}), "
+            f"{st.free_bytes / 1e6:.0f} MB free, current {short(st.current)}")
+        will_install = opts.install_runtime and (opts.reinstall_runtime or st.runtime_version != __version__)
+        check_model(model, st, will_install, opts.target)
+        if will_install:
+            say(f"installing the edgelstm {__version__} runtime into {st.root}/venv")
+            st = install_runtime(conn, dev, st, opts.wheel)
+        result.runtime = st.runtime_version or ""
+        if opts.health.runtime and st.venv is None:
+            raise DeployError(f"the health check runs the edgelstm runtime, which is not in {st.root}/venv: deploy "
+                              "without --no-install-runtime")
+        old_current, old_previous = st.current, st.previous
+        if dev.agent("has", sha)["ok"]:
+            say(f"version {short(sha)} is already on the device: no upload")
+        else:
+            _upload(conn, dev, model, sha, result, opts, say, old_current)
+        if old_current != sha:
+            dev.set_links(sha, old_current)
+            say(f"current: {short(old_current)} -> {short(sha)}")
+        st = dev.status()
+        python = st.venv_python if st.venv is not None else "python3"
+        try:
+            worst = opts.health.compare(expected, opts.health.remote(conn, python, st.model_path(sha)))
+        except DeployError as ex:
+            if old_current == sha:
+                raise DeployError(f"{ex} (this version was already current; nothing to roll back to)") from None
+            dev.set_links(old_current, old_previous)
+            back = f"rolled back to {short(old_current)}" if old_current else "no previous model: current removed"
+            raise DeployError(f"{ex}; {back}") from None
+        say(f"health check passed ({len(expected)} numbers, max |Δ| {worst:.2g})")
+        removed = dev.prune(opts.keep)
+        if removed:
+            say(f"pruned {len(removed)} old version(s): {', '.join(short(s) for s in removed)}")
+    result.ok = True
+    result.seconds = time.perf_counter() - t0
+    result.message = f"current {short(sha)}"
+    return result
+
+
+def _upload(conn, dev, model, sha, result, opts, say, old_current) -> None:
+    size = model.stat().st_size
+    tmp = dev.agent("prepare", sha)["tmp"]
+    name = "model" + model.suffix.lower()
+    sent = [0]
+    shown = [-1]
+
+    def progress(done: int, total: int) -> None:
+        sent[0] = done
+        pct = done * 100 // max(total, 1)
+        if pct // 10 > shown[0]:
+            shown[0] = pct // 10
+            say(f"upload {pct}% ({done / 1e6:.1f} of {total / 1e6:.1f} MB)")
+        if opts.progress:
+            opts.progress(result.host, done, total)
+
+    t = time.perf_counter()
+    try:
+        conn.upload(model, f"{tmp}/{name}.part", progress=progress)
+        commit = dev.agent("commit", sha, tmp, name, model.name)
+    except DeployError as ex:
+        raise DeployError(f"{ex} at {sent[0] * 100 // max(size, 1)}% of the upload; the device's current model "
+                          f"is unchanged ({short(old_current)})") from None
+    if not commit["ok"]:
+        raise DeployError(f"SHA-256 on the device is {short(commit['sha256'])}, expected {short(sha)}: upload "
+                          f"corrupted; the device's current model is unchanged ({short(old_current)})")
+    result.upload_seconds = time.perf_counter() - t
+    result.uploaded_bytes = size
+    say(f"uploaded {size / 1e6:.2f} MB in {result.upload_seconds:.2f} s ({result.throughput_mb_s:.1f} MB/s), "
+        "SHA-256 verified on the device")
+
+
+def deploy(model: Path, hosts: list[str], opts: DeployOptions) -> list[DeployResult]:
+    """Deploy `model` to every host, at most `opts.parallel` at a time; one result per host, in order."""
+    model = Path(model)
+    if not model.is_file():
+        raise InputError(f"{model}: no such model file")
+    if not hosts:
+        raise InputError("give at least one --host")
+    for h in hosts:
+        HostSpec.parse(h)
+    sha = file_sha256(model)
+    opts.health.prepare(model)
+    expected = opts.health.local(model)
+
+    def one(host: str) -> DeployResult:
+        t0 = time.perf_counter()
+        try:
+            return deploy_host(host, model, sha, expected, opts)
+        except EdgeLSTMError as ex:
+            return DeployResult(host=host, ok=False, message=str(ex), sha256=sha, seconds=time.perf_counter() - t0)
+        except Exception as ex:  # a library error we did not foresee still becomes this host's failure
+            return DeployResult(host=host, ok=False, message=f"{type(ex).__name__}: {ex}", sha256=sha,
+                                seconds=time.perf_counter() - t0)
+
+    with ThreadPoolExecutor(max_workers=max(1, min(opts.parallel, len(hosts)))) as pool:
+        return list(pool.map(one, hosts))

@@ -1,0 +1,260 @@
+"""SSH transport (paramiko): the user's ~/.ssh/config, agent and keys; strict known_hosts; timeouts everywhere.
+
+Every blocking read has a timeout and the transport sends keepalives, so a dead link ends in an error instead
+of a hang. Passwords are never asked for or accepted; nothing secret is logged.
+"""
+
+from __future__ import annotations
+
+import base64
+import getpass
+import hashlib
+import re
+import shlex
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .._deps import require
+from ..errors import DeployError, HostKeyError, InputError
+
+LINK_ERRORS = (OSError, EOFError, socket.timeout)
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    """`[user@]host[:port]` as the user typed it; `host` may be an alias from ~/.ssh/config."""
+
+    host: str
+    user: str | None = None
+    port: int | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> HostSpec:
+        m = re.fullmatch(r"(?:([^@\s]+)@)?([^@:\s]+)(?::(\d+))?", text.strip())
+        if not m:
+            raise InputError(f"bad host '{text}': expected [user@]host[:port]")
+        return cls(host=m.group(2), user=m.group(1), port=int(m.group(3)) if m.group(3) else None)
+
+    def __str__(self) -> str:
+        return (f"{self.user}@" if self.user else "") + self.host + (f":{self.port}" if self.port else "")
+
+
+@dataclass
+class ConnectOptions:
+    """How to connect; `timeout` bounds every connect and every read (seconds without a byte)."""
+
+    trust_new_host: bool = False
+    timeout: float = 15.0
+    keepalive: int = 5
+    notify: Callable[[str], None] = field(default=lambda msg: None)
+
+
+def fingerprint(key) -> str:
+    """OpenSSH-style SHA256 fingerprint, as `ssh-keygen -l` prints it."""
+    return "SHA256:" + base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
+
+
+def _ssh_config(host: str) -> dict:
+    paramiko = require("paramiko", "deploy")
+    path = Path("~/.ssh/config").expanduser()
+    if not path.is_file():
+        return {"hostname": host}
+    return paramiko.SSHConfig.from_path(str(path)).lookup(host)
+
+
+class Connection:
+    """One SSH connection to one device: run commands, stream their output, upload files."""
+
+    def __init__(self, spec: HostSpec, opts: ConnectOptions | None = None) -> None:
+        paramiko = require("paramiko", "deploy")
+        self.spec = spec
+        self.opts = opts or ConnectOptions()
+        cfg = _ssh_config(spec.host)
+        self.hostname = cfg.get("hostname", spec.host)
+        self.port = spec.port or int(cfg.get("port", 22))
+        self.user = spec.user or cfg.get("user") or getpass.getuser()
+        known = cfg.get("userknownhostsfile", "~/.ssh/known_hosts").split()[0]
+        self.known_hosts = Path(known).expanduser()
+        client = paramiko.SSHClient()
+        if Path("/etc/ssh/ssh_known_hosts").is_file():
+            client.load_system_host_keys("/etc/ssh/ssh_known_hosts")
+        if self.known_hosts.is_file():
+            client.load_host_keys(str(self.known_hosts))
+        client.set_missing_host_key_policy(_Policy(self))
+        sock = paramiko.ProxyCommand(cfg["proxycommand"]) if cfg.get("proxycommand") else None
+        keys = [str(Path(k).expanduser()) for k in cfg.get("identityfile", []) if Path(k).expanduser().is_file()]
+        where = f"{self.user}@{self.hostname}:{self.port}"
+        try:
+            client.connect(
+                self.hostname, port=self.port, username=self.user, key_filename=keys or None, sock=sock,
+                timeout=self.opts.timeout, banner_timeout=self.opts.timeout, auth_timeout=self.opts.timeout,
+                channel_timeout=self.opts.timeout, allow_agent=True, look_for_keys=True,
+            )
+        except HostKeyError:
+            client.close()
+            raise
+        except paramiko.BadHostKeyException as ex:
+            client.close()
+            raise HostKeyError(
+                f"host key of {self.hostname}:{self.port} ({ex.key.get_name()} {fingerprint(ex.key)}) does not match "
+                f"{self.known_hosts}: refusing to connect (if the device was reinstalled, remove its old line)"
+            ) from None
+        except paramiko.AuthenticationException:
+            client.close()
+            raise DeployError(f"{where}: authentication failed (agent and keys tried; passwords are never used)") \
+                from None
+        except (paramiko.SSHException, *LINK_ERRORS) as ex:
+            client.close()
+            raise DeployError(f"cannot connect to {where}: {_reason(ex)}") from None
+        client.get_transport().set_keepalive(self.opts.keepalive)
+        self.client = client
+
+    def close(self) -> None:
+        self.client.close()
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _session(self, command: str, timeout: float | None):
+        try:
+            chan = self.client.get_transport().open_session(timeout=self.opts.timeout)
+            chan.settimeout(timeout or self.opts.timeout)
+            chan.exec_command(command)
+        except Exception as ex:
+            raise self.lost(ex, "starting a command") from None
+        return chan
+
+    def run(self, command: str, stdin: bytes | None = None, timeout: float | None = None) -> tuple[int, str, str]:
+        """Run `command` (a shell line) on the device; return (exit code, stdout, stderr)."""
+        chan = self._session(command, timeout)
+        out, err = bytearray(), bytearray()
+        try:
+            if stdin is not None:
+                chan.sendall(stdin)
+                chan.shutdown_write()
+            while True:
+                data = chan.recv(65536)
+                if not data:
+                    break
+                out += data
+            while True:
+                data = chan.recv_stderr(65536)
+                if not data:
+                    break
+                err += data
+            rc = chan.recv_exit_status()
+        except Exception as ex:
+            raise self.lost(ex, "waiting for a command") from None
+        finally:
+            chan.close()
+        return rc, out.decode(errors="replace"), err.decode(errors="replace")
+
+    def stream(self, command: str, on_line: Callable[[str], None]) -> int:
+        """Run `command`, passing each stdout line to `on_line` as it arrives; Ctrl-C stops the remote process.
+
+        The command runs under `sh -c 'echo $$; exec …'`, so its PID is known and a KeyboardInterrupt (or any
+        error in `on_line`) sends it SIGINT, then SIGTERM, through a second channel. A quiet command is fine;
+        a quiet link is probed, and one that does not answer within the timeout ends the stream with an error.
+        """
+        wrapped = "sh -c " + shlex.quote("echo $$; exec " + command)
+        chan = self._session(wrapped, 1.0)
+        pid, buf = None, b""
+        last = time.monotonic()
+        try:
+            while True:
+                try:
+                    data = chan.recv(65536)
+                except TimeoutError:
+                    if time.monotonic() - last > self.opts.keepalive:
+                        self._probe_link()
+                        last = time.monotonic()
+                    continue
+                last = time.monotonic()
+                if not data:
+                    break
+                buf += data
+                *lines, buf = buf.split(b"\n")
+                for raw in lines:
+                    line = raw.decode(errors="replace")
+                    if pid is None:
+                        pid = int(line)
+                        continue
+                    on_line(line)
+            if buf:
+                on_line(buf.decode(errors="replace"))
+            return chan.recv_exit_status()
+        except BaseException as ex:
+            if isinstance(ex, (*LINK_ERRORS, DeployError)):
+                raise self.lost(ex, "streaming") from None
+            if pid is not None:
+                self.run(f"kill -INT {pid} 2>/dev/null; sleep 1; kill -TERM {pid} 2>/dev/null; true")
+            raise
+        finally:
+            chan.close()
+
+    def _probe_link(self) -> None:
+        """Ask the server for a reply; no reply within the timeout means the link is dead."""
+        transport = self.client.get_transport()
+        done = threading.Event()
+
+        def ask() -> None:
+            transport.global_request("keepalive@openssh.com", wait=True)
+            done.set()
+
+        threading.Thread(target=ask, daemon=True).start()
+        if not done.wait(self.opts.timeout):
+            transport.close()
+            raise TimeoutError("keepalive not answered")
+
+    def upload(self, local: Path, remote: str, progress: Callable[[int, int], None] | None = None) -> None:
+        """SFTP `local` to the absolute path `remote`; `progress(sent, total)` after each chunk."""
+        try:
+            sftp = self.client.open_sftp()
+            sftp.get_channel().settimeout(self.opts.timeout)
+            with open(local, "rb") as f:
+                sftp.putfo(f, remote, file_size=local.stat().st_size, callback=progress, confirm=True)
+            sftp.close()
+        except Exception as ex:
+            raise self.lost(ex, "uploading") from None
+
+    def lost(self, ex: BaseException, doing: str) -> DeployError:
+        return DeployError(f"connection lost while {doing} ({_reason(ex)})")
+
+
+def _reason(ex: BaseException) -> str:
+    if isinstance(ex, socket.timeout) or "timed out" in str(ex).lower():
+        return "no answer within the timeout"
+    text = str(ex).strip() or type(ex).__name__
+    return text.splitlines()[0]
+
+
+class _Policy:
+    """Unknown host key: refuse, or with --trust-new-host accept, save to known_hosts and say which key."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def missing_host_key(self, client, hostname: str, key) -> None:
+        fp = fingerprint(key)
+        known = self.conn.known_hosts
+        if not self.conn.opts.trust_new_host:
+            raise HostKeyError(
+                f"{hostname} is not in {known} (it offers {key.get_name()} {fp}); check that fingerprint on the "
+                "device, then rerun with --trust-new-host"
+            )
+        known.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with open(known, "a") as f:
+            f.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
+        client.get_host_keys().add(hostname, key.get_name(), key)
+        self.conn.opts.notify(f"trusted new host key of {hostname}: {key.get_name()} {fp} (saved to {known})")
+
+
+def quote(*args: str) -> str:
+    return " ".join(shlex.quote(str(a)) for a in args)

@@ -1,0 +1,136 @@
+"""Real OpenSSH servers for the deploy tests: one on 127.0.0.1, one inside its own network namespace."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+SSHD = "/usr/sbin/sshd"
+
+
+@dataclass
+class SshServer:
+    """A running sshd; `home` is the login's HOME (set through authorized_keys), a fresh device each time."""
+
+    address: str
+    port: int
+    home: Path
+    host_key_pub: str
+    proc: subprocess.Popen
+
+    @property
+    def spec(self) -> str:
+        return f"root@{self.address}:{self.port}"
+
+    def known_hosts_line(self) -> str:
+        host = self.address if self.port == 22 else f"[{self.address}]:{self.port}"
+        kind, b64 = self.host_key_pub.split()[:2]
+        return f"{host} {kind} {b64}\n"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def keygen(path: Path) -> None:
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
+
+
+def free_port(address: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((address, 0))
+        return s.getsockname()[1]
+
+
+def start_sshd(workdir: Path, client_pub: Path, address: str, port: int, netns: str | None = None) -> SshServer:
+    """Start `sshd -D -e` with its own host key and authorized_keys; wait until it answers."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    Path("/run/sshd").mkdir(parents=True, exist_ok=True)
+    keygen(workdir / "host_key")
+    home = workdir / "home"
+    home.mkdir()
+    # environment="HOME=…" gives every test device its own home (PermitUserEnvironment), not root's.
+    (workdir / "authorized_keys").write_text(f'environment="HOME={home}" {client_pub.read_text()}')
+    config = workdir / "sshd_config"
+    config.write_text(
+        f"Port {port}\nListenAddress {address}\nHostKey {workdir}/host_key\n"
+        f"AuthorizedKeysFile {workdir}/authorized_keys\nPidFile none\nUsePAM no\nStrictModes no\n"
+        "PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n"
+        "PermitUserEnvironment yes\nSubsystem sftp internal-sftp\n"
+    )
+    cmd = [SSHD, "-D", "-e", "-f", str(config)]
+    if netns:
+        cmd = ["ip", "netns", "exec", netns, *cmd]
+    log = open(workdir / "sshd.log", "wb")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    server = SshServer(address, port, home, (workdir / "host_key.pub").read_text(), proc)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with socket.create_connection((address, port), timeout=1) as s:
+                if s.recv(4).startswith(b"SSH-"):
+                    return server
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            server.stop()
+            raise RuntimeError(f"sshd did not start: {(workdir / 'sshd.log').read_text()}")
+        time.sleep(0.1)
+
+
+@dataclass
+class Netns:
+    """A namespace joined to this host by a veth pair: host end `veth_host` (`host_ip`), device end `device_ip`."""
+
+    name: str
+    veth_host: str
+    host_ip: str
+    device_ip: str
+
+    def link(self, up: bool) -> None:
+        subprocess.run(["ip", "link", "set", self.veth_host, "up" if up else "down"], check=True)
+
+
+def ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True)
+
+
+def make_netns() -> Netns | str:
+    """Create the namespace and veth pair, or return why that is impossible here."""
+    if os.geteuid() != 0 or not shutil.which("ip"):
+        return "network namespaces need root and iproute2"
+    tag = f"{os.getpid() % 100000}"
+    sub = random.randrange(0, 64) * 4
+    ns = Netns(f"el5-{tag}", f"el5h{tag}", f"10.77.{sub // 4}.1", f"10.77.{sub // 4}.2")
+    try:
+        ip("netns", "add", ns.name)
+    except subprocess.CalledProcessError as ex:
+        return f"cannot create a network namespace: {ex.stderr.decode().strip()}"
+    try:
+        ip("link", "add", ns.veth_host, "type", "veth", "peer", "name", f"el5d{tag}")
+        ip("link", "set", f"el5d{tag}", "netns", ns.name)
+        ip("addr", "add", f"{ns.host_ip}/30", "dev", ns.veth_host)
+        ip("link", "set", ns.veth_host, "up")
+        ip("netns", "exec", ns.name, "ip", "addr", "add", f"{ns.device_ip}/30", "dev", f"el5d{tag}")
+        ip("netns", "exec", ns.name, "ip", "link", "set", f"el5d{tag}", "up")
+        ip("netns", "exec", ns.name, "ip", "link", "set", "lo", "up")
+    except subprocess.CalledProcessError as ex:
+        remove_netns(ns)
+        return f"cannot set up the veth pair: {ex.stderr.decode().strip()}"
+    return ns
+
+
+def remove_netns(ns: Netns) -> None:
+    subprocess.run(["ip", "link", "del", ns.veth_host], capture_output=True)
+    subprocess.run(["ip", "netns", "del", ns.name], capture_output=True)
