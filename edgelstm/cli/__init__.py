@@ -11,6 +11,7 @@ from ..errors import EdgeLSTMError
 
 COMMANDS = {
     "demo": "edgelstm.cli.demo:demo",
+    "distill": "edgelstm.cli.distill:distill",
     "sample": "edgelstm.cli.data:sample",
     "train": "edgelstm.cli.train:train",
 }
