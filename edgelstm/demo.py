@@ -5,8 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+# The distillation demo: an offline BiLSTM teacher (cannot stream) into a causal GRU student with 1/8 of its
+# parameters; tests/test_distill.py asserts this pair keeps >= 97 % of the teacher's held-out accuracy.
+DEMO_TEACHER = {"arch": "bilstm", "units": 32, "layers": 2}
+DEMO_STUDENT = "gru:32"
 
-def run_demo(out: Path, say: Callable[[str], None], epochs: int = 30) -> dict[str, Path]:
+
+def run_demo(out: Path, say: Callable[[str], None], epochs: int = 30, distill: bool = False) -> dict[str, Path]:
     from .data import ColumnSpec, load
     from .sampledata import write_activity_csv
     from .train import TrainOptions, train
@@ -14,9 +19,29 @@ def run_demo(out: Path, say: Callable[[str], None], epochs: int = 30) -> dict[st
     out = Path(out)
     data = write_activity_csv(out / "data" / "activity.csv")
     say(f"sample data: {data}")
+    ds = load(data, ColumnSpec())
     model_dir = out / "runs" / "lstm32"
     opts = TrainOptions(arch="lstm", units=32, layers=1, window=100, stride=50, epochs=epochs)
-    metrics = train(load(data, ColumnSpec()), opts, model_dir, progress=say)
+    metrics = train(ds, opts, model_dir, progress=say)
     t = metrics["test"]
     say(f"model: {model_dir} (held-out accuracy {t['accuracy']:.3f}, macro-F1 {t['macro_f1']:.3f})")
-    return {"data": data, "model": model_dir}
+    paths = {"data": data, "model": model_dir}
+    if distill:
+        paths.update(run_distill_demo(ds, out / "runs", say, epochs))
+    return paths
+
+
+def run_distill_demo(ds, runs: Path, say: Callable[[str], None], epochs: int) -> dict[str, Path]:
+    """BiLSTM teacher → GRU student (later steps of the product add int8 → stream on the student)."""
+    from .distill import DistillOptions, format_report, parse_student
+    from .distill import distill as run_distill
+    from .train import TrainOptions, train
+
+    teacher_dir = runs / "bilstm_teacher"
+    say(f"distill: training the BiLSTM teacher {teacher_dir}")
+    train(ds, TrainOptions(**DEMO_TEACHER, window=100, stride=50, epochs=epochs), teacher_dir, progress=say)
+    student_dir = runs / "gru_student"
+    report = run_distill(ds, teacher_dir, parse_student(DEMO_STUDENT), student_dir, DistillOptions(epochs=epochs),
+                         progress=say)
+    say(format_report(report))
+    return {"teacher": teacher_dir, "student": student_dir, "distill_report": student_dir / "distill_report.json"}

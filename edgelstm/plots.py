@@ -72,3 +72,36 @@ def error_histogram(deltas: np.ndarray, path: Path, title: str = "") -> Path:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def distill_report(report: dict, path: Path) -> Path:
+    """Teacher, distilled student and student-without-teacher side by side: quality, then size and compute."""
+    plt = _plt()
+    models = report["models"]
+    names = [f"{m['role']}\n{m['model']}" for m in models]
+    keys = ["accuracy", "macro_f1"] if report["task"] == "classify" else ["rmse", "mae"]
+    colors = ["#7f7f7f", "#1f77b4", "#ff7f0e"]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    x = np.arange(len(models))
+    for j, key in enumerate(keys):
+        vals = [m["test"][key] for m in models]
+        bars = axes[0].bar(x + (j - 0.5) * 0.38, vals, 0.38, label=key, color=colors[:len(models)],
+                           alpha=1.0 if j == 0 else 0.55)
+        axes[0].bar_label(bars, fmt="%.3f", fontsize=7)
+    axes[0].set_xticks(x, names, fontsize=8)
+    axes[0].set_title(" / ".join(keys) + " (held-out)" + (" — solid, light" if len(keys) == 2 else ""))
+    for ax, key, title in ((axes[1], "params", "parameters"), (axes[2], "macs_per_step", "MACs per step")):
+        vals = [m[key] for m in models]
+        bars = ax.bar(x, vals, color=colors[:len(models)])
+        ax.bar_label(bars, labels=[f"{v:,}" for v in vals], fontsize=8)
+        ax.set_yscale("log")
+        ax.set_xticks(x, names, fontsize=8)
+        ax.set_title(title + " (log scale)")
+    for ax in axes:
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle(f"distillation: T={report['temperature']:g}, alpha={report['alpha']:g}; "
+                 "int8 size and step latency: n/a (needs convert)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

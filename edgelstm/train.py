@@ -89,8 +89,15 @@ def progress_callback(keras, progress: Progress | None, epochs: int):
     return _Progress()
 
 
-def fit(model, cfg: ModelConfig, prep: Prepared, opts: TrainOptions, progress: Progress | None, loss=None):
-    """Compile and fit with early stopping on the validation split; returns the Keras history dict."""
+def fit(
+    model, cfg: ModelConfig, prep: Prepared, opts: TrainOptions, progress: Progress | None, loss=None,
+    targets: tuple[np.ndarray, np.ndarray] | None = None, metrics: list | None = None,
+):
+    """Compile and fit with early stopping on the validation split; returns the Keras history dict.
+
+    Distillation passes its own `loss`, `metrics` and (train, validation) `targets` (hard labels plus the
+    teacher's outputs); by default the targets are the windows' own.
+    """
     from ._deps import keras as _keras
 
     keras = _keras()
@@ -98,11 +105,12 @@ def fit(model, cfg: ModelConfig, prep: Prepared, opts: TrainOptions, progress: P
     model.compile(
         optimizer=optimizer(keras, opts),
         loss=loss or ("sparse_categorical_crossentropy" if classify else "mse"),
-        metrics=["accuracy"] if classify else ["mae"],
+        metrics=metrics or (["accuracy"] if classify else ["mae"]),
     )
+    y_train, y_val = targets or (model_targets(cfg, prep.train.y), model_targets(cfg, prep.val.y))
     hist = model.fit(
-        model_inputs(cfg, prep.train.X), model_targets(cfg, prep.train.y),
-        validation_data=(model_inputs(cfg, prep.val.X), model_targets(cfg, prep.val.y)),
+        model_inputs(cfg, prep.train.X), y_train,
+        validation_data=(model_inputs(cfg, prep.val.X), y_val),
         epochs=opts.epochs, batch_size=opts.batch_size, shuffle=True, verbose=0,
         callbacks=[
             keras.callbacks.EarlyStopping(patience=opts.patience, restore_best_weights=True),
@@ -117,9 +125,13 @@ def predict(model, cfg: ModelConfig, X: np.ndarray) -> np.ndarray:
 
 
 def write_model_dir(
-    out: Path, model, cfg: ModelConfig, prep: Prepared, history: dict, extra_metrics: dict | None = None
+    out: Path, model, cfg: ModelConfig, prep: Prepared, history: dict, extra_metrics: dict | None = None,
+    extra_files: Callable[[Path], None] | None = None,
 ) -> dict:
-    """Save the model, its config and held-out metrics with plots; returns the metrics."""
+    """Save the model, its config and held-out metrics with plots; returns the metrics.
+
+    `extra_files(folder)` writes more files (a distillation report) into the same atomic staging folder.
+    """
     from . import plots
     from .models import count_params
 
@@ -141,6 +153,8 @@ def write_model_dir(
             plots.training_curves(history, tmp / "training_curves.png", f"{cfg.arch} {cfg.units}x{cfg.layers}")
         if cfg.task == "classify":
             plots.confusion_matrix(metrics["test"]["confusion"], cfg.labels, tmp / "confusion.png")
+        if extra_files:
+            extra_files(tmp)
     return metrics
 
 

@@ -14,6 +14,7 @@ COMMANDS = {
     "convert": "edgelstm.cli.convert:convert",
     "demo": "edgelstm.cli.demo:demo",
     "deploy": "edgelstm.cli.deploy:deploy",
+    "distill": "edgelstm.cli.distill:distill",
     "quantize": "edgelstm.cli.quantize:quantize",
     "remote": "edgelstm.cli.remote:remote",
     "run": "edgelstm.cli.run:run",
