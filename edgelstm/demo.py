@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 
-def run_demo(out: Path, say: Callable[[str], None], epochs: int = 30) -> dict[str, Path]:
+def run_demo(out: Path, say: Callable[[str], None], epochs: int = 30, stream_samples: int = 500) -> dict[str, Path]:
     from .data import ColumnSpec, load
     from .sampledata import write_activity_csv
     from .train import TrainOptions, train
@@ -19,4 +19,27 @@ def run_demo(out: Path, say: Callable[[str], None], epochs: int = 30) -> dict[st
     metrics = train(load(data, ColumnSpec()), opts, model_dir, progress=say)
     t = metrics["test"]
     say(f"model: {model_dir} (held-out accuracy {t['accuracy']:.3f}, macro-F1 {t['macro_f1']:.3f})")
-    return {"data": data, "model": model_dir}
+    paths = {"data": data, "model": model_dir}
+    if stream_samples:
+        paths["int8"] = stream_demo(model_dir, data, say, stream_samples)
+    return paths
+
+
+def stream_demo(model_dir: Path, data: Path, say: Callable[[str], None], samples: int) -> Path:
+    """Quantize the step model to int8 and stream the sample recording through it, as a device would."""
+    from itertools import islice
+
+    from .quantize import quantize
+    from .runtime import Runner
+    from .runtime.sources import Skipper, open_source
+
+    written = quantize(model_dir, "int8", kind="step", progress=lambda m: None)
+    model = next(p for p in written if p.name.endswith(".tflite"))
+    say(f"int8 step model: {model} ({model.stat().st_size / 1024:.1f} KB)")
+    runner = Runner(every=max(1, samples // 10))
+    info = runner.open(model)
+    say(f"streaming {samples} samples of {data.name} through it ({info.backend}); every {runner.every}th output:")
+    src = open_source(f"file:{data}", info.n_features, Skipper(), channels=info.channels)
+    for r in runner.stream(islice(src, samples)):
+        say(f"  sample {r.t}: {r.label} ({max(r.values):.2f})")
+    return model
