@@ -19,4 +19,13 @@ def run_demo(out: Path, say: Callable[[str], None], epochs: int = 30) -> dict[st
     metrics = train(load(data, ColumnSpec()), opts, model_dir, progress=say)
     t = metrics["test"]
     say(f"model: {model_dir} (held-out accuracy {t['accuracy']:.3f}, macro-F1 {t['macro_f1']:.3f})")
-    return {"data": data, "model": model_dir}
+    from .convert.api import convert
+    from .quantize import quantize_command
+
+    export = out / "export"
+    floats = convert(model_dir, "tflite", "both", export, progress=say)
+    say("float: " + ", ".join(f"{p.name} ({p.stat().st_size / 1024:.1f} KB)" for p in floats))
+    result = quantize_command(model_dir, mode="int8", kind="step", out=export, progress=say)
+    for line in result["lines"]:
+        say(line)
+    return {"data": data, "model": model_dir, "export": export, "report": export / "report.html"}

@@ -10,8 +10,11 @@ from .. import __version__
 from ..errors import EdgeLSTMError
 
 COMMANDS = {
+    "check": "edgelstm.cli.check:check",
     "convert": "edgelstm.cli.convert:convert",
     "demo": "edgelstm.cli.demo:demo",
+    "evaluate": "edgelstm.cli.evaluate:evaluate",
+    "inspect": "edgelstm.cli.check:inspect",
     "quantize": "edgelstm.cli.quantize:quantize",
     "sample": "edgelstm.cli.data:sample",
     "train": "edgelstm.cli.train:train",
