@@ -62,11 +62,14 @@ def prepare(work: Path, arch: str, log) -> tuple[Path, dict[str, str]]:
                 if not ok:
                     (d / f"{name}.failed").write_text(msg)
             failed = d / f"{name}.failed"
-            why = failed.read_text().removeprefix("Error: ").replace(f"{d}: ", "") if failed.exists() else "not produced"
+            why = "not produced"
+            if failed.exists():
+                why = failed.read_text().removeprefix("Error: ").replace(f"{d}: ", "")
             forms[f"{kind} {label}"] = name if (d / name).exists() else "n/a: " + why
     io8 = d / "io8" / "step.int8.tflite"
     if not io8.exists():
-        ok, msg = cli("quantize", d, "--mode", "int8", "--kind", "step", "--io", "int8", "--no-report", "-o", io8.parent)
+        ok, msg = cli("quantize", d, "--mode", "int8", "--kind", "step", "--io", "int8", "--no-report",
+                      "-o", io8.parent)
         log(f"{arch} quantize step int8 with int8 I/O: {msg}")
     forms["step TFLite int8, int8 I/O"] = str(io8.relative_to(d)) if io8.exists() else "n/a: not produced"
     return d, forms
@@ -74,9 +77,8 @@ def prepare(work: Path, arch: str, log) -> tuple[Path, dict[str, str]]:
 
 def time_keras(d: Path, count: int) -> dict[str, float]:
     """Median µs: the Keras step (cell + head) called eagerly per step, and the sequence model per window."""
-    from edgelstm.modeldir import load_keras
-
     from edgelstm._deps import tensorflow
+    from edgelstm.modeldir import load_keras
 
     tf = tensorflow()
     cfg, model = load_keras(d)

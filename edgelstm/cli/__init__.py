@@ -11,8 +11,11 @@ from ..errors import EdgeLSTMError
 
 COMMANDS = {
     "bench": "edgelstm.cli.bench:bench",
+    "check": "edgelstm.cli.check:check",
     "convert": "edgelstm.cli.convert:convert",
     "demo": "edgelstm.cli.demo:demo",
+    "evaluate": "edgelstm.cli.evaluate:evaluate",
+    "inspect": "edgelstm.cli.check:inspect",
     "quantize": "edgelstm.cli.quantize:quantize",
     "run": "edgelstm.cli.run:run",
     "sample": "edgelstm.cli.data:sample",

@@ -14,7 +14,7 @@ from .options import echo_err
               help="Folder for the sample data, models and reports.")
 @click.option("--epochs", default=30, show_default=True)
 def demo(out: Path, epochs: int) -> None:
-    """Generate sample IMU data, train a small LSTM, and show where everything went."""
+    """Generate sample IMU data, train a small LSTM, export and quantize it, and show where everything went."""
     from ..demo import run_demo
 
     paths = run_demo(out, echo_err, epochs=epochs)
