@@ -73,6 +73,9 @@ def quantize_command(model_dir, mode=None, calibration="default", target=None, k
         from .targets import load_target
 
         tgt = load_target(target)
+        if mode is None and tgt.quantization == "float":
+            raise InputError(f"target {tgt.name} prefers float models: export them with `edgelstm convert`, "
+                             f"or pass --mode ({', '.join(m for m in tgt.modes if m != 'float')})")
         mode = mode or tgt.quantization
         kind = kind or tgt.kind
         fmt = fmt or tgt.format

@@ -141,6 +141,8 @@ def test_wrong_feature_count_in_calibration_is_one_line_and_leaves_nothing(big_l
                                   "linux-x86_64, raspberrypi4-aarch64, raspberrypi5-aarch64"),
         (["--target", "coral-edgetpu", "--mode", "float16"],
          "Error: target coral-edgetpu cannot run float16 models; it runs int8"),
+        (["--target", "linux-x86_64"], "Error: target linux-x86_64 prefers float models: export them with "
+                                       "`edgelstm convert`, or pass --mode (int8, int16x8, dynamic, float16)"),
         (["--calibration", "nosuch"], "Error: unknown calibration recipe 'nosuch'; use one of default, small, "
                                       "a .toml or an .npz"),
         (["--format", "onnx", "--mode", "float16"],
