@@ -11,7 +11,9 @@ DEMO_TEACHER = {"arch": "bilstm", "units": 32, "layers": 2}
 DEMO_STUDENT = "gru:32"
 
 
-def run_demo(out: Path, say: Callable[[str], None], epochs: int = 30, distill: bool = False) -> dict[str, Path]:
+def run_demo(
+    out: Path, say: Callable[[str], None], epochs: int = 30, stream_samples: int = 500, distill: bool = False
+) -> dict[str, Path]:
     from .data import ColumnSpec, load
     from .sampledata import write_activity_csv
     from .train import TrainOptions, train
@@ -25,10 +27,37 @@ def run_demo(out: Path, say: Callable[[str], None], epochs: int = 30, distill: b
     metrics = train(ds, opts, model_dir, progress=say)
     t = metrics["test"]
     say(f"model: {model_dir} (held-out accuracy {t['accuracy']:.3f}, macro-F1 {t['macro_f1']:.3f})")
-    paths = {"data": data, "model": model_dir}
+    from .convert.api import convert
+    from .quantize import quantize_command
+
+    export = out / "export"
+    floats = convert(model_dir, "tflite", "both", export, progress=say)
+    say("float: " + ", ".join(f"{p.name} ({p.stat().st_size / 1024:.1f} KB)" for p in floats))
+    result = quantize_command(model_dir, mode="int8", kind="step", out=export, progress=say)
+    for line in result["lines"]:
+        say(line)
+    paths = {"data": data, "model": model_dir, "export": export, "report": export / "report.html"}
+    if stream_samples:
+        stream_demo(export / "step.int8.tflite", data, say, stream_samples)
     if distill:
         paths.update(run_distill_demo(ds, out / "runs", say, epochs))
     return paths
+
+
+def stream_demo(model: Path, data: Path, say: Callable[[str], None], samples: int) -> None:
+    """Stream the sample recording through the int8 step model as a device would, printing the live output."""
+    from itertools import islice
+
+    from .runtime import Runner
+    from .runtime.sources import Skipper, open_source
+
+    runner = Runner(every=max(1, samples // 10))
+    info = runner.open(model)
+    say(f"streaming {samples} samples of {data.name} through {model.name} ({info.backend}); "
+        f"every {runner.every}th output:")
+    src = open_source(f"file:{data}", info.n_features, Skipper(), channels=info.channels)
+    for r in runner.stream(islice(src, samples)):
+        say(f"  sample {r.t}: {r.label} ({max(r.values):.2f})")
 
 
 def run_distill_demo(ds, runs: Path, say: Callable[[str], None], epochs: int) -> dict[str, Path]:

@@ -145,3 +145,34 @@ def open_model(path: str | Path) -> Predictor:
     if path.suffix.lower() in (".tflite", ".onnx"):
         return FilePredictor(path)
     raise ModelFileError(f"{path}: not a model edgelstm knows (a model directory, .tflite or .onnx)")
+
+
+def evaluate_data(model: str | Path, data: str | Path, label_col: str = "label", group_col: str = "recording",
+                  progress: Callable[[str], None] | None = None) -> dict:
+    """Metrics of any model form on every window of a dataset (window/stride/channels from the model)."""
+    from .data import ColumnSpec, load, make_windows
+    from .report import scores
+
+    p = open_model(model)
+    m = p.meta
+    spec = ColumnSpec(task=m["task"], label_col=label_col, group_col=group_col,
+                      target_cols=tuple(m["targets"]) if m["task"] != "classify" else (),
+                      channels=tuple(m["channels"]))
+    ds = load(data, spec)
+    if ds.n_features != m["n_features"]:
+        raise InputError(f"{data}: has {ds.n_features} channels; {model} expects {m['n_features']}")
+    if m["task"] == "classify" and ds.labels and m["labels"] and ds.labels != m["labels"]:
+        unknown = sorted(set(ds.labels) - set(m["labels"]))
+        if unknown:
+            raise InputError(f"{data}: labels {', '.join(unknown)} are not classes of {model}")
+    if ds.windows is not None:
+        w = ds.windows
+    else:
+        tidx = [ds.channels.index(t) for t in m["targets"]] if m["task"] == "forecast" else None
+        w = make_windows(ds.recordings, m["window"], m["stride"], m["task"], m["horizon"], tidx, ds.source)
+    y = w.y
+    if m["task"] == "classify" and ds.labels != m["labels"]:
+        remap = np.array([m["labels"].index(lab) for lab in ds.labels])
+        y = remap[y]
+    out = p.predict(p.normalize(w.X), progress)
+    return scores(m, y, out)

@@ -281,3 +281,28 @@ def tensor_entry(name: str, role: str, shape, dtype: str = "float32", scale=None
         "zero_point": None if zero_point is None else int(zero_point),
         **extra,
     }
+
+
+def tflite_operator_versions(data: bytes, where: str = "model") -> list[tuple[int, int]]:
+    """(builtin code, version) of each operator of the primary subgraph, in execution order."""
+    if len(data) < 8 or data[4:8] != b"TFL3":
+        raise ModelFileError(f"{where}: not a TFLite model (no TFL3 identifier); the file is damaged or truncated")
+    r = _Reader(data, where)
+    model = r.ref(0)
+    codes = []
+    for oc in r.tables(model, 1):  # Model.operator_codes
+        dep = r.field(oc, 0)
+        ver = r.field(oc, 2)
+        code = r.field(oc, 3)
+        # the real code is max(deprecated_builtin_code, builtin_code) (schema.fbs, since codes passed 127)
+        builtin = max(r._u("<i", code) if code is not None else 0, r._u("<b", dep) if dep is not None else 0)
+        codes.append((builtin, r._u("<i", ver) if ver is not None else 1))
+    subgraphs = r.tables(model, 2)
+    if not subgraphs:
+        return []
+    ops = []
+    for op in r.tables(subgraphs[0], 3):  # SubGraph.operators
+        pos = r.field(op, 0)
+        idx = r._u("<I", pos) if pos is not None else 0
+        ops.append(codes[idx] if idx < len(codes) else (-1, 1))
+    return ops

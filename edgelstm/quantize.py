@@ -73,6 +73,9 @@ def quantize_command(model_dir, mode=None, calibration="default", target=None, k
         from .targets import load_target
 
         tgt = load_target(target)
+        if mode is None and tgt.quantization == "float":
+            raise InputError(f"target {tgt.name} prefers float models: export them with `edgelstm convert`, "
+                             f"or pass --mode ({', '.join(m for m in tgt.modes if m != 'float')})")
         mode = mode or tgt.quantization
         kind = kind or tgt.kind
         fmt = fmt or tgt.format
@@ -101,11 +104,12 @@ def quantize_command(model_dir, mode=None, calibration="default", target=None, k
         lines.append(f"report: {path} and {path.with_suffix('.html')}")
         result["report"] = rep
     if tgt is not None:
-        from .targets import check_model
+        from .targets import check_model_full
 
         violations = []
         for p in files:
-            v = check_model(p, tgt)
+            v, warns = check_model_full(p, tgt)
+            lines += [f"warning: {w}" for w in warns]
             violations += v
             lines.append(f"{p.name}: {'passes' if not v else 'FAILS'} target {tgt.name}")
             lines += [f"  {x}" for x in v]

@@ -108,9 +108,19 @@ class StepModel:
 
 
 def _tf_cell(tf, cell: Cell) -> dict:
-    w = {"k": tf.constant(cell.kernel), "r": tf.constant(cell.recurrent), "b": tf.constant(cell.bias)}
-    if cell.kind == "gru":  # reset_after: bias rows are input bias and recurrent bias
-        w["b"], w["rb"] = tf.constant(cell.bias[0]), tf.constant(cell.bias[1])
+    """Per-gate constants: each gate gets its own FullyConnected ops, so after int8 quantization every gate's
+    pre-activation has its own scale (one fused [x, h] @ W → SPLIT would share one range across all gates)."""
+    n = 3 if cell.kind == "gru" else 4
+    k = np.split(cell.kernel, n, axis=1)
+    r = np.split(cell.recurrent, n, axis=1)
+    if cell.kind == "gru":  # reset_after: bias rows are the input bias and the recurrent bias
+        b, rb = np.split(cell.bias[0], n), np.split(cell.bias[1], n)
+    else:
+        b, rb = np.split(cell.bias, n), [None] * n
+    w = {
+        "k": [tf.constant(a) for a in k], "r": [tf.constant(a) for a in r],
+        "b": [tf.constant(a) for a in b], "rb": [None if a is None else tf.constant(a) for a in rb],
+    }
     if cell.peephole is not None:
         w["p"] = [tf.constant(cell.peephole[i]) for i in range(3)]
     return w
@@ -118,17 +128,18 @@ def _tf_cell(tf, cell: Cell) -> dict:
 
 def _step_cell(tf, kind: str, w: dict, x, h, c):
     sig = tf.sigmoid
+
+    def pre(g: int):
+        return tf.matmul(x, w["k"][g]) + w["b"][g] + tf.matmul(h, w["r"][g])
+
     if kind == "gru":
-        zx = tf.matmul(x, w["k"]) + w["b"]
-        zh = tf.matmul(h, w["r"]) + w["rb"]
-        xz, xr, xh = tf.split(zx, 3, axis=-1)
-        hz, hr, hh = tf.split(zh, 3, axis=-1)
-        z = sig(xz + hz)
-        r = sig(xr + hr)
-        cand = tf.tanh(xh + r * hh)
+        rec = [tf.matmul(h, w["r"][g]) + w["rb"][g] for g in range(3)]
+        inp = [tf.matmul(x, w["k"][g]) + w["b"][g] for g in range(3)]
+        z = sig(inp[0] + rec[0])
+        r = sig(inp[1] + rec[1])
+        cand = tf.tanh(inp[2] + r * rec[2])
         return z * h + (1.0 - z) * cand, None
-    zs = tf.matmul(x, w["k"]) + w["b"] + tf.matmul(h, w["r"])
-    zi, zf, zc, zo = tf.split(zs, 4, axis=-1)
+    zi, zf, zc, zo = (pre(g) for g in range(4))
     if kind == "peephole":
         p = w["p"]
         i = sig(zi + p[0] * c)

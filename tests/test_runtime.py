@@ -239,3 +239,21 @@ def test_run_cli_does_not_import_tensorflow(models):
                        capture_output=True, text=True, timeout=60)
     assert p.stdout.splitlines()[-1] == "noTF", p.stderr
     assert len(p.stdout.splitlines()) == 3
+
+
+def test_bench_json_reports_runner_and_bare_loop(models):
+    _, _, path = models["gru"]
+    r = invoke("bench", path, "--count", "50", "--warmup", "5", "--json")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    assert (d["runner"]["count"], d["bare"]["count"], d["unit"], d["backend"]) == (50, 50, "step", "litert")
+    assert d["model_bytes"] == path.stat().st_size and d["peak_rss_kb"] > 0
+    assert d["runner"]["min_us"] <= d["runner"]["median_us"] <= d["runner"]["p99_us"] <= d["runner"]["max_us"]
+    assert d["overhead_ratio"] == pytest.approx(d["runner"]["median_us"] / d["bare"]["median_us"])
+
+
+def test_bench_windowed_model_times_windows(models):
+    _, _, path = models["bilstm"]
+    r = invoke("bench", path, "--count", "5", "--warmup", "1")
+    assert r.exit_code == 0, r.output
+    assert "runner per window: count=5 " in r.stdout and "bare invoke loop" not in r.stdout

@@ -158,7 +158,8 @@ def test_serial_reconnect_reopens_a_port_that_disappears(tmp_path):
     assert any("port lost" in m for m in said) and f"serial {link}: reconnected" in said
 
 
-def test_run_over_udp_flushes_and_exits_0_on_sigint(models_dir):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_run_over_udp_flushes_and_exits_0_on_signal(models_dir, sig):
     path = models_dir
     p = subprocess.Popen([sys.executable, "-u", "-m", "edgelstm.runtime", str(path), "udp://127.0.0.1:0"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -173,7 +174,7 @@ def test_run_over_udp_flushes_and_exits_0_on_sigint(models_dir):
         tx.sendto(d, ("127.0.0.1", port))
     tx.close()
     lines = [json.loads(p.stdout.readline()) for _ in range(3)]
-    p.send_signal(signal.SIGINT)
+    p.send_signal(sig)
     out, err = p.communicate(timeout=20)
     assert p.returncode == 0
     assert [d["t"] for d in lines] == [0, 1, 2] and all(len(d["scores"]) == 4 for d in lines)

@@ -11,10 +11,13 @@ from ..errors import EdgeLSTMError
 
 COMMANDS = {
     "bench": "edgelstm.cli.bench:bench",
+    "check": "edgelstm.cli.check:check",
     "convert": "edgelstm.cli.convert:convert",
     "demo": "edgelstm.cli.demo:demo",
     "deploy": "edgelstm.cli.deploy:deploy",
     "distill": "edgelstm.cli.distill:distill",
+    "evaluate": "edgelstm.cli.evaluate:evaluate",
+    "inspect": "edgelstm.cli.check:inspect",
     "quantize": "edgelstm.cli.quantize:quantize",
     "remote": "edgelstm.cli.remote:remote",
     "run": "edgelstm.cli.run:run",

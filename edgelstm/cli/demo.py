@@ -16,7 +16,7 @@ from .options import echo_err
 @click.option("--distill", is_flag=True,
               help="Also train a BiLSTM teacher and distill it into a small GRU student that can stream.")
 def demo(out: Path, epochs: int, distill: bool) -> None:
-    """Generate sample IMU data, train a small LSTM, and show where everything went."""
+    """Generate sample IMU data, train a small LSTM, export, quantize and stream it, and show where everything went."""
     from ..demo import run_demo
 
     paths = run_demo(out, echo_err, epochs=epochs, distill=distill)

@@ -45,6 +45,7 @@ def export_one(model_dir: Path, out_dir: Path, kind: str, to: str, quantization:
                calibration: str | None = None, extra: dict | None = None,
                progress: Callable[[str], None] | None = None) -> Path:
     """One conversion in a subprocess, written to a temporary file and renamed only when complete."""
+    created = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
     final = out_dir / output_name(kind, to, quantization)
     tmp = out_dir / f".{final.name}.partial-{os.getpid()}"
@@ -53,6 +54,10 @@ def export_one(model_dir: Path, out_dir: Path, kind: str, to: str, quantization:
     try:
         convert_in_subprocess(job, progress)
         os.replace(tmp, final)
+    except BaseException:
+        if created and not any(out_dir.iterdir()):
+            out_dir.rmdir()  # leave nothing behind, not even the folder this call made
+        raise
     finally:
         tmp.unlink(missing_ok=True)
     return final

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,8 +72,9 @@ class TFLiteInterpreter(Interpreter):
         kwargs: dict = {"model_path": str(path), "num_threads": threads or 1}
         if delegate == "edgetpu":
             kwargs["experimental_delegates"] = [_load_edgetpu(module)]
-        if no_default_delegates and hasattr(module, "OpResolverType"):
-            kwargs["experimental_op_resolver_type"] = module.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        resolver = _attr(module, "OpResolverType")
+        if no_default_delegates and resolver is not None:
+            kwargs["experimental_op_resolver_type"] = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
         try:
             self._it = module.Interpreter(**kwargs)
             self._it.allocate_tensors()
@@ -178,10 +180,18 @@ def _plain(tensor_name: str) -> str:
     return name[len("serving_default_"):] if name.startswith("serving_default_") else name
 
 
+def _attr(module, name: str):
+    """`name` from a runtime module, or from its `experimental` namespace (tf.lite keeps it there)."""
+    found = getattr(module, name, None)
+    return found if found is not None else getattr(getattr(module, "experimental", None), name, None)
+
+
 def _load_edgetpu(module):
-    load = getattr(module, "load_delegate", None)
+    load = _attr(module, "load_delegate")
     last = None
-    for lib in EDGETPU_LIBS:
+    libs = {"linux": EDGETPU_LIBS[:1], "darwin": EDGETPU_LIBS[1:2], "win32": EDGETPU_LIBS[2:]}.get(sys.platform,
+                                                                                                  EDGETPU_LIBS)
+    for lib in libs:
         try:
             return load(lib)
         except (ValueError, OSError, TypeError) as ex:
@@ -236,10 +246,6 @@ def open_interpreter(path: str | Path, runtime: str | None = None, threads: int 
             from .._deps import tensorflow
 
             module = tensorflow().lite
-            if delegate == "edgetpu":
-                module.load_delegate = module.experimental.load_delegate
-            if no_default_delegates:
-                module.OpResolverType = module.experimental.OpResolverType
         else:
             module = importlib.import_module(MODULES[name])
     except ImportError:

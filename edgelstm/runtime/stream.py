@@ -136,7 +136,7 @@ class _CopyEngine(_Engine):
             state[tin.name] = v
 
     def raw_y(self) -> np.ndarray:
-        return self.it.get(self.y.name).reshape(-1)
+        return _dequantize(self.it.get(self.y.name).reshape(-1), self.yq)
 
     def make_step(self):
         x, mean, inv_std = self._xbuf, self.mean, self.inv_std
@@ -151,30 +151,50 @@ class _CopyEngine(_Engine):
         return step
 
 
+def _dequantize(y: np.ndarray, q) -> np.ndarray:
+    return (y.astype(np.float32) - q[1]) * np.float32(q[0]) if q else y
+
+
+def _byte_table(q_from, q_to) -> np.ndarray | None:
+    """For 8-bit → 8-bit requantization: a 256-entry table indexed by the source byte (its uint8 view)."""
+    if not (q_from and q_to and np.dtype(q_from[2]).itemsize == 1 and np.dtype(q_to[2]).itemsize == 1):
+        return None
+    src = np.arange(256, dtype=np.uint8).view(q_from[2]).astype(np.float32)
+    return _quantize((src - q_from[1]) * np.float32(q_from[0]), q_to)
+
+
 class _ViewEngine(_Engine):
-    """TFLite: samples normalized straight into the input tensor's buffer, state copied output→input in place."""
+    """TFLite: samples normalized straight into the input tensor's buffer, state copied output→input in place.
+
+    int8 state whose output scale differs from the input's is requantized through a 256-entry table (one
+    numpy call per state tensor); int8 outputs are dequantized the same way.
+    """
 
     def __init__(self, *a) -> None:
         super().__init__(*a)
         it = self.it
         self.xv = it.view(self.x.name)
         self.yv = it.view(self.y.name, output=True).reshape(-1)
-        self.carry = []
+        self.ytable = None
+        if self.yq and np.dtype(self.yq[2]).itemsize == 1:
+            src = np.arange(256, dtype=np.uint8).view(self.yq[2])
+            self.ytable = _dequantize(src, self.yq)
+            self.yv = self.yv.view(np.uint8)
+        self.copies, self.tables, self.general = [], [], []
         for tin, tout, qin, qout in self.pairs:
             vin, vout = it.view(tin.name), it.view(tout.name, output=True)
+            table = _byte_table(qout, qin) if qin != qout else None
             if qin == qout:
-                self.carry.append((vin, vout, None))
-            else:  # requantize: q_in = rint((q_out - zp_out) * s_out / s_in + zp_in)
-                s_out, zp_out = (qout[0], qout[1]) if qout else (1.0, 0)
-                s_in, zp_in = (qin[0], qin[1]) if qin else (1.0, 0)
-                lim = np.iinfo(qin[2]) if qin else None
-                self.carry.append((vin, vout, (np.float32(s_out / s_in), np.float32(zp_in - zp_out * s_out / s_in),
-                                              np.zeros(vin.shape, np.float32), lim)))
+                self.copies.append((vin, vout))
+            elif table is not None:
+                self.tables.append((table, vout.view(np.uint8), vin))
+            else:
+                self.general.append((vin, vout, qin, qout))
         self._scratch = np.zeros(self.x.shape[-1], np.float32)
 
     def reset_state(self) -> None:
-        for (vin, _vout, _r), (_tin, _t, qin, _q) in zip(self.carry, self.pairs):
-            vin.fill(qin[1] if qin else 0)
+        for tin, _tout, qin, _qout in self.pairs:
+            self.it.view(tin.name).fill(qin[1] if qin else 0)
         self.it.reset()
 
     def set_x(self, xf: np.ndarray) -> None:
@@ -185,37 +205,31 @@ class _ViewEngine(_Engine):
         self._carry()
 
     def _carry(self) -> None:
-        copyto, multiply, add, rint, clip = np.copyto, np.multiply, np.add, np.rint, np.clip
-        for vin, vout, req in self.carry:
-            if req is None:
-                copyto(vin, vout)
-            else:
-                r, b, f, lim = req
-                multiply(vout, r, out=f)
-                add(f, b, out=f)
-                if lim is not None:
-                    rint(f, out=f)
-                    clip(f, lim.min, lim.max, out=f)
-                copyto(vin, f, casting="unsafe")
+        for vin, vout in self.copies:
+            np.copyto(vin, vout)
+        for table, src, vin in self.tables:
+            np.take(table, src, out=vin)
+        for vin, vout, qin, qout in self.general:
+            f = _dequantize(vout, qout)
+            vin[...] = _quantize(f, qin) if qin else f
 
     def raw_y(self) -> np.ndarray:
-        return self.yv.copy()
+        return self.ytable.take(self.yv) if self.ytable is not None else _dequantize(self.yv.copy(), self.yq)
 
     def make_step(self):
-        """The hot path, specialized once: float models do 2 ufuncs + invoke + state copies per sample."""
+        """The hot path, specialized once: a float model does 2 ufuncs + invoke + one copy per state tensor."""
         invoke, yv = self.it.invoke, self.yv
         xrow = self.xv.reshape(-1)
-        carry = self.carry
-        copyto, subtract, multiply = np.copyto, np.subtract, np.multiply
+        copyto, subtract, multiply, add, take = np.copyto, np.subtract, np.multiply, np.add, np.take
         mean, inv_std = self.mean, self.inv_std
-        if self.xq is None and all(r is None for _, _, r in carry):
-            pairs = [(vin, vout) for vin, vout, _ in carry]
+        copies, tables = self.copies, self.tables
+        if self.xq is None and not tables and not self.general and self.yq is None:
 
             def step(sample) -> np.ndarray:
                 subtract(sample, mean, out=xrow)
                 multiply(xrow, inv_std, out=xrow)
                 invoke()
-                for vin, vout in pairs:
+                for vin, vout in copies:
                     copyto(vin, vout)
                 return yv.copy()
 
@@ -225,18 +239,30 @@ class _ViewEngine(_Engine):
         b = (np.float32(zp) - mean * a).astype(np.float32)
         f = self._scratch
         lim = np.iinfo(dtype) if self.xq else None
-        carry_all = self._carry
+        lo, hi = (np.float32(lim.min), np.float32(lim.max)) if lim else (None, None)
+        maximum, minimum, rint = np.maximum, np.minimum, np.rint
+        carry_general = self._carry if self.general else None
+        ytable = self.ytable
+        raw_y = self.raw_y
 
         def qstep(sample) -> np.ndarray:
             multiply(sample, a, out=f)
-            np.add(f, b, out=f)
-            if lim is not None:
-                np.rint(f, out=f)
-                np.clip(f, lim.min, lim.max, out=f)
-            copyto(xrow, f, casting="unsafe")
+            add(f, b, out=f)
+            if lo is not None:
+                maximum(f, lo, out=f)
+                minimum(f, hi, out=f)
+                rint(f, out=xrow, casting="unsafe")
+            else:
+                copyto(xrow, f)
             invoke()
-            carry_all()
-            return yv.copy()
+            if carry_general:
+                carry_general()
+            else:
+                for vin, vout in copies:
+                    copyto(vin, vout)
+                for table, src, vin in tables:
+                    take(table, src, out=vin)
+            return ytable.take(yv) if ytable is not None else raw_y()
 
         return qstep
 
@@ -319,17 +345,13 @@ class Runner:
 
     @property
     def _post(self):
-        """Output post-processing (dequantize, de-normalize), or None when the raw output is the answer."""
-        yq, t_mean, t_std = self._yq, self._t_mean, self._t_std
-        if yq is None and t_mean is None:
+        """De-normalization of regression/forecast outputs, or None when the output is the answer."""
+        t_mean, t_std = self._t_mean, self._t_std
+        if t_mean is None:
             return None
 
         def post(y: np.ndarray) -> np.ndarray:
-            if yq:
-                y = (y.astype(np.float32) - yq[1]) * np.float32(yq[0])
-            if t_mean is not None:
-                y = y * t_std + t_mean
-            return y
+            return y * t_std + t_mean
 
         return post
 
