@@ -308,6 +308,14 @@ def test_real_model_installs_runtime_health_checks_streams_and_benches(tmp_path,
     assert r.exit_code == 0, r.output
     assert "runtime: litert" in r.stdout and "count=200" in r.stdout
 
+    r = invoke("remote", "run", "--host", sshd.spec, "--service", "udp://127.0.0.1:5005", "--every", "5")
+    assert r.exit_code == 0, r.output
+    assert r.stdout.startswith(f"{sshd.spec}: ~/.config/systemd/user/edgelstm.service ")
+    unit = (sshd.home / ".config" / "systemd" / "user" / "edgelstm.service").read_text()
+    venv_python = sshd.home / ".edgelstm" / "venv" / "bin" / "python"
+    assert (f"ExecStart={venv_python} -u -m edgelstm.runtime {sshd.home}/.edgelstm/current/model.tflite "
+            "udp://127.0.0.1:5005 --every 5\n") in unit
+
     # A model whose outputs differ from the reference (the first model's): rolled back, exit 1.
     expected = tmp_path / "expected.json"
     expected.write_text(json.dumps([json.loads(x) for x in local.stdout.splitlines()][:1]))

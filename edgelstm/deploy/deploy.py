@@ -18,6 +18,7 @@ from pathlib import Path
 from .. import __version__
 from ..errors import DeployError, EdgeLSTMError, InputError
 from .device import DEFAULT_ROOT, Device, Status
+from .service import UNIT_NAME
 from .ssh import Connection, ConnectOptions, HostSpec, quote
 
 HEALTH_SCRIPT = Path(__file__).with_name("healthcheck.py").read_bytes()
@@ -312,6 +313,8 @@ def deploy_host(host: str, model: Path, sha: str, expected: list[float], opts: D
         removed = dev.prune(opts.keep)
         if removed:
             say(f"pruned {len(removed)} old version(s): {', '.join(short(s) for s in removed)}")
+        if old_current != sha and restart_service(conn):
+            say(f"restarted the runner service ({UNIT_NAME}) on the new model")
     result.ok = True
     result.seconds = time.perf_counter() - t0
     result.message = f"current {short(sha)}"
@@ -348,6 +351,12 @@ def _upload(conn, dev, model, sha, result, opts, say, old_current) -> None:
     result.uploaded_bytes = size
     say(f"uploaded {size / 1e6:.2f} MB in {result.upload_seconds:.2f} s ({result.throughput_mb_s:.1f} MB/s), "
         "SHA-256 verified on the device")
+
+
+def restart_service(conn: Connection) -> bool:
+    """Restart the runner's systemd user unit if `edgelstm remote run --service` installed it; True if it ran."""
+    rc, _, _ = conn.run(f'test -f "$HOME/.config/systemd/user/{UNIT_NAME}" && systemctl --user try-restart {UNIT_NAME}')
+    return rc == 0
 
 
 def deploy(model: Path, hosts: list[str], opts: DeployOptions) -> list[DeployResult]:
