@@ -36,3 +36,7 @@ class DeployError(EdgeLSTMError):
 
 class HostKeyError(DeployError):
     """A host key that is unknown (and not trusted with --trust-new-host) or does not match known_hosts."""
+
+
+class ConversionError(EdgeLSTMError):
+    """The converter failed or crashed; the message names the model, the mode and what to try instead."""

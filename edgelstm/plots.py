@@ -55,3 +55,20 @@ def confusion_matrix(matrix: list[list[int]], labels: list[str], path: Path, tit
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def error_histogram(deltas: np.ndarray, path: Path, title: str = "") -> Path:
+    """Histogram of output differences (quantized − float reference)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    d = np.asarray(deltas, dtype=np.float64).ravel()
+    ax.hist(d, bins=60, color="#4c72b0")
+    ax.set_xlabel("output − float reference")
+    ax.set_ylabel("count")
+    ax.set_yscale("log")
+    ax.set_title(title or "output error")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -63,13 +63,15 @@ class StepModel:
         specs = [tf.TensorSpec([batch, F], tf.float32, name=n) for n in self.input_names if n.startswith("x")]
         specs += [tf.TensorSpec([batch, u], tf.float32, name=n) for n, u in self.states]
         names = self.input_names
-        consts = [_tf_cell(tf, c) for c in self.cells]
-        W, b = tf.constant(self.head_kernel), tf.constant(self.head_bias)
         classify = self.cfg.task == "classify"
         merge = self.cfg.merge
         bilstm = self.cfg.arch == "bilstm"
 
         def step(*args):
+            # constants made inside the traced function become graph constants (captured eager tensors would
+            # turn into extra inputs in tf2onnx)
+            consts = [_tf_cell(tf, c) for c in self.cells]
+            W, b = tf.constant(self.head_kernel), tf.constant(self.head_bias)
             t = dict(zip(names, args))
             out: dict = {}
             inp = t["x"]

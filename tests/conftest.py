@@ -129,3 +129,21 @@ def _tiny_model(seed: int = 0, **kw):
 def tiny_model():
     """Factory: (cfg, untrained tf_keras model with every weight random) for quick conversion tests."""
     return _tiny_model
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """Factory: a model directory (config.json + model.keras) holding an untrained tiny model; cached per kwargs."""
+    cache: dict = {}
+
+    def make(**kw) -> Path:
+        key = tuple(sorted(kw.items()))
+        if key not in cache:
+            cfg, model = _tiny_model(**kw)
+            out = tmp_path_factory.mktemp("tiny")
+            cfg.save(out)
+            model.save(out / "model.keras")
+            cache[key] = out
+        return cache[key]
+
+    return make

@@ -11,8 +11,10 @@ from ..errors import EdgeLSTMError
 
 COMMANDS = {
     "bench": "edgelstm.cli.bench:bench",
+    "convert": "edgelstm.cli.convert:convert",
     "demo": "edgelstm.cli.demo:demo",
     "deploy": "edgelstm.cli.deploy:deploy",
+    "quantize": "edgelstm.cli.quantize:quantize",
     "remote": "edgelstm.cli.remote:remote",
     "run": "edgelstm.cli.run:run",
     "sample": "edgelstm.cli.data:sample",

@@ -65,7 +65,7 @@ def _saved_model(fn, where: Path) -> Path:
     return where
 
 
-def configure(converter, quantization: str, representative=None) -> None:
+def configure(converter, quantization: str, representative=None, io: str = "float") -> None:
     """Set the converter up for one quantization mode (representative: callable yielding dicts by input name)."""
     from .._deps import tensorflow
 
@@ -78,6 +78,9 @@ def configure(converter, quantization: str, representative=None) -> None:
     elif quantization == "int8":
         converter.representative_dataset = representative
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if io == "int8":
+            converter.inference_input_type = tf.int8
+            converter.inference_output_type = tf.int8
     elif quantization == "int16x8":
         converter.representative_dataset = representative
         converter.target_spec.supported_ops = [
@@ -93,7 +96,7 @@ def step_tflite(step: StepModel, quantization: str = "float", representative=Non
     with tempfile.TemporaryDirectory(prefix="edgelstm-step-") as tmp:
         sm = _saved_model(step.tf_function(batch=1), Path(tmp) / "saved")
         converter = tf.lite.TFLiteConverter.from_saved_model(str(sm))
-        configure(converter, quantization, representative)
+        configure(converter, quantization, representative, extra.get("io", "float"))
         model_bytes = converter.convert()
     inputs, outputs = step_io_entries(step, model_bytes)
     meta = build_metadata(step.cfg, "step", quantization, inputs, outputs, format="tflite", **extra)
@@ -117,4 +120,62 @@ def run_step_tflite(model_bytes: bytes, X: np.ndarray, bilstm: bool) -> np.ndarr
             res = runner(**feed)
             state = {n: res[f"{n}_out"] for n in states}
         ys.append(res["y"][0])
+    return np.stack(ys)
+
+
+def sequence_keras(cfg, model):
+    """The sequence model rebuilt with batch size 1 (the converter cannot lower a loop with a dynamic batch)."""
+    from ..models import build_model
+
+    seq = build_model(cfg, batch_size=1)
+    seq.set_weights(model.get_weights())
+    return seq
+
+
+def sequence_function(cfg, seq):
+    from .._deps import tensorflow
+
+    tf = tensorflow()
+    spec = tf.TensorSpec([1, cfg.window, cfg.n_features], tf.float32, name="x")
+    return tf.function(lambda x: {"y": seq(x, training=False)}, input_signature=[spec])
+
+
+def sequence_tflite(cfg, model, quantization: str = "float", representative=None, **extra) -> bytes:
+    """The whole-sequence model as .tflite bytes: tf_keras LSTM fuses to UNIDIRECTIONAL_SEQUENCE_LSTM."""
+    from .._deps import tensorflow
+
+    tf = tensorflow()
+    seq = sequence_keras(cfg, model)
+    with tempfile.TemporaryDirectory(prefix="edgelstm-seq-") as tmp:
+        fn = sequence_function(cfg, seq)
+        mod = tf.Module()
+        mod.f, mod.m = fn, seq
+        tf.saved_model.save(mod, str(Path(tmp) / "saved"), signatures={"serving_default": fn.get_concrete_function()})
+        converter = tf.lite.TFLiteConverter.from_saved_model(str(Path(tmp) / "saved"))
+        configure(converter, quantization, representative, extra.get("io", "float"))
+        model_bytes = converter.convert()
+    ins, outs = signature_io(model_bytes)
+    inputs = [tensor_entry("x", "window", *ins["x"])]
+    outputs = [tensor_entry("y", "y", *outs["y"])]
+    meta = build_metadata(cfg, "sequence", quantization, inputs, outputs, format="tflite", **extra)
+    return add_tflite_metadata(model_bytes, meta)
+
+
+def run_sequence_tflite(model_bytes: bytes, X: np.ndarray, reset: bool = True) -> np.ndarray:
+    """Evaluate a float sequence .tflite window after window on ONE interpreter.
+
+    The fused LSTM keeps h/c in variable tensors across invoke() calls, so each window starts with
+    reset_all_variables() (DESIGN.md); reset=False exists only to show what happens without it.
+    """
+    it = interpreter(model_bytes)
+    it.allocate_tensors()
+    inp = it.get_input_details()[0]
+    out = it.get_output_details()[0]
+    ys = []
+    for w in np.asarray(X, np.float32):
+        if reset:
+            it.reset_all_variables()
+        it.set_tensor(inp["index"], w[None])
+        it.invoke()
+        ys.append(it.get_tensor(out["index"])[0].copy())
     return np.stack(ys)

@@ -82,13 +82,22 @@ def run(args: argparse.Namespace, err=None) -> int:
     writer = Writer(out, info, args.format, flush=not args.output)
     how = "source closed"
 
+    writing = [False, False]  # (inside writer.write, a signal came meanwhile): a line is written whole and counted
+
     def stop(signum, frame):
-        raise Stop()
+        if writing[0]:
+            writing[1] = True
+        else:
+            raise Stop()
 
     old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         for r in runner.stream(counted):
+            writing[0] = True
             writer.write(r)
+            writing[0] = False
+            if writing[1]:
+                raise Stop()
     except Stop:
         how = "stopped by signal"
     except BrokenPipeError:

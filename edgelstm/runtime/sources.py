@@ -175,10 +175,14 @@ def udp_source(host: str, port: int, n: int, skip: Skipper, ready: Callable[[int
                 yield values
                 continue
             try:
-                yield parse_text(data.decode("ascii"), n)
-            except (ValueError, UnicodeDecodeError) as ex:
-                why = str(ex) if isinstance(ex, ValueError) else "neither text nor packed float32"
-                skip(where, why)
+                text = data.decode("ascii")
+            except UnicodeDecodeError:
+                skip(where, "neither text nor packed float32")
+                continue
+            try:
+                yield parse_text(text, n)
+            except ValueError as ex:
+                skip(where, str(ex))
     finally:
         sock.close()
 

@@ -1,0 +1,113 @@
+"""`edgelstm quantize`: calibration → quantized .tflite/.onnx (in a subprocess) → accuracy report."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from .calibrate import calibration_windows, load_recipe, step_samples
+from .convert.api import check_model_dir, export_one, resolve_kinds
+from .errors import InputError
+
+MODES = ("int8", "int16x8", "dynamic", "float16")
+NEEDS_CALIBRATION = ("int8", "int16x8")
+
+
+def quantize(model_dir: str | Path, mode: str, calibration: str | Path = "default", kind: str = "step",
+             fmt: str = "tflite", out: str | Path | None = None, io: str = "float",
+             progress: Callable[[str], None] | None = None) -> list[Path]:
+    """Quantize the step and/or sequence model; returns the written files.
+
+    io="float" keeps float tensors at the model boundary (the runner carries float state between steps; the
+    model quantizes inside); io="int8" makes every input/output int8, and the runner requantizes each state
+    output with the matching input's scale/zero point (both stored in the metadata).
+    """
+    say = progress or (lambda _m: None)
+    model_dir = Path(model_dir)
+    if mode not in MODES:
+        raise InputError(f"unknown quantization mode {mode!r}; choose one of {', '.join(MODES)}")
+    if fmt not in ("tflite", "onnx"):
+        raise InputError(f"unknown format {fmt!r}; choose tflite or onnx")
+    if io not in ("float", "int8"):
+        raise InputError(f"unknown I/O type {io!r}; choose float or int8")
+    if fmt == "onnx" and mode not in ("int8", "dynamic"):
+        raise InputError(f"mode {mode} is not available for ONNX; use int8 (static QDQ) or dynamic")
+    cfg = check_model_dir(model_dir)
+    recipe = load_recipe(calibration) if (mode in NEEDS_CALIBRATION or fmt == "onnx" and mode == "int8") else None
+    kinds = resolve_kinds(cfg, kind, say)
+    out_dir = Path(out) if out else model_dir
+    written = []
+    with tempfile.TemporaryDirectory(prefix="edgelstm-calib-") as tmp:
+        X = None
+        if recipe is not None:
+            X = calibration_windows(cfg, recipe)
+            say(f"calibration: {len(X)} windows from {recipe.source}")
+        for k in kinds:
+            npz = None
+            if X is not None:
+                npz = str(Path(tmp) / f"{k}.npz")
+                if k == "step":
+                    from .modeldir import load_keras
+                    from .stepmodel import build_step_model
+
+                    _, model = load_keras(model_dir)
+                    say(f"stepping the float step model over {len(X)} windows for state ranges")
+                    samples = step_samples(build_step_model(cfg, model), X, recipe.step_samples, recipe.seed)
+                else:
+                    samples = {"x": X}
+                np.savez(npz, **samples)
+            extra = {"io": io, "calibration": recipe.source if recipe else None}
+            written.append(export_one(model_dir, out_dir, k, fmt, mode, npz, extra, progress))
+    return written
+
+
+def quantize_command(model_dir, mode=None, calibration="default", target=None, kind=None, fmt=None, io=None,
+                     out=None, report=True, progress=None) -> dict:
+    """What `edgelstm quantize` does: target defaults, quantize, report, target check. Returns printable lines."""
+    model_dir = Path(model_dir)
+    tgt = None
+    if target:
+        from .targets import load_target
+
+        tgt = load_target(target)
+        mode = mode or tgt.quantization
+        kind = kind or tgt.kind
+        fmt = fmt or tgt.format
+        io = io or tgt.io
+        tgt.check_mode(mode, fmt)
+    mode, kind, fmt, io = mode or "int8", kind or "step", fmt or "tflite", io or "float"
+    files = quantize(model_dir, mode, calibration, kind, fmt, out, io, progress)
+    lines = [f"{p} ({p.stat().st_size / 1024:.1f} KB)" for p in files]
+    result: dict = {"files": files, "lines": lines}
+    if report:
+        from .report import build_report, write_report
+
+        rep = build_report(model_dir, files, progress=progress)
+        path = write_report(rep, Path(out) if out else model_dir)
+        for e in rep["models"]:
+            v = e["vs_reference"]
+            parts = [f"{e['file']}:"]
+            ref = rep["reference"]["metrics"]
+            if "argmax_agreement" in v:
+                parts.append(f"accuracy {e['metrics']['accuracy']:.3f} (float {ref['accuracy']:.3f}),"
+                             f" argmax agreement {v['argmax_agreement']:.1%},")
+            else:
+                parts.append(f"RMSE {e['metrics']['rmse']:.4g} (float {ref['rmse']:.4g}),")
+            parts.append(f"max |Δ| {v['max_abs_delta']:.3g}")
+            lines.append(" ".join(parts))
+        lines.append(f"report: {path} and {path.with_suffix('.html')}")
+        result["report"] = rep
+    if tgt is not None:
+        from .targets import check_model
+
+        violations = []
+        for p in files:
+            v = check_model(p, tgt)
+            violations += v
+            lines.append(f"{p.name}: {'passes' if not v else 'FAILS'} target {tgt.name}")
+            lines += [f"  {x}" for x in v]
+        result["violations"] = violations
+    return result
