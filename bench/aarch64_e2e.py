@@ -33,7 +33,7 @@ def int8_step_model(out: Path) -> Path:
     from edgelstm.models import build_model
     from edgelstm.stepmodel import build_step_model
 
-    cfg = ModelConfig(arch="lstm", task="classify", units=32, window=50, n_features=6, n_outputs=4, stride=25)
+    cfg = ModelConfig(arch="lstm", task="classify", units=32, layers=1, window=50, n_features=6, n_outputs=4, stride=25)
     cfg.norm_mean, cfg.norm_std = [0.0] * 6, [1.0] * 6
     cfg.labels, cfg.channels, cfg.sample_rate = ["idle", "walk", "run", "stairs"], [f"c{i}" for i in range(6)], 50.0
     model = build_model(cfg, batch_size=None)

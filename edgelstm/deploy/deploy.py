@@ -185,8 +185,8 @@ class DeployResult:
         return self.uploaded_bytes / self.upload_seconds / 1e6 if self.upload_seconds else 0.0
 
 
-def check_model(model: Path, st: Status, will_install: bool, target: str | None) -> None:
-    """Refuse, before uploading, a model this device cannot load or store."""
+def check_model(model: Path, st: Status, will_install: bool, target: str | None) -> str | None:
+    """Refuse, before uploading, a model this device cannot load or store; return a note for the user, if any."""
     size = model.stat().st_size
     need = size + 20_000_000 + (400_000_000 if will_install else 0)
     if st.free_bytes < need:
@@ -208,7 +208,8 @@ def check_model(model: Path, st: Status, will_install: bool, target: str | None)
             raise DeployError("the device has only tflite-runtime, which cannot load dynamic-range models "
                               "(FULLY_CONNECTED version 12): deploy a float or int8 model, or install ai-edge-litert")
     if target:
-        _check_target(model, target, st)
+        return _check_target(model, target, st)
+    return None
 
 
 def _quantization(model: Path) -> str | None:
@@ -220,11 +221,12 @@ def _quantization(model: Path) -> str | None:
         return None
 
 
-def _check_target(model: Path, target: str, st: Status) -> None:
+def _check_target(model: Path, target: str, st: Status) -> str | None:
     try:
-        from .. import targets  # noqa: F401  (target profiles: arrive with the converter)
+        from .. import targets  # noqa: F401  (target profiles: not in this build yet)
     except ImportError:
-        return
+        return f"target profiles are not in this build: '{target}' not checked, only the device's runtime"
+    return None
 
 
 _wheel_lock = threading.Lock()
@@ -283,7 +285,9 @@ def deploy_host(host: str, model: Path, sha: str, expected: list[float], opts: D
         say(f"{st.arch}, Python {st.python}, runtime {st.runtime_version or 'not installed'} ({interps}), "
             f"{st.free_bytes / 1e6:.0f} MB free, current {short(st.current)}")
         will_install = opts.install_runtime and (opts.reinstall_runtime or st.runtime_version != __version__)
-        check_model(model, st, will_install, opts.target)
+        note = check_model(model, st, will_install, opts.target)
+        if note:
+            say(note)
         if will_install:
             say(f"installing the edgelstm {__version__} runtime into {st.root}/venv")
             st = install_runtime(conn, dev, st, opts.wheel)
