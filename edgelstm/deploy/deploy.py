@@ -31,6 +31,10 @@ def short(sha: str | None) -> str:
     return sha[:12] if sha else "none"
 
 
+def size_text(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.1f} kB"
+
+
 def file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -337,7 +341,7 @@ def _upload(conn, dev, model, sha, result, opts, say, old_current) -> None:
         pct = done * 100 // max(total, 1)
         if pct // 10 > shown[0]:
             shown[0] = pct // 10
-            say(f"upload {pct}% ({done / 1e6:.1f} of {total / 1e6:.1f} MB)")
+            say(f"upload {pct}% ({size_text(done)} of {size_text(total)})")
         if opts.progress:
             opts.progress(result.host, done, total)
 
@@ -353,7 +357,7 @@ def _upload(conn, dev, model, sha, result, opts, say, old_current) -> None:
                           f"corrupted; the device's current model is unchanged ({short(old_current)})")
     result.upload_seconds = time.perf_counter() - t
     result.uploaded_bytes = size
-    say(f"uploaded {size / 1e6:.2f} MB in {result.upload_seconds:.2f} s ({result.throughput_mb_s:.1f} MB/s), "
+    say(f"uploaded {size_text(size)} in {result.upload_seconds:.2f} s ({result.throughput_mb_s:.1f} MB/s), "
         "SHA-256 verified on the device")
 
 
