@@ -66,7 +66,7 @@ def main() -> int:
 
     model = int8_step_model(home / "lstm32_int8.tflite")
     print(f"model: {model.name}, {model.stat().st_size} bytes")
-    opts = DeployOptions(install_runtime=False, health=HealthCheck(atol=0.02),
+    opts = DeployOptions(install_runtime=False, health=HealthCheck(),
                          connect=ConnectOptions(timeout=60),
                          notify=lambda h, m: print(f"{h}: {m}", flush=True))
     t = time.perf_counter()
