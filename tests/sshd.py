@@ -72,8 +72,8 @@ def start_sshd(workdir: Path, client_pub: Path, address: str, port: int, netns: 
     cmd = [SSHD, "-D", "-e", "-f", str(config)]
     if netns:
         cmd = ["ip", "netns", "exec", netns, *cmd]
-    log = open(workdir / "sshd.log", "wb")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    with open(workdir / "sshd.log", "wb") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     server = SshServer(address, port, home, (workdir / "host_key.pub").read_text(), proc)
     deadline = time.monotonic() + 10
     while True:

@@ -308,6 +308,14 @@ def test_real_model_installs_runtime_health_checks_streams_and_benches(tmp_path,
     assert r.exit_code == 0, r.output
     assert "runtime: litert" in r.stdout and "count=200" in r.stdout
 
+    r = invoke("remote", "run", "--host", sshd.spec, "--service", "udp://127.0.0.1:5005", "--every", "5")
+    assert r.exit_code == 0, r.output
+    assert r.stdout.startswith(f"{sshd.spec}: ~/.config/systemd/user/edgelstm.service ")
+    unit = (sshd.home / ".config" / "systemd" / "user" / "edgelstm.service").read_text()
+    venv_python = sshd.home / ".edgelstm" / "venv" / "bin" / "python"
+    assert (f"ExecStart={venv_python} -u -m edgelstm.runtime {sshd.home}/.edgelstm/current/model.tflite "
+            "udp://127.0.0.1:5005 --every 5\n") in unit
+
     # A model whose outputs differ from the reference (the first model's): rolled back, exit 1.
     expected = tmp_path / "expected.json"
     expected.write_text(json.dumps([json.loads(x) for x in local.stdout.splitlines()][:1]))
@@ -324,3 +332,27 @@ def np_sin(i: int) -> str:
     import math
 
     return f"{math.sin(0.3 * i):.5f}"
+
+
+def test_stream_over_a_link_that_dies_ends_in_an_error_not_a_hang(ssh_home, netns_device):
+    from edgelstm.deploy.ssh import Connection, ConnectOptions, HostSpec
+    from edgelstm.errors import DeployError
+
+    ns, server = netns_device
+    trust(ssh_home, server)
+    script = "import time\nfor i in range(100000):\n print(i)\n time.sleep(0.2)\n"
+    lines: list[str] = []
+
+    def on_line(line: str) -> None:
+        lines.append(line)
+        if len(lines) == 2:
+            ns.link(False)
+
+    with Connection(HostSpec.parse(server.spec), ConnectOptions(timeout=3, keepalive=1)) as conn:
+        t = time.monotonic()
+        with pytest.raises(DeployError) as err:
+            conn.stream(f"python3 -u -c {shlex.quote(script)}", on_line)
+        elapsed = time.monotonic() - t
+    assert str(err.value) == "connection lost while streaming (no answer within the timeout)"
+    assert lines[:2] == ["0", "1"]
+    assert elapsed < 15

@@ -38,7 +38,7 @@ def format_table(results) -> str:
               "here and on the device, results compared (default: the model on a fixed input).")
 @click.option("--health-expect", type=click.Path(path_type=Path),
               help="JSON file with the numbers the health check must give (instead of running it here).")
-@click.option("--atol", default=1e-4, show_default=True, help="Health check tolerance (max |Δ|).")
+@click.option("--atol", type=float, help="Health check tolerance, max |Δ| (default 1e-4; 0.02 for int8/16x8 models).")
 @click.option("--install-runtime/--no-install-runtime", default=True, show_default=True,
               help="Install the edgelstm runtime into ~/.edgelstm/venv when missing or outdated.")
 @click.option("--reinstall-runtime", is_flag=True, help="Reinstall the runtime even if its version matches.")

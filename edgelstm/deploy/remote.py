@@ -40,7 +40,7 @@ def install_service(conn: Connection, args: list[str]) -> tuple[str, str]:
         raise DeployError(f"no edgelstm runtime under {st.root}/venv on the device: run `edgelstm deploy` first")
     text = unit_text(st.venv_python, current_model(st), args)
     path = f".config/systemd/user/{UNIT_NAME}"
-    rc, _, err = conn.run(f"mkdir -p .config/systemd/user && cat > {path}", stdin=text.encode())
+    rc, _, err = conn.run(f'mkdir -p "$HOME/.config/systemd/user" && cat > "$HOME/{path}"', stdin=text.encode())
     if rc != 0:
         raise DeployError(f"writing {path} on the device failed: {err.strip()}")
     rc, _, err = conn.run(f"systemctl --user daemon-reload && systemctl --user enable --now {UNIT_NAME}")
