@@ -188,3 +188,14 @@ def test_forecast_distillation_uses_the_teachers_task_and_targets(tmp_path, fore
     cfg = json.loads((out / "config.json").read_text())
     assert (cfg["task"], cfg["targets"], cfg["window"], cfg["n_outputs"]) == ("forecast", ["load"], 24, 1)
     assert "held-out RMSE" in r.stdout and "baseline without teacher" in r.stdout
+
+
+def test_demo_distill(tmp_path):
+    """The demo's distillation section runs end to end (two epochs: the thresholds are asserted above)."""
+    r = invoke("demo", "--distill", "--epochs", "2", "-o", tmp_path / "demo")
+    assert r.exit_code == 0, r.output
+    paths = dict(line.split(": ", 1) for line in r.stdout.splitlines())
+    assert set(paths) == {"data", "model", "teacher", "student", "distill_report"}
+    report = json.loads((tmp_path / "demo" / "runs" / "gru_student" / "distill_report.json").read_text())
+    assert [m["model"] for m in report["models"]] == ["bilstm:32x2", "gru:32x1", "gru:32x1"]
+    assert "baseline (no teacher)" in r.stderr
