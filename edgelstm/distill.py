@@ -119,6 +119,12 @@ def check_teacher(teacher: ModelConfig, ds: Dataset, task: str, where: str | Pat
         raise InputError(
             f"{t} window is {teacher.window} samples but {ds.source} holds windows of {ds.windows.X.shape[1]}"
         )
+    need = teacher.window + (teacher.horizon if task == "forecast" else 0)
+    longest = max((len(r.x) for r in ds.recordings), default=need)
+    if longest < need:  # the window is the teacher's, so `train`'s hint (a smaller --window) does not apply
+        raise InputError(
+            f"{t} needs {need} samples per window but the longest recording in {ds.source} has {longest}"
+        )
 
 
 # ------------------------------------------------------------------------------------------------- losses

@@ -199,3 +199,21 @@ def test_demo_distill(tmp_path):
     report = json.loads((tmp_path / "demo" / "runs" / "gru_student" / "distill_report.json").read_text())
     assert [m["model"] for m in report["models"]] == ["bilstm:32x2", "gru:32x1", "gru:32x1"]
     assert "baseline (no teacher)" in r.stderr
+
+
+def test_recordings_shorter_than_the_teachers_window(tmp_path, activity_csv, bilstm_teacher):
+    data = tmp_path / "short.csv"
+    lines = activity_csv.read_text().splitlines()
+    data.write_text("\n".join([lines[0]] + [line for line in lines[1:] if float(line.split(",")[1]) < 1.0]) + "\n")
+    err = _distill_err(tmp_path, data, bilstm_teacher)
+    assert err.endswith(f"needs 100 samples per window but the longest recording in {data} has 50"), err
+
+
+def test_bilstm_student_is_allowed_but_noted(tmp_path, activity_csv, bilstm_teacher):
+    r = invoke("distill", activity_csv, "--teacher", bilstm_teacher, "--student", "bilstm:4", "--epochs", "1",
+               "-o", tmp_path / "bi")
+    assert r.exit_code == 0, r.output
+    assert "note: a BiLSTM student cannot stream (it needs the whole window)" in r.stderr
+    report = json.loads((tmp_path / "bi" / "distill_report.json").read_text())
+    assert [m["streams"] for m in report["models"]] == [False, False, False]
+    assert report["models"][1]["macs_per_step"] == macs_per_step("bilstm", 4, 1, 6, 4) == 2 * (4 * 4 * 10 + 12) + 32
