@@ -217,3 +217,23 @@ def test_bilstm_student_is_allowed_but_noted(tmp_path, activity_csv, bilstm_teac
     report = json.loads((tmp_path / "bi" / "distill_report.json").read_text())
     assert [m["streams"] for m in report["models"]] == [False, False, False]
     assert report["models"][1]["macs_per_step"] == macs_per_step("bilstm", 4, 1, 6, 4) == 2 * (4 * 4 * 10 + 12) + 32
+
+
+def test_format_report_shows_int8_figures_once_measured():
+    """When convert/quantize fills int8 size and step latency, the table prints them instead of n/a."""
+    from edgelstm.distill import format_report
+
+    def model(role, arch, acc, int8, lat):
+        return {"role": role, "model": f"{arch}:8x1", "params": 100, "macs_per_step": 90, "streams": arch != "bilstm",
+                "test": {"rmse": acc, "mae": acc / 2}, "epochs_run": 3, "int8_bytes": int8, "step_latency_us": lat}
+
+    report = {"task": "forecast", "models": [model("teacher", "bilstm", 0.5, None, None),
+                                             model("student", "gru", 0.6, 2048, 5.25),
+                                             model("baseline", "gru", 0.7, 2048, 5.25)],
+              "student_vs_teacher": 1.2, "baseline_vs_teacher": 1.4, "param_ratio": 1.0, "split_matches_teacher": False}
+    lines = format_report(report).splitlines()
+    assert next(x for x in lines if x.startswith("int8 size")).split()[2:] == ["n/a", "(needs", "convert)",
+                                                                             "2,048", "B", "2,048", "B"]
+    assert next(x for x in lines if x.startswith("held-out RMSE")).split()[2:] == ["0.5000", "0.6000", "0.7000"]
+    assert "student RMSE is 1.20x the teacher's (baseline without teacher: 1.40x)" in lines[-2]
+    assert lines[-1].startswith("warning: the teacher was trained on another split")
