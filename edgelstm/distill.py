@@ -119,6 +119,12 @@ def check_teacher(teacher: ModelConfig, ds: Dataset, task: str, where: str | Pat
         raise InputError(
             f"{t} window is {teacher.window} samples but {ds.source} holds windows of {ds.windows.X.shape[1]}"
         )
+    need = teacher.window + (teacher.horizon if task == "forecast" else 0)
+    longest = max((len(r.x) for r in ds.recordings), default=need)
+    if longest < need:  # the window is the teacher's, so `train`'s hint (a smaller --window) does not apply
+        raise InputError(
+            f"{t} needs {need} samples per window but the longest recording in {ds.source} has {longest}"
+        )
 
 
 # ------------------------------------------------------------------------------------------------- losses
@@ -222,6 +228,23 @@ def distill(
     task = task or tcfg.task
     check_teacher(tcfg, ds, task, teacher_dir)
 
+    from ._deps import keras, tensorflow
+
+    keras()
+    # several small models each predict a few times: TensorFlow's retracing warning would only be noise here
+    tf_logger = tensorflow().get_logger()
+    level = tf_logger.level
+    tf_logger.setLevel("ERROR")
+    try:
+        return _distill(ds, tcfg, teacher_dir, student, Path(out), opts, task, say)
+    finally:
+        tf_logger.setLevel(level)
+
+
+def _distill(
+    ds: Dataset, tcfg: ModelConfig, teacher_dir: str | Path, student: StudentSpec, out: Path, opts: DistillOptions,
+    task: str, say: Progress,
+) -> dict:
     from ._deps import keras as _keras
     from .modeldir import load_keras
     from .models import build_model, count_params
@@ -307,7 +330,7 @@ def distill(
         (folder / REPORT_JSON).write_text(json.dumps(report, indent=2) + "\n")
         plots.distill_report(report, folder / REPORT_PNG)
 
-    write_model_dir(Path(out), model, cfg, prep, history,
+    write_model_dir(out, model, cfg, prep, history,
                     extra_metrics={"distilled_from": str(teacher_dir)}, extra_files=write_report)
     return report
 

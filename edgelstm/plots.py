@@ -94,9 +94,8 @@ def distill_report(report: dict, path: Path) -> Path:
         vals = [m[key] for m in models]
         bars = ax.bar(x, vals, color=colors[:len(models)])
         ax.bar_label(bars, labels=[f"{v:,}" for v in vals], fontsize=8)
-        ax.set_yscale("log")
         ax.set_xticks(x, names, fontsize=8)
-        ax.set_title(title + " (log scale)")
+        ax.set_title(title)
     for ax in axes:
         ax.grid(axis="y", alpha=0.3)
     fig.suptitle(f"distillation: T={report['temperature']:g}, alpha={report['alpha']:g}; "

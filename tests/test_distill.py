@@ -188,3 +188,52 @@ def test_forecast_distillation_uses_the_teachers_task_and_targets(tmp_path, fore
     cfg = json.loads((out / "config.json").read_text())
     assert (cfg["task"], cfg["targets"], cfg["window"], cfg["n_outputs"]) == ("forecast", ["load"], 24, 1)
     assert "held-out RMSE" in r.stdout and "baseline without teacher" in r.stdout
+
+
+def test_demo_distill(tmp_path):
+    """The demo's distillation section runs end to end (two epochs: the thresholds are asserted above)."""
+    r = invoke("demo", "--distill", "--epochs", "2", "-o", tmp_path / "demo")
+    assert r.exit_code == 0, r.output
+    paths = dict(line.split(": ", 1) for line in r.stdout.splitlines())
+    assert set(paths) == {"data", "model", "teacher", "student", "distill_report"}
+    report = json.loads((tmp_path / "demo" / "runs" / "gru_student" / "distill_report.json").read_text())
+    assert [m["model"] for m in report["models"]] == ["bilstm:32x2", "gru:32x1", "gru:32x1"]
+    assert "baseline (no teacher)" in r.stderr
+
+
+def test_recordings_shorter_than_the_teachers_window(tmp_path, activity_csv, bilstm_teacher):
+    data = tmp_path / "short.csv"
+    lines = activity_csv.read_text().splitlines()
+    data.write_text("\n".join([lines[0]] + [line for line in lines[1:] if float(line.split(",")[1]) < 1.0]) + "\n")
+    err = _distill_err(tmp_path, data, bilstm_teacher)
+    assert err.endswith(f"needs 100 samples per window but the longest recording in {data} has 50"), err
+
+
+def test_bilstm_student_is_allowed_but_noted(tmp_path, activity_csv, bilstm_teacher):
+    r = invoke("distill", activity_csv, "--teacher", bilstm_teacher, "--student", "bilstm:4", "--epochs", "1",
+               "-o", tmp_path / "bi")
+    assert r.exit_code == 0, r.output
+    assert "note: a BiLSTM student cannot stream (it needs the whole window)" in r.stderr
+    report = json.loads((tmp_path / "bi" / "distill_report.json").read_text())
+    assert [m["streams"] for m in report["models"]] == [False, False, False]
+    assert report["models"][1]["macs_per_step"] == macs_per_step("bilstm", 4, 1, 6, 4) == 2 * (4 * 4 * 10 + 12) + 32
+
+
+def test_format_report_shows_int8_figures_once_measured():
+    """When convert/quantize fills int8 size and step latency, the table prints them instead of n/a."""
+    from edgelstm.distill import format_report
+
+    def model(role, arch, acc, int8, lat):
+        return {"role": role, "model": f"{arch}:8x1", "params": 100, "macs_per_step": 90, "streams": arch != "bilstm",
+                "test": {"rmse": acc, "mae": acc / 2}, "epochs_run": 3, "int8_bytes": int8, "step_latency_us": lat}
+
+    report = {"task": "forecast", "models": [model("teacher", "bilstm", 0.5, None, None),
+                                             model("student", "gru", 0.6, 2048, 5.25),
+                                             model("baseline", "gru", 0.7, 2048, 5.25)],
+              "student_vs_teacher": 1.2, "baseline_vs_teacher": 1.4, "param_ratio": 1.0, "split_matches_teacher": False}
+    lines = format_report(report).splitlines()
+    assert next(x for x in lines if x.startswith("int8 size")).split()[2:] == ["n/a", "(needs", "convert)",
+                                                                             "2,048", "B", "2,048", "B"]
+    assert next(x for x in lines if x.startswith("held-out RMSE")).split()[2:] == ["0.5000", "0.6000", "0.7000"]
+    assert "student RMSE is 1.20x the teacher's (baseline without teacher: 1.40x)" in lines[-2]
+    assert lines[-1].startswith("warning: the teacher was trained on another split")
