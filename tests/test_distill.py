@@ -200,7 +200,9 @@ def test_demo_distill(tmp_path):
     r = invoke("demo", "--distill", "--epochs", "2", "-o", tmp_path / "demo")
     assert r.exit_code == 0, r.output
     paths = dict(line.split(": ", 1) for line in r.stdout.splitlines())
-    assert set(paths) == {"data", "model", "export", "report", "teacher", "student", "distill_report"}
+    assert set(paths) == {"data", "model", "export", "report", "teacher", "student", "distill_report", "student_int8"}
+    assert paths["student_int8"].endswith("export_student/step.int8.tflite")
+    assert r.stderr.count("streaming 500 samples") == 2  # the LSTM's and the distilled GRU's int8 step models
     report = json.loads((tmp_path / "demo" / "runs" / "gru_student" / "distill_report.json").read_text())
     assert [m["model"] for m in report["models"]] == ["bilstm:32x2", "gru:32x1", "gru:32x1"]
     assert "baseline (no teacher)" in r.stderr
