@@ -195,7 +195,7 @@ def test_demo_distill(tmp_path):
     r = invoke("demo", "--distill", "--epochs", "2", "-o", tmp_path / "demo")
     assert r.exit_code == 0, r.output
     paths = dict(line.split(": ", 1) for line in r.stdout.splitlines())
-    assert set(paths) == {"data", "model", "teacher", "student", "distill_report"}
+    assert set(paths) == {"data", "model", "export", "report", "teacher", "student", "distill_report"}
     report = json.loads((tmp_path / "demo" / "runs" / "gru_student" / "distill_report.json").read_text())
     assert [m["model"] for m in report["models"]] == ["bilstm:32x2", "gru:32x1", "gru:32x1"]
     assert "baseline (no teacher)" in r.stderr
