@@ -55,7 +55,12 @@ def quantize(model_dir: str | Path, mode: str, calibration: str | Path = "defaul
 
                     _, model = load_keras(model_dir)
                     say(f"stepping the float step model over {len(X)} windows for state ranges")
-                    samples = step_samples(build_step_model(cfg, model), X, recipe.step_samples, recipe.seed)
+                    step = build_step_model(cfg, model)
+                    samples = step_samples(step, X, recipe.step_samples, recipe.seed)
+                    if mode == "int8" and fmt == "tflite":
+                        from .stepmodel import scale_cell_state
+
+                        samples.update(scale_cell_state(step, samples))
                 else:
                     samples = {"x": X}
                 np.savez(npz, **samples)

@@ -50,7 +50,8 @@ def test_int8_step_with_int8_io_agrees_with_keras(lstm_model, heldout, tmp_path)
     agree = float(np.mean(got.argmax(1) == ref.argmax(1)))
     print(f"int8 step, int8 I/O: argmax agreement {agree:.4f} on {len(X)} windows, max |d| {np.abs(got - ref).max()}")
     # The runner adds no error of its own (= the hand loop above, exactly). Agreement with Keras is the int8
-    # model's: 97.4 % on this fixture's 152 held-out windows (99.3 % on a 3-epoch model), below the 99 % target.
+    # model's: 98.0 % on this fixture's 152 held-out windows with the per-unit scaled cell state (docs/metadata.md),
+    # below the 99 % target: the float model itself flips 1-2 windows under per-step noise of 0.003-0.01 in c.
     assert agree >= 0.97, agree
 
 

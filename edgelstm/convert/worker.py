@@ -59,7 +59,15 @@ def run(job: dict) -> dict:
         from .tflite import sequence_tflite, step_tflite
 
         if kind == "step":
-            blob = step_tflite(build_step_model(cfg, model), quant, rep, **extra)
+            step = build_step_model(cfg, model)
+            if job.get("calibration"):
+                import numpy as np
+
+                from ..stepmodel import apply_cell_scales
+
+                with np.load(job["calibration"]) as z:
+                    apply_cell_scales(step, {k: z[k] for k in z.files if k.startswith("cscale_")})
+            blob = step_tflite(step, quant, rep, **extra)
         else:
             blob = sequence_tflite(cfg, model, quant, rep, **extra)
     else:
