@@ -41,6 +41,11 @@ def run_demo(
         stream_demo(export / "step.int8.tflite", data, say, stream_samples)
     if distill:
         paths.update(run_distill_demo(ds, out / "runs", say, epochs))
+        student_export = out / "export_student"
+        quantize_command(paths["student"], mode="int8", kind="step", out=student_export, progress=say)
+        paths["student_int8"] = student_export / "step.int8.tflite"
+        if stream_samples:
+            stream_demo(paths["student_int8"], data, say, stream_samples)
     return paths
 
 
@@ -61,7 +66,7 @@ def stream_demo(model: Path, data: Path, say: Callable[[str], None], samples: in
 
 
 def run_distill_demo(ds, runs: Path, say: Callable[[str], None], epochs: int) -> dict[str, Path]:
-    """BiLSTM teacher → GRU student (later steps of the product add int8 → stream on the student)."""
+    """BiLSTM teacher → GRU student; run_demo then quantizes the student to int8 and streams it."""
     from .distill import DistillOptions, format_report, parse_student
     from .distill import distill as run_distill
     from .train import TrainOptions, train

@@ -28,7 +28,7 @@ from .train import Progress, TrainOptions
 
 REPORT_JSON = "distill_report.json"
 REPORT_PNG = "distill_report.png"
-PENDING = "n/a (needs convert)"  # int8 size and step latency come from the convert/quantize step
+PENDING = "n/a (not measured)"  # int8 size and step latency, when --no-int8 skipped the measurement
 
 _STUDENT = re.compile(r"^(?P<arch>[a-z]+):(?P<units>\d+)(?:x(?P<layers>\d+))?$")
 
@@ -65,6 +65,7 @@ class DistillOptions:
     batch_size: int = 32
     learning_rate: float = 3e-3
     patience: int = 6
+    measure_int8: bool = True  # quantize each streamable model's step model to int8: its size and step latency
 
     def check(self) -> None:
         if not self.temperature > 0:
@@ -209,9 +210,30 @@ def _entry(name: str, cfg: ModelConfig, params: int, test: dict, epochs_run: int
         "streams": streams(cfg.arch),
         "test": _headline(cfg.task, test),
         "epochs_run": epochs_run,
-        "int8_bytes": None,  # TODO(issue 3): from the int8 step model once convert/quantize exists
-        "step_latency_us": None,  # TODO(issue 3): measured on the int8 step model
+        "int8_bytes": None,  # filled by measure_int8()
+        "step_latency_us": None,
+        "int8_note": None,
     }
+
+
+def measure_int8(model_dir: str | Path, cfg: ModelConfig, say: Progress) -> dict:
+    """int8 step model size and median runner latency per step on this machine, or why there is none."""
+    import tempfile
+
+    from .errors import EdgeLSTMError
+    from .quantize import quantize
+    from .runtime.bench import bench
+    from .stepmodel import steppable
+
+    if not steppable(cfg):
+        return {"int8_note": "n/a (no step model: stacked BiLSTM)"}
+    with tempfile.TemporaryDirectory(prefix="edgelstm-distill-int8-") as tmp:
+        try:
+            (path,) = quantize(model_dir, "int8", kind="step", out=tmp, progress=say)
+            latency = bench(path, count=2000, warmup=100)["runner"]["median_us"]
+        except EdgeLSTMError as ex:
+            return {"int8_note": f"n/a ({ex})"}
+        return {"int8_bytes": Path(path).stat().st_size, "step_latency_us": latency}
 
 
 def distill(
@@ -319,7 +341,6 @@ def _distill(
             _entry("baseline", cfg, s_params, base_test, len(base_history["loss"]), None),
         ],
         "param_ratio": t_params / s_params,
-        "pending": "int8 size and step latency need the convert/quantize step (issue 3)",
     }
     report["student_vs_teacher"] = _relative(task, teacher_test, student_test)
     report["baseline_vs_teacher"] = _relative(task, teacher_test, base_test)
@@ -332,6 +353,14 @@ def _distill(
 
     write_model_dir(out, model, cfg, prep, history,
                     extra_metrics={"distilled_from": str(teacher_dir)}, extra_files=write_report)
+    if opts.measure_int8:
+        teacher_entry, student_entry, base_entry = report["models"]
+        say("int8: quantizing the step models for size and step latency")
+        teacher_entry.update(measure_int8(teacher_dir, tcfg, say))
+        student_entry.update(measure_int8(out, cfg, say))
+        # the baseline has the student's architecture, so the same int8 size and step latency
+        base_entry.update({k: student_entry[k] for k in ("int8_bytes", "step_latency_us", "int8_note")})
+        write_report(out)
     return report
 
 
@@ -343,6 +372,10 @@ def _relative(task: str, teacher: dict, other: dict) -> float:
 
 
 # ------------------------------------------------------------------------------------------------- report
+
+
+def _or_note(m: dict, key: str, fmt: str) -> str:
+    return fmt.format(m[key]) if m.get(key) is not None else (m.get("int8_note") or PENDING)
 
 
 def format_report(report: dict) -> str:
@@ -360,9 +393,8 @@ def format_report(report: dict) -> str:
         ("MACs per step", [f"{m['macs_per_step']:,}" for m in models]),
         ("streams", ["yes" if m["streams"] else "no (needs the whole window)" for m in models]),
         ("epochs run", [str(m["epochs_run"]) if m["epochs_run"] is not None else "-" for m in models]),
-        ("int8 size", [PENDING if m["int8_bytes"] is None else f"{m['int8_bytes']:,} B" for m in models]),
-        ("step latency", [PENDING if m["step_latency_us"] is None else f"{m['step_latency_us']:.1f} µs"
-                          for m in models]),
+        ("int8 size", [_or_note(m, "int8_bytes", "{:,} B") for m in models]),
+        ("step latency (int8)", [_or_note(m, "step_latency_us", "{:.1f} µs") for m in models]),
     ]
     w0 = max(len(r[0]) for r in rows)
     widths = [max(len(r[1][i]) for r in rows) for i in range(len(models))]

@@ -98,8 +98,10 @@ def distill_report(report: dict, path: Path) -> Path:
         ax.set_title(title)
     for ax in axes:
         ax.grid(axis="y", alpha=0.3)
-    fig.suptitle(f"distillation: T={report['temperature']:g}, alpha={report['alpha']:g}; "
-                 "int8 size and step latency: n/a (needs convert)", fontsize=9)
+    int8 = "; ".join(f"{m['role']} int8 {m['int8_bytes'] / 1024:.1f} KB, {m['step_latency_us']:.1f} µs/step"
+                     for m in models if m.get("int8_bytes") is not None)
+    fig.suptitle(f"distillation: T={report['temperature']:g}, alpha={report['alpha']:g}"
+                 + (f" — {int8}" if int8 else ""), fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -152,6 +152,17 @@ def test_model_the_device_cannot_load_is_refused_before_upload(tmp_path, ssh_hom
     assert not (sshd.home / ".edgelstm" / "models" / sha(m)).exists()
 
 
+def test_model_that_breaks_the_target_is_refused_before_upload(tmp_path, ssh_home, sshd, step_models):
+    good, _ = step_models  # a float step model: Coral runs int8 only
+    trust(ssh_home, sshd)
+    r = invoke("deploy", good, "--host", sshd.spec, "--target", "coral-edgetpu", "--no-install-runtime")
+    assert r.exit_code == 1, r.output
+    line = last_line(r)
+    assert line.startswith(f"Error: {sshd.spec}: {good.name} does not fit target coral-edgetpu: "), line
+    assert "quantization float is not run by coral-edgetpu" in line
+    assert not (sshd.home / ".edgelstm" / "models").exists() or not any((sshd.home / ".edgelstm" / "models").iterdir())
+
+
 def test_fleet_deploys_in_parallel_with_a_row_per_host(tmp_path, ssh_home, sshd, ssh_client_key):
     from sshd import free_port, start_sshd
 

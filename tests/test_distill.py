@@ -56,9 +56,13 @@ def test_report_shows_the_baseline_without_teacher(distilled):
     acc = next(line for line in lines if line.startswith("held-out accuracy")).split()[2:]
     assert [float(v) for v in acc] == [round(m["test"]["accuracy"], 4) for m in report["models"]]
     assert f"baseline without teacher: {report['baseline_vs_teacher']:.1%}" in r.stdout
-    # int8 size and step latency are not invented before convert/quantize exists
-    assert all(m["int8_bytes"] is None and m["step_latency_us"] is None for m in report["models"])
-    assert next(line for line in lines if line.startswith("int8 size")).count("n/a (needs convert)") == 3
+    # int8 step models measured for the streamable models; the stacked BiLSTM teacher has none
+    teacher, student, baseline = report["models"]
+    assert teacher["int8_bytes"] is None and teacher["int8_note"] == "n/a (no step model: stacked BiLSTM)"
+    assert 2_000 < student["int8_bytes"] < 4 * student["params"] and 0 < student["step_latency_us"] < 10_000
+    assert (baseline["int8_bytes"], baseline["step_latency_us"]) == (student["int8_bytes"], student["step_latency_us"])
+    size_row = next(line for line in lines if line.startswith("int8 size"))
+    assert size_row.count(f"{student['int8_bytes']:,} B") == 2 and "stacked BiLSTM" in size_row
     assert (out / "distill_report.png").stat().st_size > 10_000
 
 
@@ -179,7 +183,8 @@ def test_forecast_distillation_uses_the_teachers_task_and_targets(tmp_path, fore
                "--window", "24", "--stride", "4", "--epochs", "4", "-o", teacher)
     assert r.exit_code == 0, r.output
     out = tmp_path / "gru_student"
-    r = invoke("distill", forecast_csv, "--teacher", teacher, "--student", "gru:8", "--epochs", "4", "-o", out)
+    r = invoke("distill", forecast_csv, "--teacher", teacher, "--student", "gru:8", "--epochs", "4",
+               "--no-int8", "-o", out)
     assert r.exit_code == 0, r.output
     report = json.loads((out / "distill_report.json").read_text())
     assert report["task"] == "forecast"
@@ -195,7 +200,9 @@ def test_demo_distill(tmp_path):
     r = invoke("demo", "--distill", "--epochs", "2", "-o", tmp_path / "demo")
     assert r.exit_code == 0, r.output
     paths = dict(line.split(": ", 1) for line in r.stdout.splitlines())
-    assert set(paths) == {"data", "model", "teacher", "student", "distill_report"}
+    assert set(paths) == {"data", "model", "export", "report", "teacher", "student", "distill_report", "student_int8"}
+    assert paths["student_int8"].endswith("export_student/step.int8.tflite")
+    assert r.stderr.count("streaming 500 samples") == 2  # the LSTM's and the distilled GRU's int8 step models
     report = json.loads((tmp_path / "demo" / "runs" / "gru_student" / "distill_report.json").read_text())
     assert [m["model"] for m in report["models"]] == ["bilstm:32x2", "gru:32x1", "gru:32x1"]
     assert "baseline (no teacher)" in r.stderr
@@ -211,7 +218,7 @@ def test_recordings_shorter_than_the_teachers_window(tmp_path, activity_csv, bil
 
 def test_bilstm_student_is_allowed_but_noted(tmp_path, activity_csv, bilstm_teacher):
     r = invoke("distill", activity_csv, "--teacher", bilstm_teacher, "--student", "bilstm:4", "--epochs", "1",
-               "-o", tmp_path / "bi")
+               "--no-int8", "-o", tmp_path / "bi")
     assert r.exit_code == 0, r.output
     assert "note: a BiLSTM student cannot stream (it needs the whole window)" in r.stderr
     report = json.loads((tmp_path / "bi" / "distill_report.json").read_text())
@@ -232,7 +239,7 @@ def test_format_report_shows_int8_figures_once_measured():
                                              model("baseline", "gru", 0.7, 2048, 5.25)],
               "student_vs_teacher": 1.2, "baseline_vs_teacher": 1.4, "param_ratio": 1.0, "split_matches_teacher": False}
     lines = format_report(report).splitlines()
-    assert next(x for x in lines if x.startswith("int8 size")).split()[2:] == ["n/a", "(needs", "convert)",
+    assert next(x for x in lines if x.startswith("int8 size")).split()[2:] == ["n/a", "(not", "measured)",
                                                                              "2,048", "B", "2,048", "B"]
     assert next(x for x in lines if x.startswith("held-out RMSE")).split()[2:] == ["0.5000", "0.6000", "0.7000"]
     assert "student RMSE is 1.20x the teacher's (baseline without teacher: 1.40x)" in lines[-2]

@@ -196,6 +196,7 @@ class DeployResult:
 
 def check_model(model: Path, st: Status, will_install: bool, target: str | None) -> str | None:
     """Refuse, before uploading, a model this device cannot load or store; return a note for the user, if any."""
+    note = _check_target(model, target, st) if target else None
     size = model.stat().st_size
     need = size + 20_000_000 + (400_000_000 if will_install else 0)
     if st.free_bytes < need:
@@ -216,9 +217,7 @@ def check_model(model: Path, st: Status, will_install: bool, target: str | None)
         if have == ["tflite_runtime"] and not installable and quant == "dynamic":
             raise DeployError("the device has only tflite-runtime, which cannot load dynamic-range models "
                               "(FULLY_CONNECTED version 12): deploy a float or int8 model, or install ai-edge-litert")
-    if target:
-        return _check_target(model, target, st)
-    return None
+    return note
 
 
 def _quantization(model: Path) -> str | None:
@@ -231,11 +230,13 @@ def _quantization(model: Path) -> str | None:
 
 
 def _check_target(model: Path, target: str, st: Status) -> str | None:
-    try:
-        from .. import targets  # noqa: F401  (target profiles: not in this build yet)
-    except ImportError:
-        return f"target profiles are not in this build: '{target}' not checked, only the device's runtime"
-    return None
+    """Refuse a model that breaks the target profile; older-runtime warnings come back as a note."""
+    from ..targets import check_model_full, load_target
+
+    violations, warnings = check_model_full(model, load_target(target))
+    if violations:
+        raise DeployError(f"{model.name} does not fit target {target}: " + "; ".join(violations))
+    return "; ".join(warnings) or None
 
 
 _wheel_lock = threading.Lock()
