@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -94,20 +95,50 @@ def _quantize(x: np.ndarray, q) -> np.ndarray:
     return np.clip(np.rint(x / scale) + zp, info.min, info.max).astype(dtype)
 
 
+class _InputMap:
+    """How raw samples become one input tensor's values, defined once for every path (step, window, copy).
+
+    Float input: `(x - mean) * inv_std`. Integer input: normalization and quantization fused into one affine map,
+    `clip(rint(x * a + b), lo, hi)` with `a = inv_std / scale` and `b = zp - mean * a` (float32), so the hot
+    path quantizes a sample with 6 numpy calls into preallocated buffers. It can differ from the two-step
+    `rint(((x - mean) / std) / scale) + zp` by one step, for about 4 in a million values (rounding ties).
+    """
+
+    def __init__(self, mean: np.ndarray, inv_std: np.ndarray, q) -> None:
+        self.mean, self.inv_std, self.q = mean, inv_std, q
+        if q:
+            scale, zp, dtype = q
+            info = np.iinfo(dtype)
+            self.a = (inv_std / np.float32(scale)).astype(np.float32)
+            self.b = (np.float32(zp) - mean * self.a).astype(np.float32)
+            n = len(self.a)
+            self.lo, self.hi = np.full(n, info.min, np.float32), np.full(n, info.max, np.float32)
+
+    def __call__(self, raw) -> np.ndarray:
+        """Raw samples [..., F] → the tensor's values (same dtype); elementwise the same arithmetic as `writer`."""
+        x = np.asarray(raw, np.float32)
+        if not self.q:
+            return ((x - self.mean) * self.inv_std).astype(np.float32)
+        # rint and clip commute (the bounds are whole numbers), so this equals the hot path's order
+        return np.clip(np.rint(x * self.a + self.b), self.lo, self.hi).astype(self.q[2])
+
+
 class _Engine:
-    """Feeds one interpreter: normalized input in, state carried, raw output out. Two kinds below."""
+    """Feeds one interpreter: raw input in (mapped by `_InputMap`), state carried, raw output out. Two kinds."""
 
     def __init__(self, it: Interpreter, x, x_rev, pairs, y, mean, inv_std) -> None:
         self.it, self.x, self.x_rev, self.pairs, self.y = it, x, x_rev, pairs, y
         self.xq, self.yq = _quantizer(x), _quantizer(y)
-        self.xrq = _quantizer(x_rev) if x_rev is not None else None
+        self.xmap = _InputMap(mean, inv_std, self.xq)
+        self.xrmap = _InputMap(mean, inv_std, _quantizer(x_rev)) if x_rev is not None else None
         self.mean, self.inv_std = mean, inv_std
 
-    def set_x(self, xf: np.ndarray) -> None:
-        self.it.set(self.x.name, _quantize(xf, self.xq) if self.xq else xf)
+    def set_x(self, raw: np.ndarray) -> None:
+        """Raw (un-normalized) samples shaped like the x input."""
+        self.it.set(self.x.name, self.xmap(raw))
 
-    def set_x_rev(self, xf: np.ndarray) -> None:
-        self.it.set(self.x_rev.name, _quantize(xf, self.xrq) if self.xrq else xf)
+    def set_x_rev(self, raw: np.ndarray) -> None:
+        self.it.set(self.x_rev.name, self.xrmap(raw))
 
 
 class _CopyEngine(_Engine):
@@ -140,11 +171,15 @@ class _CopyEngine(_Engine):
 
     def make_step(self):
         x, mean, inv_std = self._xbuf, self.mean, self.inv_std
+        xname, xmap, set_ = self.x.name, self.xmap, self.it.set
 
         def step(sample) -> np.ndarray:
-            np.subtract(sample, mean, out=x[0])
-            x[0] *= inv_std
-            self.set_x(x)
+            if xmap.q:
+                set_(xname, xmap(sample).reshape(x.shape))
+            else:
+                np.subtract(sample, mean, out=x[0])
+                x[0] *= inv_std
+                set_(xname, x)
             self.invoke_carry()
             return self.raw_y()
 
@@ -167,7 +202,8 @@ class _ViewEngine(_Engine):
     """TFLite: samples normalized straight into the input tensor's buffer, state copied output→input in place.
 
     int8 state whose output scale differs from the input's is requantized through a 256-entry table (one
-    numpy call per state tensor); int8 outputs are dequantized the same way.
+    numpy call per state tensor, written straight into the state input); int8 outputs are dequantized the
+    same way.
     """
 
     def __init__(self, *a) -> None:
@@ -197,8 +233,8 @@ class _ViewEngine(_Engine):
             self.it.view(tin.name).fill(qin[1] if qin else 0)
         self.it.reset()
 
-    def set_x(self, xf: np.ndarray) -> None:
-        self.xv[...] = _quantize(xf, self.xq) if self.xq else xf
+    def set_x(self, raw: np.ndarray) -> None:
+        self.xv[...] = self.xmap(raw)
 
     def invoke_carry(self) -> None:
         self.it.invoke()
@@ -208,7 +244,7 @@ class _ViewEngine(_Engine):
         for vin, vout in self.copies:
             np.copyto(vin, vout)
         for table, src, vin in self.tables:
-            np.take(table, src, out=vin)
+            table.take(src, None, vin, "clip")
         for vin, vout, qin, qout in self.general:
             f = _dequantize(vout, qout)
             vin[...] = _quantize(f, qin) if qin else f
@@ -216,14 +252,27 @@ class _ViewEngine(_Engine):
     def raw_y(self) -> np.ndarray:
         return self.ytable.take(self.yv) if self.ytable is not None else _dequantize(self.yv.copy(), self.yq)
 
+    def _carry_calls(self) -> tuple:
+        """The state carry as zero-argument calls, one per state tensor (C methods bound to their buffers).
+
+        take's mode "clip" (never triggered: a byte always indexes a 256-entry table) spares numpy the temporary
+        copy that take(out=...) makes in its default mode, which doubled its cost.
+        """
+        if self.general:
+            return (self._carry,)
+        return tuple(partial(np.copyto, vin, vout) for vin, vout in self.copies) + tuple(
+            partial(table.take, src, None, vin, "clip") for table, src, vin in self.tables)
+
     def make_step(self):
-        """The hot path, specialized once: a float model does 2 ufuncs + invoke + one copy per state tensor."""
+        """The hot path, specialized once. A float model does 2 ufuncs + invoke + one copy per state tensor; an
+        int8-I/O model 6 calls to quantize the sample (see `_InputMap`), invoke, one table lookup per state
+        tensor and one for the output. Everything works in preallocated buffers or the tensors' own memory."""
         invoke, yv = self.it.invoke, self.yv
         xrow = self.xv.reshape(-1)
-        copyto, subtract, multiply, add, take = np.copyto, np.subtract, np.multiply, np.add, np.take
+        copyto, subtract, multiply = np.copyto, np.subtract, np.multiply
         mean, inv_std = self.mean, self.inv_std
-        copies, tables = self.copies, self.tables
-        if self.xq is None and not tables and not self.general and self.yq is None:
+        copies = self.copies
+        if self.xq is None and not self.tables and not self.general and self.yq is None:
 
             def step(sample) -> np.ndarray:
                 subtract(sample, mean, out=xrow)
@@ -234,35 +283,35 @@ class _ViewEngine(_Engine):
                 return yv.copy()
 
             return step
-        scale, zp, dtype = self.xq if self.xq else (1.0, 0, np.float32)
-        a = (inv_std / np.float32(scale)).astype(np.float32)
-        b = (np.float32(zp) - mean * a).astype(np.float32)
-        f = self._scratch
-        lim = np.iinfo(dtype) if self.xq else None
-        lo, hi = (np.float32(lim.min), np.float32(lim.max)) if lim else (None, None)
-        maximum, minimum, rint = np.maximum, np.minimum, np.rint
-        carry_general = self._carry if self.general else None
-        ytable = self.ytable
-        raw_y = self.raw_y
+        carry = self._carry_calls()
+        ytable, raw_y = self.ytable, self.raw_y
+        read_y = partial(ytable.take, yv) if ytable is not None else raw_y
+        if self.xq is None:
+
+            def fstep(sample) -> np.ndarray:
+                subtract(sample, mean, out=xrow)
+                multiply(xrow, inv_std, out=xrow)
+                invoke()
+                for c in carry:
+                    c()
+                return read_y()
+
+            return fstep
+        m = self.xmap
+        a, b, lo, hi, f = m.a, m.b, m.lo, m.hi, self._scratch
+        add, rint, maximum, minimum = np.add, np.rint, np.maximum, np.minimum
 
         def qstep(sample) -> np.ndarray:
             multiply(sample, a, out=f)
             add(f, b, out=f)
-            if lo is not None:
-                maximum(f, lo, out=f)
-                minimum(f, hi, out=f)
-                rint(f, out=xrow, casting="unsafe")
-            else:
-                copyto(xrow, f)
+            maximum(f, lo, out=f)
+            minimum(f, hi, out=f)
+            rint(f, out=f)
+            xrow[...] = f  # whole numbers within the dtype's range: the cast is exact
             invoke()
-            if carry_general:
-                carry_general()
-            else:
-                for vin, vout in copies:
-                    copyto(vin, vout)
-                for table, src, vin in tables:
-                    take(table, src, out=vin)
-            return ytable.take(yv) if ytable is not None else raw_y()
+            for c in carry:
+                c()
+            return read_y()
 
         return qstep
 
@@ -383,7 +432,7 @@ class Runner:
 
     def run_window(self, win: np.ndarray) -> np.ndarray:
         """One window of raw samples [W, F] → the model's output, from fresh state (as in training)."""
-        x = ((np.asarray(win, np.float32) - self._mean) * self._inv_std).astype(np.float32)
+        x = np.asarray(win, np.float32)
         eng = self._engine
         eng.reset_state()
         if self.info.kind == "sequence":
