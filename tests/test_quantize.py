@@ -227,3 +227,17 @@ def test_real_converter_segfault_on_gru_sequence_int8_is_one_line(gru_model, tmp
     assert err == (f"Error: {gru_model}: converting the sequence model to tflite (int8) crashed the converter "
                    "(SIGSEGV); try the step model (--kind step), which quantizes fully, or --mode dynamic")
     assert not out.exists()
+
+
+@pytest.mark.parametrize("agree, drop, expect", [
+    (0.98, 0.0, "warning: step.int8.tflite agrees with the float model on 98.0% of windows (< 99%); "
+                "try --mode int16x8"),
+    (0.995, 0.02, "warning: step.int8.tflite loses 2.0% accuracy (> 1%); try --mode int16x8"),
+    (0.995, 0.005, None),
+])
+def test_fidelity_warning_names_agreement_drop_and_int16x8(agree, drop, expect):
+    from edgelstm.quantize import fidelity_warnings
+
+    entry = {"file": "step.int8.tflite", "vs_reference": {"argmax_agreement": agree}, "accuracy_drop": drop}
+    got = fidelity_warnings(entry, "int8")
+    assert (got[0].startswith(expect) if expect else got == []), got
