@@ -43,6 +43,18 @@ def test_int8_step_model_meets_the_accuracy_bars(gru_coral):
     assert "calibrating 400/400" in r.stderr
 
 
+def test_int8_lstm_step_model_meets_the_accuracy_bars(lstm_model, tmp_path):
+    """The demo's LSTM, int8 step model with float I/O (Raspberry Pi style): the bars of the issue."""
+    r = invoke("quantize", lstm_model, "--mode", "int8", "--kind", "step", "-o", tmp_path)
+    assert r.exit_code == 0, r.output
+    (m,) = json.loads((tmp_path / "report.json").read_text())["models"]
+    print(f"lstm32 int8 step: agreement {m['vs_reference']['argmax_agreement']:.4f}, "
+          f"drop {m['accuracy_drop']:.4f}, max|d| {m['vs_reference']['max_abs_delta']:.4f}")
+    assert m["vs_reference"]["argmax_agreement"] >= 0.99
+    assert m["accuracy_drop"] <= 0.01
+    assert "warning" not in r.output
+
+
 def test_int8_io_state_is_requantized_by_metadata(gru_coral):
     from edgelstm.metadata import read_metadata
 
