@@ -10,14 +10,6 @@ from conftest import invoke, one_line_error
 
 
 @pytest.fixture(scope="session")
-def gru_model(tmp_path_factory, activity_csv):
-    out = tmp_path_factory.mktemp("runs") / "gru32"
-    r = invoke("train", activity_csv, "--arch", "gru", "--units", "32", "-o", out)
-    assert r.exit_code == 0, r.output
-    return out
-
-
-@pytest.fixture(scope="session")
 def gru_coral(gru_model, tmp_path_factory):
     """The GRU quantized for the Coral target: int8 step model with int8 I/O, report, target check."""
     out = tmp_path_factory.mktemp("coral")
