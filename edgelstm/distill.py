@@ -2,8 +2,9 @@
 
 Classification: the student learns the teacher's softened logits (temperature T, KL divergence × T², Hinton et al.
 2015) mixed with the hard labels by `alpha`. Regression and forecasting: the teacher's outputs are soft targets
-(MSE) mixed with the true targets. The teacher is frozen: it runs in inference mode once over every split, which
-is what a Distiller calling it per batch computes too (no augmentation here), at a fraction of the cost.
+(MSE) mixed with the true targets. The teacher is frozen: it runs in inference mode once over every split (and over
+the augmented training windows, drawn once as in `train`), which is what a Distiller calling it per batch computes
+too, at a fraction of the cost.
 
 The same student architecture is also trained WITHOUT the teacher (same data, split, epochs, seed, initial
 weights) so the report shows whether the teacher helped. The student is saved as a plain model directory.
@@ -65,6 +66,7 @@ class DistillOptions:
     batch_size: int = 32
     learning_rate: float = 3e-3
     patience: int = 6
+    augment: int | None = None  # augmented copies per training window (train.TrainOptions.augment)
     measure_int8: bool = True  # quantize each streamable model's step model to int8: its size and step latency
 
     def check(self) -> None:
@@ -270,7 +272,7 @@ def _distill(
     from ._deps import keras as _keras
     from .modeldir import load_keras
     from .models import build_model, count_params
-    from .train import fit, make_config, predict, write_model_dir
+    from .train import augmented, fit, make_config, predict, write_model_dir
 
     keras = _keras()
     seed = int(tcfg.training.get("seed", 0))
@@ -284,7 +286,7 @@ def _distill(
     topts = TrainOptions(
         arch=student.arch, task=task, units=student.units, layers=student.layers, window=tcfg.window,
         stride=tcfg.stride, horizon=tcfg.horizon, epochs=opts.epochs, batch_size=opts.batch_size,
-        learning_rate=opts.learning_rate, patience=opts.patience, seed=seed,
+        learning_rate=opts.learning_rate, patience=opts.patience, seed=seed, augment=opts.augment,
     )
     topts.check()
     cfg = make_config(ds, prep, topts)
@@ -297,12 +299,14 @@ def _distill(
     t_params = count_params(teacher)
     say(f"teacher: {tcfg.arch} {tcfg.units}x{tcfg.layers}, {t_params} parameters, held-out "
         + ", ".join(f"{k} {v:.4g}" for k, v in _headline(task, teacher_test).items()))
-    soft_train, soft_val = (teacher_soft_targets(teacher, tcfg, cfg, w.X) for w in (prep.train, prep.val))
+    # student and baseline train on the same augmented windows, the student against the teacher's outputs on them
+    fprep = augmented(prep, topts, say)
+    soft_train, soft_val = (teacher_soft_targets(teacher, tcfg, cfg, w.X) for w in (fprep.train, prep.val))
 
     def hard(y: np.ndarray) -> np.ndarray:
         return y[:, None].astype(np.float32) if task == "classify" else model_targets(cfg, y).astype(np.float32)
 
-    targets = tuple(np.concatenate([hard(w.y), s], axis=1) for w, s in ((prep.train, soft_train),
+    targets = tuple(np.concatenate([hard(w.y), s], axis=1) for w, s in ((fprep.train, soft_train),
                                                                         (prep.val, soft_val)))
     if task == "classify":
         loss, metrics = classification_loss(opts.temperature, opts.alpha)
@@ -318,13 +322,13 @@ def _distill(
         say("note: a BiLSTM student cannot stream (it needs the whole window); choose lstm or gru for real time")
     # classification trains the logits (shared weights), so the saved student stays a plain model with its softmax
     trained = keras.Model(model.input, model.get_layer("logits").output) if task == "classify" else model
-    history = fit(trained, cfg, prep, topts, lambda m: say(f"distill {m}"), loss=loss, targets=targets,
+    history = fit(trained, cfg, fprep, topts, lambda m: say(f"distill {m}"), loss=loss, targets=targets,
                   metrics=metrics)
     student_test = score(cfg, prep.test, predict(model, cfg, prep.test.X))
 
     keras.utils.set_random_seed(seed)  # the same initial weights and shuffling, without the teacher
     base = build_model(cfg)
-    base_history = fit(base, cfg, prep, topts, lambda m: say(f"baseline {m}"))
+    base_history = fit(base, cfg, fprep, topts, lambda m: say(f"baseline {m}"))
     base_test = score(cfg, prep.test, predict(base, cfg, prep.test.X))
 
     report = {

@@ -14,6 +14,9 @@ from .errors import InputError
 
 MODES = ("int8", "int16x8", "dynamic", "float16")
 NEEDS_CALIBRATION = ("int8", "int16x8")
+# below this argmax agreement with float (or above this accuracy drop) a quantized model is flagged
+MIN_AGREEMENT = 0.99
+MAX_ACCURACY_DROP = 0.01
 
 
 def quantize(model_dir: str | Path, mode: str, calibration: str | Path = "default", kind: str = "step",
@@ -106,6 +109,7 @@ def quantize_command(model_dir, mode=None, calibration="default", target=None, k
                 parts.append(f"RMSE {e['metrics']['rmse']:.4g} (float {ref['rmse']:.4g}),")
             parts.append(f"max |Δ| {v['max_abs_delta']:.3g}")
             lines.append(" ".join(parts))
+            lines += fidelity_warnings(e, mode)
         lines.append(f"report: {path} and {path.with_suffix('.html')}")
         result["report"] = rep
     if tgt is not None:
@@ -120,3 +124,21 @@ def quantize_command(model_dir, mode=None, calibration="default", target=None, k
             lines += [f"  {x}" for x in v]
         result["violations"] = violations
     return result
+
+
+def fidelity_warnings(entry: dict, mode: str) -> list[str]:
+    """Say when a quantized model no longer makes the float model's decisions, and what to try (int16x8 keeps
+    activations and the recurrent state in 16 bits: an LSTM whose decisions hinge on small cell-state differences
+    loses windows under 8-bit rounding at every step)."""
+    v = entry["vs_reference"]
+    agree, drop = v.get("argmax_agreement"), entry.get("accuracy_drop")
+    why = []
+    if agree is not None and agree < MIN_AGREEMENT:
+        why.append(f"agrees with the float model on {agree:.1%} of windows (< {MIN_AGREEMENT:.0%})")
+    if drop is not None and drop > MAX_ACCURACY_DROP:
+        why.append(f"loses {drop:.1%} accuracy (> {MAX_ACCURACY_DROP:.0%})")
+    if not why:
+        return []
+    hint = "; try --mode int16x8 (16-bit activations and state; LiteRT on CPU runs it, the Edge TPU does not)" \
+        if mode == "int8" else ""
+    return [f"warning: {entry['file']} {' and '.join(why)}{hint}"]

@@ -154,7 +154,7 @@ def _step_cell(tf, kind: str, w: dict, x, h, c, c_scale=None):
     elif c_scale is not None:
         # c is carried as c / k per unit (k = calibrated max |c|), so each unit's int8 state uses its whole range:
         # one per-tensor scale over c spanning ±15 rounds away the small per-step increments i*g of the quiet
-        # units, and the error builds up over the window (argmax agreement 98 % → 100 % on the sample data)
+        # units, and the error builds up over the window (the accuracy drop of 2 points vanished; docs/metadata.md)
         i, f, o = sig(zi), sig(zf), sig(zo)
         c2 = f * c + i * tf.tanh(zc) * tf.constant((1.0 / c_scale).astype(np.float32))
         cin = tf.clip_by_value(c2 * tf.constant(c_scale.astype(np.float32)), -TANH_CLIP, TANH_CLIP)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +17,10 @@ from .modeldir import KERAS_FILE, check_replaceable, staging
 from .prepare import Prepared, model_inputs, model_targets, prepare, score
 
 Progress = Callable[[str], None]
+
+
+# Augmented copies of each training window for classification (augment.py says why)
+DEFAULT_AUGMENT = 3
 
 
 @dataclass
@@ -38,6 +42,9 @@ class TrainOptions:
     clip_at: float = 1.0
     patience: int = 6
     seed: int = 0
+    augment: int | None = None  # augmented copies per training window; None: 3 for classification, 0 otherwise
+    aug_gain: float = 0.2
+    aug_jitter: float = 0.1
 
     def check(self) -> None:
         for name in ("units", "layers", "window", "stride", "horizon", "epochs", "batch_size"):
@@ -47,6 +54,12 @@ class TrainOptions:
             raise InputError("--dropout must be in [0, 1)")
         if self.clip not in ("norm", "value"):
             raise InputError("--clip must be 'norm' or 'value'")
+        if self.augment is None:
+            self.augment = DEFAULT_AUGMENT if self.task == "classify" else 0
+        if self.augment < 0:
+            raise InputError("--augment must be 0 or more")
+        if not 0 <= self.aug_gain < 1 or self.aug_jitter < 0:
+            raise InputError("--aug-gain must be in [0, 1) and --aug-jitter at least 0")
 
 
 def make_config(ds: Dataset, prep: Prepared, opts: TrainOptions, **model_overrides) -> ModelConfig:
@@ -177,5 +190,20 @@ def train(ds: Dataset, opts: TrainOptions, out: str | Path, progress: Progress |
     model = build_model(cfg)
     if progress:
         progress(f"model: {cfg.arch} {cfg.units}x{cfg.layers}, {model.count_params()} parameters")
-    history = fit(model, cfg, prep, opts, progress)
+    history = fit(model, cfg, augmented(prep, opts, progress), opts, progress)
     return write_model_dir(Path(out), model, cfg, prep, history)
+
+
+def augmented(prep: Prepared, opts: TrainOptions, progress: Progress | None = None) -> Prepared:
+    """prep with its training windows augmented as opts ask (validation and test never are)."""
+    if not opts.augment:
+        return prep
+    from .augment import augment
+
+    train = augment(prep.train, prep.norm, opts.augment, opts.aug_gain, opts.aug_jitter, opts.seed,
+                    scale_inputs=opts.task == "classify")
+    if progress:
+        gain = f"gain ±{opts.aug_gain:.0%}, " if opts.task == "classify" else ""
+        progress(f"augmenting: {opts.augment} copies of each training window ({gain}jitter {opts.aug_jitter:g} σ)"
+                 f" → {len(train)} windows")
+    return replace(prep, train=train)

@@ -34,6 +34,24 @@ def lstm_model(tmp_path_factory, activity_csv) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def gru_model(tmp_path_factory, activity_csv) -> Path:
+    """A 1-layer 32-unit GRU on the activity sample data (trained once per session)."""
+    out = tmp_path_factory.mktemp("runs") / "gru32"
+    r = invoke("train", activity_csv, "--arch", "gru", "--units", "32", "-o", out)
+    assert r.exit_code == 0, r.output
+    return out
+
+
+@pytest.fixture(scope="session")
+def bilstm_model(tmp_path_factory, activity_csv) -> Path:
+    """A 1-layer 16-unit BiLSTM on the activity sample data (trained once per session)."""
+    out = tmp_path_factory.mktemp("runs") / "bilstm16"
+    r = invoke("train", activity_csv, "--arch", "bilstm", "--units", "16", "-o", out)
+    assert r.exit_code == 0, r.output
+    return out
+
+
 def invoke(*args: str):
     from edgelstm.cli import main
 

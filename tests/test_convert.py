@@ -40,7 +40,7 @@ def test_convert_tflite_writes_sequence_and_step_with_metadata(lstm_tflite):
     assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in ops and "WHILE" not in ops
 
 
-def test_sequence_tflite_needs_state_reset_between_windows(lstm_model, lstm_tflite):
+def test_sequence_tflite_with_state_reset_between_windows_matches_keras(lstm_model, lstm_tflite):
     from edgelstm.convert.tflite import run_sequence_tflite
     from edgelstm.modeldir import load_keras
 
@@ -50,8 +50,9 @@ def test_sequence_tflite_needs_state_reset_between_windows(lstm_model, lstm_tfli
     d_reset = np.abs(run_sequence_tflite(blob, X) - ref).max()
     d_carry = np.abs(run_sequence_tflite(blob, X, reset=False) - ref).max()
     print(f"lstm32 real windows: max|d| with reset {d_reset:.2e}, without {d_carry:.2e}")
+    # The leak itself is shown below on an LSTM with long memory: this trained one forgets its previous window
+    # within 100 samples (without reset 7e-7 since training augments; 4e-4 before), which is why it can be hidden.
     assert d_reset <= 1e-5, d_reset
-    assert d_carry > 1e-4, d_carry  # the fused LSTM's state leaks from one window into the next
 
 
 def test_state_leak_without_reset_is_large_with_long_memory(tmp_path):

@@ -10,14 +10,6 @@ from conftest import invoke, one_line_error
 
 
 @pytest.fixture(scope="session")
-def gru_model(tmp_path_factory, activity_csv):
-    out = tmp_path_factory.mktemp("runs") / "gru32"
-    r = invoke("train", activity_csv, "--arch", "gru", "--units", "32", "-o", out)
-    assert r.exit_code == 0, r.output
-    return out
-
-
-@pytest.fixture(scope="session")
 def gru_coral(gru_model, tmp_path_factory):
     """The GRU quantized for the Coral target: int8 step model with int8 I/O, report, target check."""
     out = tmp_path_factory.mktemp("coral")
@@ -41,6 +33,18 @@ def test_int8_step_model_meets_the_accuracy_bars(gru_coral):
         assert (out / name).stat().st_size > 500, name
     assert "step.int8.tflite: passes target coral-edgetpu" in r.output
     assert "calibrating 400/400" in r.stderr
+
+
+def test_int8_lstm_step_model_meets_the_accuracy_bars(lstm_model, tmp_path):
+    """The demo's LSTM, int8 step model with float I/O (Raspberry Pi style): the bars of the issue."""
+    r = invoke("quantize", lstm_model, "--mode", "int8", "--kind", "step", "-o", tmp_path)
+    assert r.exit_code == 0, r.output
+    (m,) = json.loads((tmp_path / "report.json").read_text())["models"]
+    print(f"lstm32 int8 step: agreement {m['vs_reference']['argmax_agreement']:.4f}, "
+          f"drop {m['accuracy_drop']:.4f}, max|d| {m['vs_reference']['max_abs_delta']:.4f}")
+    assert m["vs_reference"]["argmax_agreement"] >= 0.99
+    assert m["accuracy_drop"] <= 0.01
+    assert "warning" not in r.output
 
 
 def test_int8_io_state_is_requantized_by_metadata(gru_coral):
@@ -227,3 +231,17 @@ def test_real_converter_segfault_on_gru_sequence_int8_is_one_line(gru_model, tmp
     assert err == (f"Error: {gru_model}: converting the sequence model to tflite (int8) crashed the converter "
                    "(SIGSEGV); try the step model (--kind step), which quantizes fully, or --mode dynamic")
     assert not out.exists()
+
+
+@pytest.mark.parametrize("agree, drop, expect", [
+    (0.98, 0.0, "warning: step.int8.tflite agrees with the float model on 98.0% of windows (< 99%); "
+                "try --mode int16x8"),
+    (0.995, 0.02, "warning: step.int8.tflite loses 2.0% accuracy (> 1%); try --mode int16x8"),
+    (0.995, 0.005, None),
+])
+def test_fidelity_warning_names_agreement_drop_and_int16x8(agree, drop, expect):
+    from edgelstm.quantize import fidelity_warnings
+
+    entry = {"file": "step.int8.tflite", "vs_reference": {"argmax_agreement": agree}, "accuracy_drop": drop}
+    got = fidelity_warnings(entry, "int8")
+    assert (got[0].startswith(expect) if expect else got == []), got

@@ -24,6 +24,9 @@ from .options import data_options, echo_err
 @click.option("--batch-size", default=32, show_default=True)
 @click.option("--lr", "learning_rate", default=3e-3, show_default=True, help="Adam learning rate.")
 @click.option("--patience", default=6, show_default=True, help="Early stopping: epochs without improvement.")
+@click.option("--augment", type=int, default=None,
+              help="Augmented copies of each training window (as in `edgelstm train`). Default: 3 for "
+                   "classification, 0 otherwise.")
 @click.option("--int8/--no-int8", "measure_int8", default=True, show_default=True,
               help="Quantize the step models to int8 and report their size and step latency.")
 @click.option("-o", "--out", type=click.Path(path_type=Path), required=True,

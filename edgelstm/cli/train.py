@@ -39,6 +39,12 @@ def format_metrics(metrics: dict, task: str) -> str:
               help="Gradient clipping by global norm or by value.")
 @click.option("--clip-at", default=1.0, show_default=True, help="Clipping threshold.")
 @click.option("--patience", default=6, show_default=True, help="Early stopping: epochs without improvement.")
+@click.option("--augment", type=int, default=None,
+              help="Augmented copies of each training window: per-channel gain and jitter, so unseen subjects and "
+                   "int8 rounding do not flip decisions. Default: 3 for classification, 0 otherwise.")
+@click.option("--aug-gain", default=0.2, show_default=True,
+              help="Augmentation: channel gain drawn from [1-g, 1+g] (classification only).")
+@click.option("--aug-jitter", default=0.1, show_default=True, help="Augmentation: noise, in channel std units.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--rate", type=float, default=None, help="Sample rate in Hz (default: from a time column).")
 @click.option("-o", "--out", type=click.Path(path_type=Path), required=True, help="Model directory to write.")
