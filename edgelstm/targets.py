@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import InputError
+from .resources import data_dir
 
-TARGET_DIR = Path(__file__).resolve().parent.parent / "targets"
+TARGET_DIR = data_dir("targets")
 MODES = ("float", "int8", "int16x8", "dynamic", "float16")
 REQUIRED = ("name", "description", "runtime", "runtime_min_version", "format", "kind", "quantization", "modes", "io",
             "threads")

@@ -81,6 +81,10 @@ def run(job: dict) -> dict:
             from .onnxquant import quantize_onnx
 
             blob = quantize_onnx(blob, quant, rep, job["out"])
+    if to == "tflite":
+        from .compact import compact_tflite
+
+        blob = compact_tflite(blob)
     Path(job["out"]).write_bytes(blob)
     return {"bytes": len(blob)}
 
