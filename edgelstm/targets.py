@@ -134,7 +134,8 @@ def check_model_full(model: str | Path, target: Target) -> tuple[list[str], list
             for i in o["outputs"]:
                 t = by_index.get(i)
                 if t and t["dtype"] not in ("int8", "int32"):
-                    out.append(f"{name}: tensor {t['name']} (output of {o['op']}) is {t['dtype']}; "
+                    tname = t["name"] or f"#{i}"  # compacted files keep names only at the I/O (convert/compact.py)
+                    out.append(f"{name}: tensor {tname} (output of {o['op']}) is {t['dtype']}; "
                                f"{target.name} needs int8 everywhere")
     warnings = []
     for spec, lim in target.runtime_limits.items():

@@ -130,3 +130,18 @@ def test_compacted_sequence_model_runs_identically(arch, tiny_model):
     X = np.random.default_rng(1).normal(0, 1, (4, cfg.window, cfg.n_features)).astype(np.float32)
     for reset in (True, False):
         assert np.array_equal(run_sequence_tflite(raw, X, reset), run_sequence_tflite(small, X, reset))
+
+
+def test_check_names_unnamed_tensors_by_index(tiny_model_dir, tmp_path):
+    """Intermediate tensors lose their names: `check` names them by index next to the op that makes them."""
+    import re
+
+    from conftest import invoke
+
+    assert invoke("convert", tiny_model_dir(arch="gru", layers=1), "--kind", "step", "-o", tmp_path).exit_code == 0
+    r = invoke("check", tmp_path / "step.tflite", "--target", "coral-edgetpu")
+    assert r.exit_code == 1
+    lines = [ln for ln in r.output.splitlines() if "needs int8 everywhere" in ln]
+    assert lines and all(re.fullmatch(r"step\.tflite: tensor (#\d+|\S+) \(output of [A-Z_]+\) is float32; "
+                                      r"coral-edgetpu needs int8 everywhere", ln) for ln in lines), lines
+    assert any("tensor #" in ln for ln in lines)
