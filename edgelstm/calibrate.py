@@ -9,8 +9,9 @@ import numpy as np
 
 from .config import ModelConfig
 from .errors import InputError
+from .resources import data_dir
 
-RECIPE_DIR = Path(__file__).resolve().parent.parent / "calibration"
+RECIPE_DIR = data_dir("calibration")
 
 
 @dataclass
@@ -71,17 +72,31 @@ def load_recipe(spec: str | Path) -> Recipe:
     return recipe
 
 
+def training_columns(cfg: ModelConfig):
+    """The ColumnSpec training read its data with: label, recording column and NaN policy as recorded in
+    config.training["columns"] (model dirs from before that record get the defaults), channels and targets as
+    resolved then (cfg.channels, cfg.targets)."""
+    from .data import ColumnSpec
+
+    rec = cfg.training.get("columns") or {}
+    defaults = ColumnSpec()
+    return ColumnSpec(
+        task=cfg.task, label_col=rec.get("label_col", defaults.label_col),
+        target_cols=tuple(cfg.targets) if cfg.task != "classify" else (),
+        group_col=rec.get("group_col", defaults.group_col), channels=tuple(cfg.channels),
+        nan=rec.get("nan", defaults.nan),
+    )
+
+
 def load_splits(cfg: ModelConfig, data: str | Path | None = None):
     """The splits training used: same data, same seed (config.training)."""
-    from .data import ColumnSpec, load
+    from .data import load
     from .prepare import prepare
 
     source = data or cfg.training.get("data")
     if not source:
         raise InputError("the model directory does not record its training data; pass the data explicitly")
-    spec = ColumnSpec(task=cfg.task, target_cols=tuple(cfg.targets) if cfg.task != "classify" else (),
-                      channels=tuple(cfg.channels))
-    ds = load(source, spec)
+    ds = load(source, training_columns(cfg))
     return prepare(ds, cfg.window, cfg.stride, cfg.task, cfg.horizon, seed=int(cfg.training.get("seed", 0)))
 
 

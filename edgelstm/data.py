@@ -55,6 +55,7 @@ class Dataset:
     labels: list[str] = field(default_factory=list)
     targets: list[str] = field(default_factory=list)
     sample_rate: float | None = None
+    columns: dict = field(default_factory=dict)  # ColumnSpec.record() of how it was read (config.training)
 
     @property
     def n_features(self) -> int:
@@ -72,6 +73,11 @@ class ColumnSpec:
     channels: Sequence[str] = ()
     nan: str = "error"
 
+    def record(self) -> dict:
+        """What training stores (config.training["columns"]) so its splits can be rebuilt from the same columns."""
+        return {"label_col": self.label_col, "target_cols": list(self.target_cols), "group_col": self.group_col,
+                "channels": list(self.channels), "nan": self.nan}
+
 
 # ----------------------------------------------------------------------------------------------- readers
 
@@ -85,10 +91,13 @@ def load(path: str | Path, spec: ColumnSpec | None = None) -> Dataset:
     if not p.exists():
         raise InputError(f"{p}: no such file or directory")
     if p.is_dir():
-        return _read_csv_folder(p, spec)
-    if p.suffix.lower() == ".npz":
-        return _read_npz(p, spec)
-    return _read_csv_file(p, spec, multi_recording=True)
+        ds = _read_csv_folder(p, spec)
+    elif p.suffix.lower() == ".npz":
+        ds = _read_npz(p, spec)
+    else:
+        ds = _read_csv_file(p, spec, multi_recording=True)
+    ds.columns = spec.record()
+    return ds
 
 
 @dataclass

@@ -79,8 +79,10 @@ class DistillOptions:
                 raise InputError(f"--{name.replace('_', '-')} must be at least 1")
 
 
-def column_spec_for(spec: ColumnSpec, teacher: ModelConfig, task_given: bool, where: str | Path) -> ColumnSpec:
-    """Read DATA the way the teacher was trained: its task and targets, unless the user named them.
+def column_spec_for(spec: ColumnSpec, teacher: ModelConfig, task_given: bool, where: str | Path,
+                    given: frozenset[str] = frozenset()) -> ColumnSpec:
+    """Read DATA the way the teacher was trained: its task, targets, label and recording columns and NaN policy
+    (config.training["columns"]), except what the user named (`given`: label_col, group_col, nan).
 
     A --task other than the teacher's is refused here, before reading DATA the wrong way fails less clearly.
     """
@@ -89,7 +91,9 @@ def column_spec_for(spec: ColumnSpec, teacher: ModelConfig, task_given: bool, wh
     targets = tuple(spec.target_cols)
     if not targets and task != "classify" and task == teacher.task:
         targets = tuple(teacher.targets)
-    return replace(spec, task=task, target_cols=targets)
+    trained = teacher.training.get("columns") or {}
+    kept = {k: trained[k] for k in ("label_col", "group_col", "nan") if k in trained and k not in given}
+    return replace(spec, task=task, target_cols=targets, **kept)
 
 
 def check_task(teacher: ModelConfig, task: str, where: str | Path) -> None:
@@ -291,7 +295,7 @@ def _distill(
     topts.check()
     cfg = make_config(ds, prep, topts)
     cfg.training = {
-        **asdict(topts), "data": ds.source,
+        **asdict(topts), "data": ds.source, "columns": ds.columns,
         "distill": {"teacher": str(teacher_dir), "temperature": opts.temperature, "alpha": opts.alpha},
     }
 

@@ -147,14 +147,18 @@ def open_model(path: str | Path) -> Predictor:
     raise ModelFileError(f"{path}: not a model edgelstm knows (a model directory, .tflite or .onnx)")
 
 
-def evaluate_data(model: str | Path, data: str | Path, label_col: str = "label", group_col: str = "recording",
+def evaluate_data(model: str | Path, data: str | Path, label_col: str | None = None, group_col: str | None = None,
                   progress: Callable[[str], None] | None = None) -> dict:
-    """Metrics of any model form on every window of a dataset (window/stride/channels from the model)."""
+    """Metrics of any model form on every window of a dataset (window/stride/channels from the model; label and
+    recording columns as given, else as the model's training data had them, else `label` and `recording`)."""
     from .data import ColumnSpec, load, make_windows
     from .report import scores
 
     p = open_model(model)
     m = p.meta
+    trained = m.get("columns") or {}
+    label_col = label_col or trained.get("label_col") or ColumnSpec.label_col
+    group_col = group_col or trained.get("group_col") or ColumnSpec.group_col
     spec = ColumnSpec(task=m["task"], label_col=label_col, group_col=group_col,
                       target_cols=tuple(m["targets"]) if m["task"] != "classify" else (),
                       channels=tuple(m["channels"]))

@@ -175,7 +175,7 @@ def add_tflite_metadata(model_bytes: bytes, meta: dict) -> bytes:
     validate(meta, "new metadata")
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(model_bytes))
     buf = schema_fb.BufferT()
-    buf.data = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    buf.data = np.frombuffer(json.dumps(meta, separators=(",", ":")).encode(), dtype=np.uint8)
     model.buffers.append(buf)
     entry = schema_fb.MetadataT()
     entry.name = KEY
@@ -269,6 +269,9 @@ def build_metadata(cfg, kind: str, quantization: str, inputs: list[dict], output
         "outputs": outputs,
         **extra,
     }
+    columns = (cfg.training or {}).get("columns")
+    if columns:  # how the training CSV was read: `evaluate` reads new data with the same label/recording columns
+        meta.setdefault("columns", columns)
     validate(meta, "new metadata")
     return meta
 

@@ -60,7 +60,7 @@ def quantize(model_dir: str | Path, mode: str, calibration: str | Path = "defaul
                     say(f"stepping the float step model over {len(X)} windows for state ranges")
                     step = build_step_model(cfg, model)
                     samples = step_samples(step, X, recipe.step_samples, recipe.seed)
-                    if mode == "int8" and fmt == "tflite":
+                    if mode == "int8":  # TFLite and ONNX QDQ alike (docs/metadata.md: quantized state)
                         from .stepmodel import scale_cell_state
 
                         samples.update(scale_cell_state(step, samples))

@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import InputError
+from .resources import data_dir
 
-TARGET_DIR = Path(__file__).resolve().parent.parent / "targets"
+TARGET_DIR = data_dir("targets")
 MODES = ("float", "int8", "int16x8", "dynamic", "float16")
 REQUIRED = ("name", "description", "runtime", "runtime_min_version", "format", "kind", "quantization", "modes", "io",
             "threads")
@@ -133,7 +134,8 @@ def check_model_full(model: str | Path, target: Target) -> tuple[list[str], list
             for i in o["outputs"]:
                 t = by_index.get(i)
                 if t and t["dtype"] not in ("int8", "int32"):
-                    out.append(f"{name}: tensor {t['name']} (output of {o['op']}) is {t['dtype']}; "
+                    tname = t["name"] or f"#{i}"  # compacted files keep names only at the I/O (convert/compact.py)
+                    out.append(f"{name}: tensor {tname} (output of {o['op']}) is {t['dtype']}; "
                                f"{target.name} needs int8 everywhere")
     warnings = []
     for spec, lim in target.runtime_limits.items():

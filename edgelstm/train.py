@@ -181,7 +181,7 @@ def train(ds: Dataset, opts: TrainOptions, out: str | Path, progress: Progress |
     keras = _keras()
     prep = prepare(ds, opts.window, opts.stride, opts.task, opts.horizon, opts.seed)
     cfg = make_config(ds, prep, opts)
-    cfg.training = {**asdict(opts), "data": ds.source}
+    cfg.training = {**asdict(opts), "data": ds.source, "columns": ds.columns}
     if progress:
         from .data import describe_split
 

@@ -9,13 +9,12 @@ from conftest import invoke, one_line_error
 
 def heldout_windows(model_dir, n: int = 12) -> np.ndarray:
     """Normalized held-out windows of the real sample data (the split training used)."""
-    from edgelstm.data import ColumnSpec, load
+    from edgelstm.calibrate import load_splits
     from edgelstm.modeldir import load_config
-    from edgelstm.prepare import model_inputs, prepare
+    from edgelstm.prepare import model_inputs
 
     cfg = load_config(model_dir)
-    ds = load(cfg.training["data"], ColumnSpec())
-    prep = prepare(ds, cfg.window, cfg.stride, cfg.task, seed=cfg.training["seed"])
+    prep = load_splits(cfg)
     return model_inputs(cfg, prep.test.X[:n]).astype(np.float32)
 
 

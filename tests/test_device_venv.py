@@ -19,7 +19,8 @@ def device_python(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("device")
     src = base / "src"  # a copy, so pip's in-tree build leaves the checkout clean
     src.mkdir()
-    shutil.copytree(ROOT / "edgelstm", src / "edgelstm", ignore=shutil.ignore_patterns("__pycache__"))
+    for d in ("edgelstm", "targets", "calibration"):  # the wheel maps targets/ and calibration/ into the package
+        shutil.copytree(ROOT / d, src / d, ignore=shutil.ignore_patterns("__pycache__"))
     for f in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / f, src / f)
     venv = base / "venv"

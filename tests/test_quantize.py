@@ -96,10 +96,13 @@ def test_int8_tflite_of_a_big_step_model_is_under_a_third_of_float(big_lstm, tmp
     assert q <= 0.3 * f
 
 
-@pytest.mark.parametrize("mode, units", [("int8", 32), ("dynamic", 64), ("float16", 64), ("int16x8", 64)])
+@pytest.mark.parametrize("mode, units", [("int8", 16), ("int16x8", 16), ("dynamic", 64), ("float16", 64)])
 def test_other_modes_are_smaller_and_load(mode, units, tiny_model_dir, tmp_path):
-    """Every mode shrinks the file (dynamic range leaves weight tensors under 1024 values float: units 64;
-    int8 of an 8-unit LSTM, ~400 parameters, is larger than float: quantization parameters outweigh the weights)."""
+    """Every mode shrinks the file (dynamic range leaves weight tensors under 1024 values float: units 64).
+
+    Full-integer files break even with float at about 12 units, even after convert/compact.py: an 8-unit LSTM
+    (420 parameters) saves 1.1 KB of weights but its int8 graph adds ~1 KB of quantization parameters (46
+    tensors) and 10 ops (QUANTIZE/DEQUANTIZE at the float I/O, the cell-state scaling): 6.9 KB vs 5.8 KB float."""
     from edgelstm.evaluate import open_model
 
     model_dir = tiny_model_dir(arch="lstm", layers=1, units=units)

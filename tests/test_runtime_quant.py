@@ -12,14 +12,12 @@ from edgelstm.runtime import Runner
 @pytest.fixture(scope="module")
 def heldout(lstm_model):
     """Raw (un-normalized) held-out windows of the real sample data, and the Keras model's outputs on them."""
-    from edgelstm.data import ColumnSpec, load
-    from edgelstm.modeldir import load_config, load_keras
-    from edgelstm.prepare import model_inputs, prepare
+    from edgelstm.calibrate import load_splits
+    from edgelstm.modeldir import load_keras
+    from edgelstm.prepare import model_inputs
 
     cfg, model = load_keras(lstm_model)
-    cfg = load_config(lstm_model)
-    ds = load(cfg.training["data"], ColumnSpec())
-    prep = prepare(ds, cfg.window, cfg.stride, cfg.task, seed=cfg.training["seed"])
+    prep = load_splits(cfg)
     X = prep.test.X.astype(np.float32)
     return X, model(model_inputs(cfg, X).astype(np.float32), training=False).numpy()
 

@@ -46,8 +46,10 @@ def distill(data: Path, spec, task: str, teacher: Path, student: str, out: Path,
     dopts = DistillOptions(**opts)
     dopts.check()
     tcfg = load_config(teacher)
-    given = click.get_current_context().get_parameter_source("task") != click.core.ParameterSource.DEFAULT
-    spec = column_spec_for(spec, tcfg, given, teacher)
+    ctx = click.get_current_context()
+    named = {k for k in ("task", "label_col", "group_col", "nan")
+             if ctx.get_parameter_source(k) != click.core.ParameterSource.DEFAULT}
+    spec = column_spec_for(spec, tcfg, "task" in named, teacher, frozenset(named - {"task"}))
     ds = load(data, spec)
     report = run_distill(ds, teacher, student_spec, out, dopts, task=spec.task, progress=echo_err)
     click.echo(format_report(report))

@@ -55,18 +55,20 @@ def run(job: dict) -> dict:
         names = ["x"] if kind == "sequence" else build_step_model(cfg, model).input_names
         rep = representative(job["calibration"], names)
     progress(f"converting the {kind} model to {to} ({quant})")
+    step = None
+    if kind == "step":
+        step = build_step_model(cfg, model)
+        if job.get("calibration"):  # the int8 LSTM cell-state scales the calibration samples were made with
+            import numpy as np
+
+            from ..stepmodel import apply_cell_scales
+
+            with np.load(job["calibration"]) as z:
+                apply_cell_scales(step, {k: z[k] for k in z.files if k.startswith("cscale_")})
     if to == "tflite":
         from .tflite import sequence_tflite, step_tflite
 
         if kind == "step":
-            step = build_step_model(cfg, model)
-            if job.get("calibration"):
-                import numpy as np
-
-                from ..stepmodel import apply_cell_scales
-
-                with np.load(job["calibration"]) as z:
-                    apply_cell_scales(step, {k: z[k] for k in z.files if k.startswith("cscale_")})
             blob = step_tflite(step, quant, rep, **extra)
         else:
             blob = sequence_tflite(cfg, model, quant, rep, **extra)
@@ -74,13 +76,17 @@ def run(job: dict) -> dict:
         from .onnx import sequence_onnx, step_onnx
 
         if kind == "step":
-            blob = step_onnx(build_step_model(cfg, model), quantization="float", **extra)
+            blob = step_onnx(step, quantization="float", **extra)
         else:
             blob = sequence_onnx(cfg, model, quantization="float", **extra)
         if quant != "float":
             from .onnxquant import quantize_onnx
 
             blob = quantize_onnx(blob, quant, rep, job["out"])
+    if to == "tflite":
+        from .compact import compact_tflite
+
+        blob = compact_tflite(blob)
     Path(job["out"]).write_bytes(blob)
     return {"bytes": len(blob)}
 

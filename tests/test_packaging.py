@@ -1,0 +1,99 @@
+"""A non-editable wheel carries the target profiles and calibration recipes: no source checkout needed."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _pyproject() -> dict:
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def test_every_subpackage_is_listed_in_pyproject():
+    """pyproject.toml lists the packages (so targets/ and calibration/ can be mapped into the wheel): a new
+    subpackage missing from the list would be missing from the wheel."""
+    st = _pyproject()["tool"]["setuptools"]
+    found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "edgelstm").rglob("__init__.py")}
+    assert found <= set(st["packages"]), sorted(found - set(st["packages"]))
+    for pkg, folder in st["package-dir"].items():
+        assert pkg in st["packages"] and (ROOT / folder).is_dir()
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    """The wheel built from a copy of the source tree (pip builds in place; the checkout stays clean)."""
+    base = tmp_path_factory.mktemp("wheel")
+    src = base / "src"
+    src.mkdir()
+    for d in ("edgelstm", "targets", "calibration"):
+        shutil.copytree(ROOT / d, src / d, ignore=shutil.ignore_patterns("__pycache__"))
+    for f in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / f, src / f)
+    cmd = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--disable-pip-version-check", "-w",
+           str(base / "dist"), str(src)]
+    if importlib.util.find_spec("setuptools") is not None:
+        cmd.insert(4, "--no-build-isolation")  # the running environment's setuptools: no download
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    (whl,) = (base / "dist").glob("edgelstm-*.whl")
+    return whl
+
+
+def test_wheel_contains_every_target_and_recipe(wheel):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for folder, pkg in (("targets", "_targets"), ("calibration", "_calibration")):
+        for p in (ROOT / folder).iterdir():
+            assert f"edgelstm/{pkg}/{p.name}" in names, p.name
+
+
+def test_installed_wheel_finds_targets_and_recipes(wheel, tmp_path):
+    """A fresh virtualenv (no system site-packages) with click, numpy and the wheel only, run from an empty
+    folder so the checkout cannot be imported: targets list and load, the default recipe loads, the CLI names
+    the installed targets."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    py = venv / "bin" / "python"
+    pip = [str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    deps = _pyproject()["project"]["dependencies"]
+    for args in (deps, ["--no-deps", str(wheel)]):
+        r = subprocess.run(pip + args, capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr[-2000:]
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    code = (
+        "import json, edgelstm\n"
+        "from edgelstm.targets import TARGET_DIR, load_target, target_names\n"
+        "from edgelstm.calibrate import load_recipe\n"
+        "t = load_target('coral-edgetpu'); r = load_recipe('default')\n"
+        "print(json.dumps({'package': edgelstm.__file__, 'dir': str(TARGET_DIR), 'names': target_names(),"
+        " 'coral': [t.quantization, t.io], 'recipe': [r.windows, r.source], 'small': load_recipe('small').windows}))"
+    )
+    r = subprocess.run([str(py), "-c", code], capture_output=True, text=True, cwd=work, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    got = json.loads(r.stdout)
+    site = str(venv)
+    assert got["package"].startswith(site) and got["dir"].startswith(site)
+    assert got["names"] == sorted(p.stem for p in (ROOT / "targets").glob("*.toml"))
+    assert got["coral"] == ["int8", "int8"]
+    assert got["recipe"][0] == 200 and got["recipe"][1].endswith("edgelstm/_calibration/default.toml")
+    assert got["small"] == 40
+    cli = [str(venv / "bin" / "edgelstm"), "check", str(work / "model.tflite"), "--target", "toaster"]
+    r = subprocess.run(cli, capture_output=True, text=True, cwd=work, env=env)
+    assert r.returncode == 2
+    assert r.stderr.strip() == f"Error: unknown target 'toaster'; choose one of {', '.join(got['names'])}"
