@@ -242,7 +242,7 @@ class _ViewEngine(_Engine):
 
     def _carry(self) -> None:
         for vin, vout in self.copies:
-            np.copyto(vin, vout)
+            vin[...] = vout
         for table, src, vin in self.tables:
             table.take(src, None, vin, "clip")
         for vin, vout, qin, qout in self.general:
@@ -252,68 +252,133 @@ class _ViewEngine(_Engine):
     def raw_y(self) -> np.ndarray:
         return self.ytable.take(self.yv) if self.ytable is not None else _dequantize(self.yv.copy(), self.yq)
 
-    def _carry_calls(self) -> tuple:
-        """The state carry as zero-argument calls, one per state tensor (C methods bound to their buffers).
+    def _carry_fn(self):
+        """The state carry as one zero-argument call, or None when it is a plain copy the step inlines.
 
+        `vin[...] = vout` is numpy's fastest copy between two small arrays (less than half of np.copyto's call).
         take's mode "clip" (never triggered: a byte always indexes a 256-entry table) spares numpy the temporary
         copy that take(out=...) makes in its default mode, which doubled its cost.
         """
         if self.general:
-            return (self._carry,)
-        return tuple(partial(np.copyto, vin, vout) for vin, vout in self.copies) + tuple(
-            partial(table.take, src, None, vin, "clip") for table, src, vin in self.tables)
+            return self._carry
+        if not self.tables and len(self.copies) <= 2:
+            return None
+        calls = tuple(partial(table.take, src, None, vin, "clip") for table, src, vin in self.tables)
+        copies = tuple(self.copies)
+
+        def carry() -> None:
+            for vin, vout in copies:
+                vin[...] = vout
+            for c in calls:
+                c()
+
+        return carry
 
     def make_step(self):
-        """The hot path, specialized once. A float model does 2 ufuncs + invoke + one copy per state tensor; an
-        int8-I/O model 6 calls to quantize the sample (see `_InputMap`), invoke, one table lookup per state
-        tensor and one for the output. Everything works in preallocated buffers or the tensors' own memory."""
+        """The hot path, specialized once (every call and Python-level indirection here costs 2-10 % of a step).
+
+        Float model: 2 ufuncs, invoke, one copy per state tensor. int8-I/O model: 4 ufuncs and a cast to quantize
+        the sample (`_InputMap`), invoke, one copy per state tensor (state outputs quantized like their inputs,
+        docs/metadata.md; older files: one table lookup each), one table lookup to dequantize the output.
+        Everything works in preallocated buffers or the tensors' own memory.
+        """
         invoke, yv = self.it.invoke, self.yv
         xrow = self.xv.reshape(-1)
-        copyto, subtract, multiply = np.copyto, np.subtract, np.multiply
+        subtract, multiply, add, rint = np.subtract, np.multiply, np.add, np.rint
         mean, inv_std = self.mean, self.inv_std
-        copies = self.copies
-        if self.xq is None and not self.tables and not self.general and self.yq is None:
-
-            def step(sample) -> np.ndarray:
-                subtract(sample, mean, out=xrow)
-                multiply(xrow, inv_std, out=xrow)
-                invoke()
-                for vin, vout in copies:
-                    copyto(vin, vout)
-                return yv.copy()
-
-            return step
-        carry = self._carry_calls()
-        ytable, raw_y = self.ytable, self.raw_y
-        read_y = partial(ytable.take, yv) if ytable is not None else raw_y
+        carry = self._carry_fn()
+        (v0, o0), (v1, o1) = (self.copies + [(None, None)] * 2)[:2]
+        n = len(self.copies) if carry is None else -1
+        read_y = partial(self.ytable.take, yv) if self.ytable is not None else (
+            yv.copy if self.yq is None else self.raw_y)
         if self.xq is None:
-
-            def fstep(sample) -> np.ndarray:
+            def prepare(sample) -> None:
                 subtract(sample, mean, out=xrow)
                 multiply(xrow, inv_std, out=xrow)
+        else:
+            m = self.xmap
+            a, b, lo, hi, f = m.a, m.b, m.lo, m.hi, self._scratch
+
+            def prepare(sample) -> None:
+                multiply(sample, a, out=f)
+                add(f, b, out=f)
+                _clip(f, lo, hi, out=f)
+                rint(f, out=f)
+                xrow[...] = f  # whole numbers within the dtype's range: the cast is exact
+
+        # prepare() is inlined below for the common shapes (GRU: 1 state, LSTM: 2): a call costs ~0.1 us
+        if self.xq is not None and n == 1:
+
+            def qstep1(sample) -> np.ndarray:
+                multiply(sample, a, out=f)
+                add(f, b, out=f)
+                _clip(f, lo, hi, out=f)
+                rint(f, out=f)
+                xrow[...] = f
                 invoke()
-                for c in carry:
-                    c()
+                v0[...] = o0
                 return read_y()
 
-            return fstep
-        m = self.xmap
-        a, b, lo, hi, f = m.a, m.b, m.lo, m.hi, self._scratch
-        add, rint, maximum, minimum = np.add, np.rint, np.maximum, np.minimum
+            return qstep1
+        if self.xq is not None and n == 2:
 
-        def qstep(sample) -> np.ndarray:
-            multiply(sample, a, out=f)
-            add(f, b, out=f)
-            maximum(f, lo, out=f)
-            minimum(f, hi, out=f)
-            rint(f, out=f)
-            xrow[...] = f  # whole numbers within the dtype's range: the cast is exact
+            def qstep2(sample) -> np.ndarray:
+                multiply(sample, a, out=f)
+                add(f, b, out=f)
+                _clip(f, lo, hi, out=f)
+                rint(f, out=f)
+                xrow[...] = f
+                invoke()
+                v0[...] = o0
+                v1[...] = o1
+                return read_y()
+
+            return qstep2
+        if self.xq is None and n == 1:
+
+            def fstep1(sample) -> np.ndarray:
+                subtract(sample, mean, out=xrow)
+                multiply(xrow, inv_std, out=xrow)
+                invoke()
+                v0[...] = o0
+                return read_y()
+
+            return fstep1
+        if self.xq is None and n == 2:
+
+            def fstep2(sample) -> np.ndarray:
+                subtract(sample, mean, out=xrow)
+                multiply(xrow, inv_std, out=xrow)
+                invoke()
+                v0[...] = o0
+                v1[...] = o1
+                return read_y()
+
+            return fstep2
+        if carry is None:  # no state (n == 0)
+            def step0(sample) -> np.ndarray:
+                prepare(sample)
+                invoke()
+                return read_y()
+
+            return step0
+
+        def step(sample) -> np.ndarray:
+            prepare(sample)
             invoke()
-            for c in carry:
-                c()
+            carry()
             return read_y()
 
-        return qstep
+        return step
+
+
+def _ufunc_clip():
+    """numpy's 3-input clip ufunc (one call instead of maximum + minimum; np.clip adds a Python layer)."""
+    core = getattr(np, "_core", None) or np.core  # numpy 2 / numpy 1
+    return core.umath.clip
+
+
+_clip = _ufunc_clip()
 
 
 class Runner:
@@ -373,7 +438,11 @@ class Runner:
         self._pairs = []
         for o in by_role.get("out:state", []):
             tin, tout = it.inputs[o["state_input"]], it.outputs[o["name"]]
-            self._pairs.append((tin, tout, _quantizer(tin), _quantizer(tout)))
+            qin, qout = _quantizer(tin), _quantizer(tout)
+            if o.get("shared_quantization") and qin != qout:
+                raise MetadataError(f"{path}: metadata says state output {o['name']!r} shares the quantization of "
+                                    f"{o['state_input']!r}, but the model's tensors differ ({qout} vs {qin})")
+            self._pairs.append((tin, tout, qin, qout))
         xs = by_role.get("in:x") or by_role.get("in:window")
         self._x = it.inputs[xs[0]["name"]]
         self._xq = _quantizer(self._x)
