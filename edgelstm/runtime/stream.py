@@ -252,124 +252,55 @@ class _ViewEngine(_Engine):
     def raw_y(self) -> np.ndarray:
         return self.ytable.take(self.yv) if self.ytable is not None else _dequantize(self.yv.copy(), self.yq)
 
-    def _carry_fn(self):
-        """The state carry as one zero-argument call, or None when it is a plain copy the step inlines.
-
-        `vin[...] = vout` is numpy's fastest copy between two small arrays (less than half of np.copyto's call).
-        take's mode "clip" (never triggered: a byte always indexes a 256-entry table) spares numpy the temporary
-        copy that take(out=...) makes in its default mode, which doubled its cost.
-        """
-        if self.general:
-            return self._carry
-        if not self.tables and len(self.copies) <= 2:
-            return None
-        calls = tuple(partial(table.take, src, None, vin, "clip") for table, src, vin in self.tables)
-        copies = tuple(self.copies)
-
-        def carry() -> None:
-            for vin, vout in copies:
-                vin[...] = vout
-            for c in calls:
-                c()
-
-        return carry
-
     def make_step(self):
-        """The hot path, specialized once (every call and Python-level indirection here costs 2-10 % of a step).
+        """The hot path, specialized once per model as straight-line code (every call and Python-level loop here
+        costs 2-10 % of a step, so it is generated with one line per operation and no loops or indirection).
 
         Float model: 2 ufuncs, invoke, one copy per state tensor. int8-I/O model: 4 ufuncs and a cast to quantize
-        the sample (`_InputMap`), invoke, one copy per state tensor (state outputs quantized like their inputs,
-        docs/metadata.md; older files: one table lookup each), one table lookup to dequantize the output.
-        Everything works in preallocated buffers or the tensors' own memory.
+        the sample (`_InputMap`), invoke, one copy per state tensor whose output shares its input's quantization
+        (docs/metadata.md) and one table lookup per other 8-bit state tensor, one table lookup to dequantize the
+        output. Everything works in preallocated buffers or the tensors' own memory. `vin[...] = vout` is numpy's
+        fastest copy between two small arrays (less than half of np.copyto's call); take's mode "clip" (never
+        triggered: a byte always indexes a 256-entry table) spares numpy the temporary copy that take(out=...)
+        makes in its default mode, which doubled its cost.
         """
-        invoke, yv = self.it.invoke, self.yv
-        xrow = self.xv.reshape(-1)
-        subtract, multiply, add, rint = np.subtract, np.multiply, np.add, np.rint
-        mean, inv_std = self.mean, self.inv_std
-        carry = self._carry_fn()
-        (v0, o0), (v1, o1) = (self.copies + [(None, None)] * 2)[:2]
-        n = len(self.copies) if carry is None else -1
-        read_y = partial(self.ytable.take, yv) if self.ytable is not None else (
+        ns: dict = {"invoke": self.it.invoke, "xrow": self.xv.reshape(-1), "clip": _clip, "add": np.add,
+                    "subtract": np.subtract, "multiply": np.multiply, "rint": np.rint}
+        yv = self.yv
+        ns["read_y"] = partial(self.ytable.take, yv) if self.ytable is not None else (
             yv.copy if self.yq is None else self.raw_y)
+        body = []
         if self.xq is None:
-            def prepare(sample) -> None:
-                subtract(sample, mean, out=xrow)
-                multiply(xrow, inv_std, out=xrow)
+            ns.update(mean=self.mean, inv_std=self.inv_std)
+            body += ["subtract(sample, mean, out=xrow)", "multiply(xrow, inv_std, out=xrow)"]
         else:
             m = self.xmap
-            a, b, lo, hi, f = m.a, m.b, m.lo, m.hi, self._scratch
+            ns.update(a=m.a, b=m.b, lo=m.lo, hi=m.hi, f=self._scratch)
+            body += ["multiply(sample, a, out=f)", "add(f, b, out=f)", "clip(f, lo, hi, out=f)", "rint(f, out=f)",
+                     "xrow[...] = f"]  # whole numbers within the dtype's range: the cast is exact
+        body.append("invoke()")
+        for i, (vin, vout) in enumerate(self.copies):
+            ns[f"vin{i}"], ns[f"vout{i}"] = vin, vout
+            body.append(f"vin{i}[...] = vout{i}")
+        for i, (table, src, vin) in enumerate(self.tables):
+            ns[f"take{i}"], ns[f"src{i}"], ns[f"tin{i}"] = table.take, src, vin
+            body.append(f"take{i}(src{i}, None, tin{i}, 'clip')")
+        if self.general:
+            ns["carry_general"] = self._carry_general
+            body.append("carry_general()")
+        body.append("return read_y()")
+        # everything the step uses is a closure variable of `make` (the fastest lookup from a nested function)
+        names = sorted(ns)
+        src = (f"def make({', '.join(names)}):\n    def step(sample):\n"
+               + "".join(f"        {line}\n" for line in body) + "    return step\n")
+        scope: dict = {}
+        exec(compile(src, "<edgelstm runner step>", "exec"), scope)
+        return scope["make"](**ns)
 
-            def prepare(sample) -> None:
-                multiply(sample, a, out=f)
-                add(f, b, out=f)
-                _clip(f, lo, hi, out=f)
-                rint(f, out=f)
-                xrow[...] = f  # whole numbers within the dtype's range: the cast is exact
-
-        # prepare() is inlined below for the common shapes (GRU: 1 state, LSTM: 2): a call costs ~0.1 us
-        if self.xq is not None and n == 1:
-
-            def qstep1(sample) -> np.ndarray:
-                multiply(sample, a, out=f)
-                add(f, b, out=f)
-                _clip(f, lo, hi, out=f)
-                rint(f, out=f)
-                xrow[...] = f
-                invoke()
-                v0[...] = o0
-                return read_y()
-
-            return qstep1
-        if self.xq is not None and n == 2:
-
-            def qstep2(sample) -> np.ndarray:
-                multiply(sample, a, out=f)
-                add(f, b, out=f)
-                _clip(f, lo, hi, out=f)
-                rint(f, out=f)
-                xrow[...] = f
-                invoke()
-                v0[...] = o0
-                v1[...] = o1
-                return read_y()
-
-            return qstep2
-        if self.xq is None and n == 1:
-
-            def fstep1(sample) -> np.ndarray:
-                subtract(sample, mean, out=xrow)
-                multiply(xrow, inv_std, out=xrow)
-                invoke()
-                v0[...] = o0
-                return read_y()
-
-            return fstep1
-        if self.xq is None and n == 2:
-
-            def fstep2(sample) -> np.ndarray:
-                subtract(sample, mean, out=xrow)
-                multiply(xrow, inv_std, out=xrow)
-                invoke()
-                v0[...] = o0
-                v1[...] = o1
-                return read_y()
-
-            return fstep2
-        if carry is None:  # no state (n == 0)
-            def step0(sample) -> np.ndarray:
-                prepare(sample)
-                invoke()
-                return read_y()
-
-            return step0
-
-        def step(sample) -> np.ndarray:
-            prepare(sample)
-            invoke()
-            carry()
-            return read_y()
-
-        return step
+    def _carry_general(self) -> None:
+        for vin, vout, qin, qout in self.general:
+            f = _dequantize(vout, qout)
+            vin[...] = _quantize(f, qin) if qin else f
 
 
 def _ufunc_clip():
