@@ -257,3 +257,50 @@ def test_bench_windowed_model_times_windows(models):
     r = invoke("bench", path, "--count", "5", "--warmup", "1")
     assert r.exit_code == 0, r.output
     assert "runner per window: count=5 " in r.stdout and "bare invoke loop" not in r.stdout
+
+
+def test_target_options_come_from_the_profile_and_the_command_line_wins():
+    from edgelstm.errors import InputError
+    from edgelstm.runtime.targetopts import target_options
+
+    assert target_options("raspberrypi4-aarch64", "m.tflite") == {"runtime": "litert", "threads": 4,
+                                                                  "delegate": None}
+    assert target_options("raspberrypi4-aarch64", "m.tflite", threads=2)["threads"] == 2
+    assert target_options("coral-edgetpu", "m.tflite", runtime="litert") == {"runtime": "litert", "threads": 1,
+                                                                            "delegate": "edgetpu"}
+    with pytest.raises(InputError, match="^target coral-edgetpu runs tflite models, not m.onnx$"):
+        target_options("coral-edgetpu", "m.onnx")
+    with pytest.raises(InputError, match="^unknown target 'nope'; choose one of android-arm64, coral-edgetpu"):
+        target_options("nope", "m.tflite")
+
+
+def test_target_by_name_without_installed_profiles_asks_for_a_path(tmp_path, monkeypatch):
+    import edgelstm.targets
+    from edgelstm.errors import InputError
+    from edgelstm.runtime.targetopts import target_options
+
+    monkeypatch.setattr(edgelstm.targets, "TARGET_DIR", tmp_path / "targets")
+    with pytest.raises(InputError, match=r"^no target profiles are installed here \(.*targets is missing or empty\): "
+                                         r"pass the profile's path, --target path/to/coral-edgetpu.toml$"):
+        target_options("coral-edgetpu", "m.tflite")
+
+
+def test_run_target_coral_says_clearly_that_libedgetpu_is_not_present(models):
+    """The real path on a machine without the Edge TPU runtime (no mock): one line naming what to install."""
+    import ctypes.util
+
+    if ctypes.util.find_library("edgetpu"):
+        pytest.skip("libedgetpu is installed here")
+    _, _, path = models["lstm"]
+    p = run_module(path, "--target", "coral-edgetpu", stdin="1,2,3\n")
+    assert p.returncode == 2 and p.stdout == "" and "Traceback" not in p.stderr, p.stderr
+    assert p.stderr.strip().splitlines()[-1].startswith(
+        "Error: the Coral Edge TPU delegate (libedgetpu.so.1) is not installed or no Edge TPU is attached: install "
+        "the Edge TPU runtime (Debian package libedgetpu1-std) and plug in the device"), p.stderr
+
+
+def test_run_target_linux_streams_with_the_profiles_interpreter(models):
+    _, _, path = models["gru"]
+    p = run_module(path, "--target", "linux-x86_64", "--max-samples", "3", stdin="1,2,3\n" * 5)
+    assert p.returncode == 0, p.stderr
+    assert [json.loads(ln)["t"] for ln in p.stdout.splitlines()] == [0, 1, 2]

@@ -63,21 +63,27 @@ def test_realtime_file_replay_paces_at_rate(tmp_path):
     assert n == 6 and time.monotonic() - t0 >= 5 / 20.0
 
 
-def test_udp_source_text_and_packed_float32_with_bad_datagrams():
-    said = []
-    skip = Skipper(warn=said.append, every=0)
-    ports = []
-    got = []
-    src = open_source("udp://127.0.0.1:0", 3, skip, ready=ports.append)
+def consume_in_thread(src, n: int | None = None) -> tuple[threading.Thread, list]:
+    """Read samples from `src` in a daemon thread into the returned list, until n of them (or the source ends)."""
+    got: list = []
 
-    def consume():
+    def consume() -> None:
         for v in src:
             got.append(v.tolist())
-            if len(got) == 3:
+            if n is not None and len(got) == n:
                 return
 
     th = threading.Thread(target=consume, daemon=True)
     th.start()
+    return th, got
+
+
+def test_udp_source_text_and_packed_float32_with_bad_datagrams():
+    said = []
+    skip = Skipper(warn=said.append, every=0)
+    ports = []
+    src = open_source("udp://127.0.0.1:0", 3, skip, ready=ports.append)
+    th, got = consume_in_thread(src, 3)
     while not ports:
         time.sleep(0.01)
     tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -105,10 +111,8 @@ def test_serial_source_reads_a_pty_and_ends_cleanly_when_it_closes():
     master, name, slave = _pty()
     said = []
     skip = Skipper(warn=said.append, every=0)
-    got = []
     src = open_source(f"serial://{name}?baud=115200", 2, skip)
-    th = threading.Thread(target=lambda: got.extend(v.tolist() for v in src), daemon=True)
-    th.start()
+    th, got = consume_in_thread(src)
     time.sleep(0.5)  # pyserial flushes the input buffer when it opens the port
     os.write(master, b"1,2\r\nbad\r\n3 4\r\n")
     time.sleep(0.5)
@@ -127,19 +131,10 @@ def test_serial_reconnect_reopens_a_port_that_disappears(tmp_path):
     m1, n1, s1 = _pty()
     link.symlink_to(n1)
     said = []
-    got = []
     from edgelstm.runtime.sources import serial_source
 
     src = serial_source(str(link), 115200, 2, Skipper(), reconnect=True, max_backoff=0.2, warn=said.append)
-
-    def consume():
-        for v in src:
-            got.append(v.tolist())
-            if len(got) == 2:
-                return
-
-    th = threading.Thread(target=consume, daemon=True)
-    th.start()
+    th, got = consume_in_thread(src, 2)
     time.sleep(0.5)  # pyserial flushes the input buffer when it opens the port
     os.write(m1, b"1,2\n")
     time.sleep(0.5)

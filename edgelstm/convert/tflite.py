@@ -12,6 +12,7 @@ import numpy as np
 
 from ..metadata import add_tflite_metadata, build_metadata, tensor_entry
 from ..stepmodel import StepModel
+from .statequant import share_state_quantization
 
 
 def interpreter(model_bytes: bytes | None = None, path: str | Path | None = None):
@@ -43,7 +44,8 @@ def signature_io(model_bytes: bytes) -> tuple[dict, dict]:
     return conv(runner.get_input_details()), conv(runner.get_output_details())
 
 
-def step_io_entries(step: StepModel, model_bytes: bytes) -> tuple[list[dict], list[dict]]:
+def step_io_entries(step: StepModel, model_bytes: bytes, shared: list[str] = ()) -> tuple[list[dict], list[dict]]:
+    """Metadata entries of the step model's tensors; `shared` names state outputs quantized like their input."""
     ins, outs = signature_io(model_bytes)
     inputs = []
     for name in step.input_names:
@@ -51,7 +53,8 @@ def step_io_entries(step: StepModel, model_bytes: bytes) -> tuple[list[dict], li
         inputs.append(tensor_entry(name, role, *ins[name]))
     outputs = [tensor_entry("y", "y", *outs["y"])]
     for name, _ in step.states:
-        outputs.append(tensor_entry(f"{name}_out", "state", *outs[f"{name}_out"], state_input=name))
+        more = {"shared_quantization": True} if f"{name}_out" in shared else {}
+        outputs.append(tensor_entry(f"{name}_out", "state", *outs[f"{name}_out"], state_input=name, **more))
     return inputs, outputs
 
 
@@ -102,7 +105,11 @@ def step_tflite(step: StepModel, quantization: str = "float", representative=Non
         converter = tf.lite.TFLiteConverter.from_saved_model(str(sm))
         configure(converter, quantization, representative, extra.get("io", "float"))
         model_bytes = converter.convert()
-    inputs, outputs = step_io_entries(step, model_bytes)
+    shared: list[str] = []
+    if quantization == "int8" and extra.get("io") == "int8":
+        # int8 state at the boundary: one quantization per state pair, so the runner carries it by copy
+        model_bytes, shared = share_state_quantization(model_bytes, [(n, f"{n}_out") for n, _ in step.states])
+    inputs, outputs = step_io_entries(step, model_bytes, shared)
     meta = build_metadata(step.cfg, "step", quantization, inputs, outputs, format="tflite", **extra)
     return add_tflite_metadata(model_bytes, meta)
 

@@ -34,8 +34,11 @@ def parser(prog: str = "python -m edgelstm.runtime") -> argparse.ArgumentParser:
     p.add_argument("--runtime", default="auto",
                    choices=["auto", "litert", "tflite-runtime", "onnxruntime", "tf"],
                    help="interpreter (default: the first installed of litert, tflite-runtime, onnxruntime, tf)")
-    p.add_argument("--threads", type=int, default=1, help="interpreter threads (default 1)")
+    p.add_argument("--threads", type=int, help="interpreter threads (default 1, or the target's)")
     p.add_argument("--delegate", choices=["edgetpu"], help="load a delegate (Coral: libedgetpu)")
+    p.add_argument("--target", metavar="NAME",
+                   help="target profile (targets/NAME.toml, or a path to one): takes runtime, threads and "
+                        "delegate from it (Coral: --delegate edgetpu); options given here win")
     p.add_argument("--no-default-delegates", action="store_true", default=None,
                    help="LiteRT without its default XNNPACK delegate (needed under qemu emulation; also "
                         "EDGELSTM_NO_DEFAULT_DELEGATES=1)")
@@ -66,7 +69,12 @@ def run(args: argparse.Namespace, err=None) -> int:
     def say(msg: str) -> None:
         print(msg, file=err, flush=True)
 
-    runner = Runner(runtime=args.runtime, threads=args.threads, delegate=args.delegate,
+    opts = {"runtime": args.runtime, "threads": args.threads or 1, "delegate": args.delegate}
+    if args.target:
+        from .targetopts import target_options
+
+        opts = target_options(args.target, args.model, args.runtime, args.threads, args.delegate, say=say)
+    runner = Runner(runtime=opts["runtime"], threads=opts["threads"], delegate=opts["delegate"],
                     no_default_delegates=args.no_default_delegates, every=args.every,
                     reset_after=args.reset_after, window=args.window, hop=args.hop, rate=args.rate)
     info = runner.open(args.model)

@@ -5,6 +5,7 @@ Only the chosen backend is imported. tf.lite comes last: it drags in TensorFlow 
 
 from __future__ import annotations
 
+import gc
 import importlib
 import os
 import sys
@@ -191,11 +192,19 @@ def _load_edgetpu(module):
     last = None
     libs = {"linux": EDGETPU_LIBS[:1], "darwin": EDGETPU_LIBS[1:2], "win32": EDGETPU_LIBS[2:]}.get(sys.platform,
                                                                                                   EDGETPU_LIBS)
-    for lib in libs:
-        try:
-            return load(lib)
-        except (ValueError, OSError, TypeError) as ex:
-            last = ex
+    # LiteRT's Delegate.__del__ fails on a delegate that never loaded ("no attribute '_library'") and prints a
+    # traceback after our one-line error; that is noise, so it is silenced while the half-made delegate goes away.
+    hook = sys.unraisablehook
+    sys.unraisablehook = lambda u: None if isinstance(u.exc_value, AttributeError) else hook(u)
+    try:
+        for lib in libs:
+            try:
+                return load(lib)
+            except (ValueError, OSError, TypeError) as ex:
+                last = str(ex)  # not the exception: its traceback holds the half-made delegate
+        gc.collect()
+    finally:
+        sys.unraisablehook = hook
     raise RuntimeUnavailable(
         f"the Coral Edge TPU delegate ({EDGETPU_LIBS[0]}) is not installed or no Edge TPU is attached: install the "
         f"Edge TPU runtime (Debian package libedgetpu1-std) and plug in the device ({last})"

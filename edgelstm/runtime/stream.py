@@ -242,7 +242,7 @@ class _ViewEngine(_Engine):
 
     def _carry(self) -> None:
         for vin, vout in self.copies:
-            np.copyto(vin, vout)
+            vin[...] = vout
         for table, src, vin in self.tables:
             table.take(src, None, vin, "clip")
         for vin, vout, qin, qout in self.general:
@@ -252,68 +252,64 @@ class _ViewEngine(_Engine):
     def raw_y(self) -> np.ndarray:
         return self.ytable.take(self.yv) if self.ytable is not None else _dequantize(self.yv.copy(), self.yq)
 
-    def _carry_calls(self) -> tuple:
-        """The state carry as zero-argument calls, one per state tensor (C methods bound to their buffers).
-
-        take's mode "clip" (never triggered: a byte always indexes a 256-entry table) spares numpy the temporary
-        copy that take(out=...) makes in its default mode, which doubled its cost.
-        """
-        if self.general:
-            return (self._carry,)
-        return tuple(partial(np.copyto, vin, vout) for vin, vout in self.copies) + tuple(
-            partial(table.take, src, None, vin, "clip") for table, src, vin in self.tables)
-
     def make_step(self):
-        """The hot path, specialized once. A float model does 2 ufuncs + invoke + one copy per state tensor; an
-        int8-I/O model 6 calls to quantize the sample (see `_InputMap`), invoke, one table lookup per state
-        tensor and one for the output. Everything works in preallocated buffers or the tensors' own memory."""
-        invoke, yv = self.it.invoke, self.yv
-        xrow = self.xv.reshape(-1)
-        copyto, subtract, multiply = np.copyto, np.subtract, np.multiply
-        mean, inv_std = self.mean, self.inv_std
-        copies = self.copies
-        if self.xq is None and not self.tables and not self.general and self.yq is None:
+        """The hot path, specialized once per model as straight-line code (every call and Python-level loop here
+        costs 2-10 % of a step, so it is generated with one line per operation and no loops or indirection).
 
-            def step(sample) -> np.ndarray:
-                subtract(sample, mean, out=xrow)
-                multiply(xrow, inv_std, out=xrow)
-                invoke()
-                for vin, vout in copies:
-                    copyto(vin, vout)
-                return yv.copy()
-
-            return step
-        carry = self._carry_calls()
-        ytable, raw_y = self.ytable, self.raw_y
-        read_y = partial(ytable.take, yv) if ytable is not None else raw_y
+        Float model: 2 ufuncs, invoke, one copy per state tensor. int8-I/O model: 4 ufuncs and a cast to quantize
+        the sample (`_InputMap`), invoke, one copy per state tensor whose output shares its input's quantization
+        (docs/metadata.md) and one table lookup per other 8-bit state tensor, one table lookup to dequantize the
+        output. Everything works in preallocated buffers or the tensors' own memory. `vin[...] = vout` is numpy's
+        fastest copy between two small arrays (less than half of np.copyto's call); take's mode "clip" (never
+        triggered: a byte always indexes a 256-entry table) spares numpy the temporary copy that take(out=...)
+        makes in its default mode, which doubled its cost.
+        """
+        ns: dict = {"invoke": self.it.invoke, "xrow": self.xv.reshape(-1), "clip": _clip, "add": np.add,
+                    "subtract": np.subtract, "multiply": np.multiply, "rint": np.rint}
+        yv = self.yv
+        ns["read_y"] = partial(self.ytable.take, yv) if self.ytable is not None else (
+            yv.copy if self.yq is None else self.raw_y)
+        body = []
         if self.xq is None:
+            ns.update(mean=self.mean, inv_std=self.inv_std)
+            body += ["subtract(sample, mean, out=xrow)", "multiply(xrow, inv_std, out=xrow)"]
+        else:
+            m = self.xmap
+            ns.update(a=m.a, b=m.b, lo=m.lo, hi=m.hi, f=self._scratch)
+            body += ["multiply(sample, a, out=f)", "add(f, b, out=f)", "clip(f, lo, hi, out=f)", "rint(f, out=f)",
+                     "xrow[...] = f"]  # whole numbers within the dtype's range: the cast is exact
+        body.append("invoke()")
+        for i, (vin, vout) in enumerate(self.copies):
+            ns[f"vin{i}"], ns[f"vout{i}"] = vin, vout
+            body.append(f"vin{i}[...] = vout{i}")
+        for i, (table, src, vin) in enumerate(self.tables):
+            ns[f"take{i}"], ns[f"src{i}"], ns[f"tin{i}"] = table.take, src, vin
+            body.append(f"take{i}(src{i}, None, tin{i}, 'clip')")
+        if self.general:
+            ns["carry_general"] = self._carry_general
+            body.append("carry_general()")
+        body.append("return read_y()")
+        # everything the step uses is a closure variable of `make` (the fastest lookup from a nested function)
+        names = sorted(ns)
+        src = (f"def make({', '.join(names)}):\n    def step(sample):\n"
+               + "".join(f"        {line}\n" for line in body) + "    return step\n")
+        scope: dict = {}
+        exec(compile(src, "<edgelstm runner step>", "exec"), scope)
+        return scope["make"](**ns)
 
-            def fstep(sample) -> np.ndarray:
-                subtract(sample, mean, out=xrow)
-                multiply(xrow, inv_std, out=xrow)
-                invoke()
-                for c in carry:
-                    c()
-                return read_y()
+    def _carry_general(self) -> None:
+        for vin, vout, qin, qout in self.general:
+            f = _dequantize(vout, qout)
+            vin[...] = _quantize(f, qin) if qin else f
 
-            return fstep
-        m = self.xmap
-        a, b, lo, hi, f = m.a, m.b, m.lo, m.hi, self._scratch
-        add, rint, maximum, minimum = np.add, np.rint, np.maximum, np.minimum
 
-        def qstep(sample) -> np.ndarray:
-            multiply(sample, a, out=f)
-            add(f, b, out=f)
-            maximum(f, lo, out=f)
-            minimum(f, hi, out=f)
-            rint(f, out=f)
-            xrow[...] = f  # whole numbers within the dtype's range: the cast is exact
-            invoke()
-            for c in carry:
-                c()
-            return read_y()
+def _ufunc_clip():
+    """numpy's 3-input clip ufunc (one call instead of maximum + minimum; np.clip adds a Python layer)."""
+    core = getattr(np, "_core", None) or np.core  # numpy 2 / numpy 1
+    return core.umath.clip
 
-        return qstep
+
+_clip = _ufunc_clip()
 
 
 class Runner:
@@ -373,7 +369,11 @@ class Runner:
         self._pairs = []
         for o in by_role.get("out:state", []):
             tin, tout = it.inputs[o["state_input"]], it.outputs[o["name"]]
-            self._pairs.append((tin, tout, _quantizer(tin), _quantizer(tout)))
+            qin, qout = _quantizer(tin), _quantizer(tout)
+            if o.get("shared_quantization") and qin != qout:
+                raise MetadataError(f"{path}: metadata says state output {o['name']!r} shares the quantization of "
+                                    f"{o['state_input']!r}, but the model's tensors differ ({qout} vs {qin})")
+            self._pairs.append((tin, tout, qin, qout))
         xs = by_role.get("in:x") or by_role.get("in:window")
         self._x = it.inputs[xs[0]["name"]]
         self._xq = _quantizer(self._x)
