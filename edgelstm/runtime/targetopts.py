@@ -22,7 +22,7 @@ def target_options(target: str, model: str | Path, runtime: str | None = None, t
     from .. import targets
 
     if Path(target).suffix != ".toml" and not targets.target_names():
-        # a wheel does not carry the source tree's targets/ folder (e.g. on a device installed by deploy)
+        # an install without the profiles (wheels carry them as edgelstm/_targets; a copied runtime may not)
         raise InputError(f"no target profiles are installed here ({targets.TARGET_DIR} is missing or empty): "
                          f"pass the profile's path, --target path/to/{target}.toml")
     tgt = targets.load_target(target)
