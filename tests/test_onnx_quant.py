@@ -26,7 +26,7 @@ def test_onnx_qdq_int8_lstm_step_carries_the_scaled_cell_state(lstm_model, tmp_p
           f"max|d| {v['max_abs_delta']:.3f}")
     assert m["file"] == "step.int8.onnx" and rep["n_windows"] > 100
     assert m["accuracy_drop"] <= 0.01
-    assert v["argmax_agreement"] >= 0.97
+    assert v["argmax_agreement"] >= 0.99  # 100 % on the demo model (trained with augmentation)
     ops = json.loads(invoke("inspect", tmp_path / "step.int8.onnx", "--json").stdout)["ops"]
     assert ops["QuantizeLinear"] > 0 and ("Clip" in ops or {"Min", "Max"} <= set(ops)), ops
 
