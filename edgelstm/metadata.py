@@ -30,18 +30,23 @@ class ModelFileError(ModelDirError):
     """A model file that is missing, damaged, or has no (or bad) edgelstm metadata; the message names the file."""
 
 
-def read_metadata(path: str | Path) -> dict:
-    """The edgelstm metadata dict of a `.tflite` or `.onnx` file, validated against the schema."""
-    path = Path(path)
+def model_format(path: Path) -> str:
+    """"tflite" or "onnx" for an existing model file; anything else is a one-line error naming the file."""
     if not path.is_file():
         raise ModelFileError(f"{path}: no such model file")
     suffix = path.suffix.lower()
-    if suffix == ".tflite":
-        raw = _tflite_metadata(path.read_bytes(), path)
-    elif suffix == ".onnx":
-        raw = _onnx_metadata(path)
-    else:
+    if suffix not in (".tflite", ".onnx"):
         raise ModelFileError(f"{path}: not a model file edgelstm knows (expected .tflite or .onnx)")
+    return suffix[1:]
+
+
+def read_metadata(path: str | Path) -> dict:
+    """The edgelstm metadata dict of a `.tflite` or `.onnx` file, validated against the schema."""
+    path = Path(path)
+    if model_format(path) == "tflite":
+        raw = _tflite_metadata(path.read_bytes(), path)
+    else:
+        raw = _onnx_metadata(path)
     if raw is None:
         raise ModelFileError(f"{path}: has no '{KEY}' metadata; convert it with `edgelstm convert`")
     try:

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
-from .metadata import ModelFileError, read_metadata, tflite_operator_versions
+from .metadata import ModelFileError, model_format, read_metadata, tflite_operator_versions
 
 
 def _tensor(d: dict) -> dict:
@@ -28,15 +27,7 @@ def _tensor(d: dict) -> dict:
 
 def inspect_model(path: str | Path) -> dict:
     path = Path(path)
-    if not path.is_file():
-        raise ModelFileError(f"{path}: no such model file")
-    suffix = path.suffix.lower()
-    if suffix == ".tflite":
-        info = _tflite(path)
-    elif suffix == ".onnx":
-        info = _onnx(path)
-    else:
-        raise InputError(f"{path}: not a model file edgelstm knows (expected .tflite or .onnx)")
+    info = _tflite(path) if model_format(path) == "tflite" else _onnx(path)
     info["file"] = str(path)
     info["size_bytes"] = path.stat().st_size
     try:

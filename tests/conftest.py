@@ -23,33 +23,74 @@ def forecast_csv(tmp_path_factory) -> Path:
     return write_forecast_csv(tmp_path_factory.mktemp("data") / "forecast.csv", hours=24 * 20)
 
 
+def _trained(tmp_path_factory, data: Path, name: str, *args: str) -> Path:
+    out = tmp_path_factory.mktemp("runs") / name
+    r = invoke("train", data, *args, "-o", out)
+    assert r.exit_code == 0, r.output
+    return out
+
+
 @pytest.fixture(scope="session")
 def lstm_model(tmp_path_factory, activity_csv) -> Path:
     """The demo's model: 1-layer 32-unit LSTM on the activity sample data (trained once per session)."""
-    from edgelstm.cli import main
-
-    out = tmp_path_factory.mktemp("runs") / "lstm32"
-    r = CliRunner().invoke(main, ["train", str(activity_csv), "--units", "32", "--layers", "1", "-o", str(out)])
-    assert r.exit_code == 0, r.output
-    return out
+    return _trained(tmp_path_factory, activity_csv, "lstm32", "--units", "32", "--layers", "1")
 
 
 @pytest.fixture(scope="session")
 def gru_model(tmp_path_factory, activity_csv) -> Path:
     """A 1-layer 32-unit GRU on the activity sample data (trained once per session)."""
-    out = tmp_path_factory.mktemp("runs") / "gru32"
-    r = invoke("train", activity_csv, "--arch", "gru", "--units", "32", "-o", out)
-    assert r.exit_code == 0, r.output
-    return out
+    return _trained(tmp_path_factory, activity_csv, "gru32", "--arch", "gru", "--units", "32")
 
 
 @pytest.fixture(scope="session")
 def bilstm_model(tmp_path_factory, activity_csv) -> Path:
     """A 1-layer 16-unit BiLSTM on the activity sample data (trained once per session)."""
-    out = tmp_path_factory.mktemp("runs") / "bilstm16"
-    r = invoke("train", activity_csv, "--arch", "bilstm", "--units", "16", "-o", out)
-    assert r.exit_code == 0, r.output
-    return out
+    return _trained(tmp_path_factory, activity_csv, "bilstm16", "--arch", "bilstm", "--units", "16")
+
+
+def heldout_outputs(model_dir: Path):
+    """(cfg, raw held-out windows of the split training used, the Keras model's outputs on them)."""
+    import numpy as np
+
+    from edgelstm.calibrate import load_splits
+    from edgelstm.modeldir import load_keras
+    from edgelstm.prepare import model_inputs
+
+    cfg, model = load_keras(model_dir)
+    X = load_splits(cfg).test.X.astype(np.float32)
+    return cfg, X, model(model_inputs(cfg, X).astype(np.float32), training=False).numpy()
+
+
+def per_window(path: Path, X, **kw):
+    """The runner over each window [N, T, F] from a fresh state, one step per sample: the output after the last."""
+    import numpy as np
+
+    from edgelstm.runtime import Runner
+
+    runner = Runner(**kw)
+    runner.open(path)
+    out = []
+    for w in X:
+        runner.reset()
+        for row in w:
+            y = runner.step(row)
+        out.append(y)
+    return np.array(out)
+
+
+def q8(v, details):
+    """Quantize to int8 with a signature runner's tensor details, as a hand-written loop does."""
+    import numpy as np
+
+    scale, zp = details["quantization"]
+    return np.clip(np.rint(v / scale) + zp, -128, 127).astype(np.int8)
+
+
+def dq8(v, details):
+    import numpy as np
+
+    scale, zp = details["quantization"]
+    return (v.astype(np.float32) - zp) * scale
 
 
 def invoke(*args: str):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import invoke
+from conftest import dq8, heldout_outputs, invoke, per_window, q8
 
 from edgelstm.runtime import Runner
 
@@ -12,26 +12,7 @@ from edgelstm.runtime import Runner
 @pytest.fixture(scope="module")
 def heldout(lstm_model):
     """Raw (un-normalized) held-out windows of the real sample data, and the Keras model's outputs on them."""
-    from edgelstm.calibrate import load_splits
-    from edgelstm.modeldir import load_keras
-    from edgelstm.prepare import model_inputs
-
-    cfg, model = load_keras(lstm_model)
-    prep = load_splits(cfg)
-    X = prep.test.X.astype(np.float32)
-    return X, model(model_inputs(cfg, X).astype(np.float32), training=False).numpy()
-
-
-def per_window(path, X, **kw) -> np.ndarray:
-    runner = Runner(**kw)
-    runner.open(path)
-    out = []
-    for w in X:
-        runner.reset()
-        for row in w:
-            y = runner.step(row)
-        out.append(y)
-    return np.array(out)
+    return heldout_outputs(lstm_model)[1:]
 
 
 def test_int8_step_with_int8_io_agrees_with_keras(lstm_model, heldout, tmp_path):
@@ -96,22 +77,14 @@ def hand_int8(path, X) -> np.ndarray:
     run = it.get_signature_runner()
     ins, outs = run.get_input_details(), run.get_output_details()
 
-    def q(v, d):
-        scale, zp = d["quantization"]
-        return np.clip(np.rint(v / scale) + zp, -128, 127).astype(np.int8)
-
-    def dq(v, d):
-        scale, zp = d["quantization"]
-        return (v.astype(np.float32) - zp) * scale
-
     states = [n for n in ins if n != "x"]
     out = []
     for w in (X - mean) / std:
-        st = {n: q(np.zeros(ins[n]["shape"], np.float32), ins[n]) for n in states}
+        st = {n: q8(np.zeros(ins[n]["shape"], np.float32), ins[n]) for n in states}
         for row in w:
-            res = run(x=q(row[None].astype(np.float32), ins["x"]), **st)
-            st = {n: q(dq(res[n + "_out"], outs[n + "_out"]), ins[n]) for n in states}
-        out.append(dq(res["y"][0], outs["y"]))
+            res = run(x=q8(row[None].astype(np.float32), ins["x"]), **st)
+            st = {n: q8(dq8(res[n + "_out"], outs[n + "_out"]), ins[n]) for n in states}
+        out.append(dq8(res["y"][0], outs["y"]))
     return np.array(out)
 
 

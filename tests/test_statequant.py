@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import dq8, q8
 
 from edgelstm.convert.statequant import common_quantization, share_state_quantization
 
@@ -75,20 +76,12 @@ def _loop(model_bytes, xs):
     """The hand-written requantizing loop on the public API; returns dequantized y per step."""
     run, ins, outs = _io(model_bytes)
 
-    def q(v, d):
-        s, zp = d["quantization"]
-        return np.clip(np.rint(v / s) + zp, -128, 127).astype(np.int8)
-
-    def dq(v, d):
-        s, zp = d["quantization"]
-        return (v.astype(np.float32) - zp) * s
-
-    st = {n: q(np.zeros((1, 4), np.float32), ins[n]) for n in ("a", "t")}
+    st = {n: q8(np.zeros((1, 4), np.float32), ins[n]) for n in ("a", "t")}
     ys = []
     for x in xs:
-        r = run(x=q(x[None], ins["x"]), **st)
-        st = {n: q(dq(r[n + "_out"], outs[n + "_out"]), ins[n]) for n in ("a", "t")}
-        ys.append(dq(r["y"][0], outs["y"]))
+        r = run(x=q8(x[None], ins["x"]), **st)
+        st = {n: q8(dq8(r[n + "_out"], outs[n + "_out"]), ins[n]) for n in ("a", "t")}
+        ys.append(dq8(r["y"][0], outs["y"]))
     return np.array(ys)
 
 

@@ -5,20 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import invoke
+from conftest import heldout_outputs, invoke, per_window
 
 from edgelstm.runtime import Runner
-
-
-def heldout(model_dir):
-    """Raw held-out windows of the sample data and the Keras model's outputs on them."""
-    from edgelstm.calibrate import load_splits
-    from edgelstm.modeldir import load_keras
-    from edgelstm.prepare import model_inputs
-
-    cfg, model = load_keras(model_dir)
-    X = load_splits(cfg).test.X.astype(np.float32)
-    return cfg, X, model(model_inputs(cfg, X).astype(np.float32), training=False).numpy()
 
 
 def quantized(model_dir, out, *args) -> object:
@@ -30,14 +19,8 @@ def quantized(model_dir, out, *args) -> object:
 @pytest.mark.parametrize("io", ["float", "int8"])
 def test_gru_int8_stream_agrees_with_keras(gru_model, tmp_path, io):
     """Stateful streaming, fresh state per window as in training: one output per sample, the last one compared."""
-    cfg, X, ref = heldout(gru_model)
-    runner = Runner()
-    runner.open(quantized(gru_model, tmp_path, "--io", io))
-    got = []
-    for w in X:
-        runner.reset()
-        got.append(list(runner.stream(w))[-1].values)
-    got = np.array(got)
+    cfg, X, ref = heldout_outputs(gru_model)
+    got = per_window(quantized(gru_model, tmp_path, "--io", io), X)
     agree = float(np.mean(got.argmax(1) == ref.argmax(1)))
     print(f"gru32 int8 stream ({io} I/O): agreement {agree:.4f} on {len(X)} windows, max |d| {np.abs(got - ref).max()}")
     assert agree >= 0.99
@@ -46,7 +29,7 @@ def test_gru_int8_stream_agrees_with_keras(gru_model, tmp_path, io):
 def test_bilstm_int8_windowed_run_agrees_with_keras(bilstm_model, tmp_path):
     """The windowed runner (window = the training window, hop = window: one output per held-out window) on the
     per-direction int8 step model: each window starts from zero state in both directions."""
-    cfg, X, ref = heldout(bilstm_model)
+    cfg, X, ref = heldout_outputs(bilstm_model)
     runner = Runner(window=cfg.window, hop=cfg.window, rate=cfg.sample_rate)
     info = runner.open(quantized(bilstm_model, tmp_path))
     assert info.kind == "step"
