@@ -227,10 +227,26 @@ def test_service_unit_content():
     ]
 
 
-def test_link_cut_mid_upload_keeps_previous_model_and_retry_succeeds(tmp_path, ssh_home, netns_device):
+@pytest.mark.parametrize("sndbuf", [None, 4096], ids=["default-sndbuf", "small-sndbuf"])
+def test_link_cut_mid_upload_keeps_previous_model_and_retry_succeeds(tmp_path, ssh_home, netns_device, sndbuf,
+                                                                     monkeypatch):
+    """Where the dead link shows depends on the client's TCP send buffer: with a large one SFTP first runs out of
+    SSH window (a channel read times out); with a small one paramiko's writer retries a full socket, which only a
+    watchdog closing the transport ends (before it, one CI machine waited 938 s for the kernel to give up)."""
+    import socket
+
+    import paramiko.client
+
     from edgelstm.deploy.deploy import DeployOptions, HealthCheck, deploy
     from edgelstm.deploy.ssh import Connection, ConnectOptions, HostSpec
 
+    class SmallBufferSocket(socket.socket):  # a real socket, only its send buffer is as small as some machines'
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            self.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
+
+    if sndbuf:
+        monkeypatch.setattr(paramiko.client.socket, "socket", SmallBufferSocket)
     ns, server = netns_device
     trust(ssh_home, server)
     host = server.spec
@@ -253,7 +269,7 @@ def test_link_cut_mid_upload_keeps_previous_model_and_retry_succeeds(tmp_path, s
     elapsed = time.perf_counter() - t
     assert not failed.ok
     assert 0.5 <= cut["at"] < 0.6
-    assert failed.message.startswith("connection lost while ")
+    assert failed.message.startswith("connection lost while uploading (no answer to a keepalive within 3 s)")
     assert failed.message.endswith(f"the device's current model is unchanged ({sha(small)[:12]})")
     assert elapsed < 30  # a dead link ends in an error, not a hang
 
@@ -364,6 +380,6 @@ def test_stream_over_a_link_that_dies_ends_in_an_error_not_a_hang(ssh_home, netn
         with pytest.raises(DeployError) as err:
             conn.stream(f"python3 -u -c {shlex.quote(script)}", on_line)
         elapsed = time.monotonic() - t
-    assert str(err.value) == "connection lost while streaming (no answer within the timeout)"
+    assert str(err.value) == "connection lost while streaming (no answer to a keepalive within 3 s)"
     assert lines[:2] == ["0", "1"]
     assert elapsed < 15

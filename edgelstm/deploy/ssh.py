@@ -14,7 +14,8 @@ import shlex
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -112,6 +113,7 @@ class Connection:
             raise DeployError(f"cannot connect to {where}: {_reason(ex)}") from None
         client.get_transport().set_keepalive(self.opts.keepalive)
         self.client = client
+        self.link_dead = False
 
     def close(self) -> None:
         self.client.close()
@@ -137,7 +139,9 @@ class Connection:
         out, err = bytearray(), bytearray()
         try:
             if stdin is not None:
-                chan.sendall(stdin)
+                started = time.monotonic()
+                with self._watchdog(lambda: started):
+                    chan.sendall(stdin)
                 chan.shutdown_write()
             while True:
                 data = chan.recv(65536)
@@ -202,30 +206,71 @@ class Connection:
     def _probe_link(self) -> None:
         """Ask the server for a reply; no reply within the timeout means the link is dead."""
         transport = self.client.get_transport()
-        done = threading.Event()
+        done, answered = threading.Event(), []
 
         def ask() -> None:
-            transport.global_request("keepalive@openssh.com", wait=True)
-            done.set()
+            try:
+                transport.global_request("keepalive@openssh.com", wait=True)  # None when refused: still an answer
+                answered.append(transport.is_active())
+            except Exception:  # the link broke while asking: same verdict as no answer
+                pass
+            finally:
+                done.set()
 
         threading.Thread(target=ask, daemon=True).start()
-        if not done.wait(self.opts.timeout):
+        if not done.wait(self.opts.timeout) or answered != [True]:
+            self.link_dead = True
             transport.close()
             raise TimeoutError("keepalive not answered")
 
     def upload(self, local: Path, remote: str, progress: Callable[[int, int], None] | None = None) -> None:
         """SFTP `local` to the absolute path `remote`; `progress(sent, total)` after each chunk."""
+        moved = time.monotonic()
+
+        def chunk_sent(sent: int, total: int) -> None:
+            nonlocal moved
+            moved = time.monotonic()
+            if progress:
+                progress(sent, total)
+
         try:
             sftp = self.client.open_sftp()
             sftp.get_channel().settimeout(self.opts.timeout)
-            with open(local, "rb") as f:
-                sftp.putfo(f, remote, file_size=local.stat().st_size, callback=progress, confirm=True)
+            with open(local, "rb") as f, self._watchdog(lambda: moved):
+                sftp.putfo(f, remote, file_size=local.stat().st_size, callback=chunk_sent, confirm=True)
             sftp.close()
         except Exception as ex:
             raise self.lost(ex, "uploading") from None
 
+    @contextmanager
+    def _watchdog(self, moved: Callable[[], float]) -> Iterator[None]:
+        """Probe the link whenever `moved()` (when data last moved) is `keepalive` seconds old; a dead link closes
+        the transport. Channel timeouts cannot catch this: a write into a dead TCP link blocks inside paramiko,
+        which retries a full socket until the kernel gives up (tcp_retries2, ~15 minutes), and only closing the
+        transport frees it."""
+        stop = threading.Event()
+
+        def watch() -> None:
+            probed = time.monotonic()
+            while not stop.wait(0.2):
+                if time.monotonic() - max(moved(), probed) > self.opts.keepalive:
+                    try:
+                        self._probe_link()
+                    except TimeoutError:
+                        return
+                    probed = time.monotonic()
+
+        thread = threading.Thread(target=watch, daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+
     def lost(self, ex: BaseException, doing: str) -> DeployError:
-        return DeployError(f"connection lost while {doing} ({_reason(ex)})")
+        reason = f"no answer to a keepalive within {self.opts.timeout:g} s" if self.link_dead else _reason(ex)
+        return DeployError(f"connection lost while {doing} ({reason})")
 
 
 def _reason(ex: BaseException) -> str:
