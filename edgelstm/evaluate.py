@@ -20,14 +20,14 @@ def _quant(a: np.ndarray, t: dict) -> np.ndarray:
     if t["scale"] is None:
         return a.astype(t["dtype"])
     info = np.iinfo(t["dtype"])
-    q = np.round(a / t["scale"] + t["zero_point"])
+    q = np.round(a / np.float32(t["scale"]) + t["zero_point"])  # the float32 scale (metadata spells it short)
     return np.clip(q, info.min, info.max).astype(t["dtype"])
 
 
 def _dequant(a: np.ndarray, t: dict) -> np.ndarray:
     if t["scale"] is None:
         return a.astype(np.float32)
-    return ((a.astype(np.float32) - t["zero_point"]) * t["scale"]).astype(np.float32)
+    return ((a.astype(np.float32) - t["zero_point"]) * np.float32(t["scale"])).astype(np.float32)
 
 
 class Predictor:

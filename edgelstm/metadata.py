@@ -285,10 +285,21 @@ def tensor_entry(name: str, role: str, shape, dtype: str = "float32", scale=None
     """One inputs/outputs entry; scale and zero_point stay None for float tensors."""
     return {
         "name": name, "role": role, "shape": [int(s) for s in shape], "dtype": dtype,
-        "scale": None if scale is None else float(scale),
+        "scale": None if scale is None else shortest_float32(scale),
         "zero_point": None if zero_point is None else int(zero_point),
         **extra,
     }
+
+
+def shortest_float32(x: float) -> float:
+    """x rounded to float32, as the fewest decimal digits that read back as the same float32 (a quantization scale
+    is a float32; its 17-digit float64 spelling cost an int8-I/O file ~8 bytes per tensor for nothing)."""
+    f = struct.unpack("<f", struct.pack("<f", float(x)))[0]
+    for digits in range(1, 10):  # 9 significant digits always suffice for float32
+        y = float(f"{f:.{digits}g}")
+        if struct.unpack("<f", struct.pack("<f", y))[0] == f:
+            return y
+    return f
 
 
 def tflite_operator_versions(data: bytes, where: str = "model") -> list[tuple[int, int]]:

@@ -67,7 +67,8 @@ def quantize(model_dir: str | Path, mode: str, calibration: str | Path = "defaul
                 else:
                     samples = {"x": X}
                 np.savez(npz, **samples)
-            extra = {"io": io, "calibration": recipe.source if recipe else None}
+            # the recipe's file name, not its path: a model file carries no path of the machine that made it
+            extra = {"io": io, "calibration": Path(recipe.source).name if recipe else None}
             written.append(export_one(model_dir, out_dir, k, fmt, mode, npz, extra, progress))
     return written
 

@@ -30,7 +30,7 @@ def _tidy(model, rename: dict[str, str] | None = None):
 def step_onnx(step: StepModel, **extra) -> bytes:
     import tf2onnx
 
-    fn = step.tf_function(batch=1)
+    fn = step.tf_function(batch=1, fused=False)  # QDQ keeps a scale per gate (stepmodel._tf_cell)
     model, _ = tf2onnx.convert.from_function(fn, input_signature=fn.input_signature, opset=OPSET)
     model = _tidy(model)
     F = step.cfg.n_features

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..metadata import add_tflite_metadata, build_metadata, tensor_entry
 from ..stepmodel import StepModel
+from .prune import drop_identity_clips
 from .statequant import share_state_quantization
 
 
@@ -79,8 +80,8 @@ def configure(converter, quantization: str, representative=None, io: str = "floa
     if quantization == "float16":
         converter.target_spec.supported_types = [tf.float16]
     if quantization in ("int8", "int16x8"):
-        # per-tensor weight scales: the step model already has one FullyConnected per gate, so a per-tensor
-        # scale is per gate; per-channel parameters would add ~20 % to the file (scales + int64 zero points)
+        # per-tensor weight scales, one per FullyConnected (all gates of x, or of h: stepmodel._tf_cell); per-channel
+        # parameters would add ~20 % to the file (scales + int64 zero points)
         converter._experimental_disable_per_channel_quantization_for_dense_layers = True
     if quantization == "int8":
         converter.representative_dataset = representative
@@ -105,6 +106,8 @@ def step_tflite(step: StepModel, quantization: str = "float", representative=Non
         converter = tf.lite.TFLiteConverter.from_saved_model(str(sm))
         configure(converter, quantization, representative, extra.get("io", "float"))
         model_bytes = converter.convert()
+    if quantization == "int8":
+        model_bytes = drop_identity_clips(model_bytes)
     shared: list[str] = []
     if quantization == "int8" and extra.get("io") == "int8":
         # int8 state at the boundary: one quantization per state pair, so the runner carries it by copy
