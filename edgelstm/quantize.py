@@ -93,6 +93,7 @@ def quantize_command(model_dir, mode=None, calibration="default", target=None, k
     mode, kind, fmt, io = mode or "int8", kind or "step", fmt or "tflite", io or "float"
     files = quantize(model_dir, mode, calibration, kind, fmt, out, io, progress)
     lines = [f"{p} ({p.stat().st_size / 1024:.1f} KB)" for p in files]
+    lines += [note for p in files if (note := size_note(p, mode))]
     result: dict = {"files": files, "lines": lines}
     if report:
         from .report import build_report, write_report
@@ -125,6 +126,25 @@ def quantize_command(model_dir, mode=None, calibration="default", target=None, k
             lines += [f"  {x}" for x in v]
         result["violations"] = violations
     return result
+
+
+def size_note(path: Path, mode: str) -> str | None:
+    """Say when a full-integer .tflite is not smaller than the float file beside it (written by `convert`).
+
+    Below ~12 units this is the format, not a fault: every quantized tensor carries ~36 bytes of scale and zero
+    point and float I/O adds a QUANTIZE/DEQUANTIZE per input and output, while int8 saves 3 bytes per weight."""
+    if mode not in NEEDS_CALIBRATION or path.suffix != ".tflite":
+        return None
+    float_path = path.with_name(path.name.replace(f".{mode}", ""))
+    if float_path == path or not float_path.is_file():
+        return None
+    size, float_size = path.stat().st_size, float_path.stat().st_size
+    if size < float_size:
+        return None
+    return (f"note: {path.name} ({size:,} B) is not smaller than the float {float_path.name} ({float_size:,} B): "
+            "a model this small has more quantization parameters (~36 B per tensor) than int8 saves on its weights "
+            "(3 B each; full-integer files win from ~12 units). Keep it for an int8-only target such as the Edge TPU; "
+            "elsewhere the float file is smaller")
 
 
 def fidelity_warnings(entry: dict, mode: str) -> list[str]:

@@ -110,10 +110,30 @@ def test_other_modes_are_smaller_and_load(mode, units, tiny_model_dir, tmp_path)
     assert r.exit_code == 0, r.output
     path = tmp_path / f"step.{mode}.tflite"
     assert path.stat().st_size < (tmp_path / "step.tflite").stat().st_size
+    assert "is not smaller than the float" not in r.output
     X = np.random.default_rng(1).normal(0, 1, (2, 20, 3)).astype(np.float32)
     ref = open_model(tmp_path / "step.tflite").predict(X)
     d = np.abs(open_model(path).predict(X) - ref).max()
     assert d < 0.1, d
+
+
+def test_quantize_says_when_a_tiny_int8_file_is_not_smaller(tiny_model_dir, tmp_path):
+    """At 4 units the int8 file is bigger than float (test_full_integer_step_files_are_smaller_than_float's
+    docstring says why): quantize says so, with both sizes, instead of leaving the user to find out."""
+    model_dir = tiny_model_dir(arch="lstm", layers=1, units=4)
+    assert invoke("convert", model_dir, "--kind", "step", "-o", tmp_path).exit_code == 0
+    npz = tmp_path / "c.npz"
+    np.savez(npz, X=np.random.default_rng(0).normal(0, 1, (8, 20, 3)).astype(np.float32))
+    r = invoke("quantize", model_dir, "--mode", "int8", "--calibration", npz, "--no-report", "-o", tmp_path)
+    assert r.exit_code == 0, r.output
+    size, float_size = ((tmp_path / n).stat().st_size for n in ("step.int8.tflite", "step.tflite"))
+    assert size >= float_size
+    notes = [line for line in r.output.splitlines() if line.startswith("note: step.int8.tflite")]
+    assert notes == [
+        f"note: step.int8.tflite ({size:,} B) is not smaller than the float step.tflite ({float_size:,} B): a model "
+        "this small has more quantization parameters (~36 B per tensor) than int8 saves on its weights (3 B each; "
+        "full-integer files win from ~12 units). Keep it for an int8-only target such as the Edge TPU; elsewhere the "
+        "float file is smaller"]
 
 
 def _step_file_sizes(cfg, model, tmp_path) -> dict[str, int]:
