@@ -292,14 +292,11 @@ def tensor_entry(name: str, role: str, shape, dtype: str = "float32", scale=None
 
 
 def shortest_float32(x: float) -> float:
-    """x rounded to float32, as the fewest decimal digits that read back as the same float32 (a quantization scale
-    is a float32; its 17-digit float64 spelling cost an int8-I/O file ~8 bytes per tensor for nothing)."""
-    f = struct.unpack("<f", struct.pack("<f", float(x)))[0]
-    for digits in range(1, 10):  # 9 significant digits always suffice for float32
-        y = float(f"{f:.{digits}g}")
-        if struct.unpack("<f", struct.pack("<f", y))[0] == f:
-            return y
-    return f
+    """x rounded to float32, spelled with the fewest digits that read back as that float32 (numpy's float32 repr):
+    a quantization scale is a float32, and its 17-digit float64 spelling cost an int8-I/O file ~8 bytes per tensor."""
+    import numpy as np
+
+    return float(str(np.float32(x)))
 
 
 def tflite_operator_versions(data: bytes, where: str = "model") -> list[tuple[int, int]]:

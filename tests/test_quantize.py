@@ -96,18 +96,23 @@ def test_int8_tflite_of_a_big_step_model_is_under_a_third_of_float(big_lstm, tmp
     assert q <= 0.3 * f
 
 
+def _convert_then_quantize(model_dir, mode: str, out):
+    """`convert --kind step` (the float step.tflite) then `quantize --mode MODE` into `out`, as a user would."""
+    assert invoke("convert", model_dir, "--kind", "step", "-o", out).exit_code == 0
+    npz = out / "c.npz"
+    np.savez(npz, X=np.random.default_rng(0).normal(0, 1, (8, 20, 3)).astype(np.float32))
+    r = invoke("quantize", model_dir, "--mode", mode, "--calibration", npz, "--no-report", "-o", out)
+    assert r.exit_code == 0, r.output
+    return r
+
+
 @pytest.mark.parametrize("mode, units", [("int8", 12), ("int16x8", 12), ("dynamic", 64), ("float16", 64)])
 def test_other_modes_are_smaller_and_load(mode, units, tiny_model_dir, tmp_path):
     """Every mode shrinks the file through the CLI, metadata and all (dynamic range leaves weight tensors under 1024
     values float: units 64; full integer: from 12 units, test_full_integer_step_files_are_smaller_than_float)."""
     from edgelstm.evaluate import open_model
 
-    model_dir = tiny_model_dir(arch="lstm", layers=1, units=units)
-    assert invoke("convert", model_dir, "--kind", "step", "-o", tmp_path).exit_code == 0
-    npz = tmp_path / "c.npz"
-    np.savez(npz, X=np.random.default_rng(0).normal(0, 1, (8, 20, 3)).astype(np.float32))
-    r = invoke("quantize", model_dir, "--mode", mode, "--calibration", npz, "--no-report", "-o", tmp_path)
-    assert r.exit_code == 0, r.output
+    r = _convert_then_quantize(tiny_model_dir(arch="lstm", layers=1, units=units), mode, tmp_path)
     path = tmp_path / f"step.{mode}.tflite"
     assert path.stat().st_size < (tmp_path / "step.tflite").stat().st_size
     assert "is not smaller than the float" not in r.output
@@ -120,12 +125,7 @@ def test_other_modes_are_smaller_and_load(mode, units, tiny_model_dir, tmp_path)
 def test_quantize_says_when_a_tiny_int8_file_is_not_smaller(tiny_model_dir, tmp_path):
     """At 4 units the int8 file is bigger than float (test_full_integer_step_files_are_smaller_than_float's
     docstring says why): quantize says so, with both sizes, instead of leaving the user to find out."""
-    model_dir = tiny_model_dir(arch="lstm", layers=1, units=4)
-    assert invoke("convert", model_dir, "--kind", "step", "-o", tmp_path).exit_code == 0
-    npz = tmp_path / "c.npz"
-    np.savez(npz, X=np.random.default_rng(0).normal(0, 1, (8, 20, 3)).astype(np.float32))
-    r = invoke("quantize", model_dir, "--mode", "int8", "--calibration", npz, "--no-report", "-o", tmp_path)
-    assert r.exit_code == 0, r.output
+    r = _convert_then_quantize(tiny_model_dir(arch="lstm", layers=1, units=4), "int8", tmp_path)
     size, float_size = ((tmp_path / n).stat().st_size for n in ("step.int8.tflite", "step.tflite"))
     assert size >= float_size
     notes = [line for line in r.output.splitlines() if line.startswith("note: step.int8.tflite")]

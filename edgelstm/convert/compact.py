@@ -65,15 +65,17 @@ def _empty_tensors_use_buffer_zero(model) -> None:
     def empty(b) -> bool:
         return (b.data is None or len(b.data) == 0) and not getattr(b, "offset", 0) and not getattr(b, "size", 0)
 
-    used = {0}
     for sg in model.subgraphs or []:
         for t in sg.tensors or []:
             if empty(model.buffers[t.buffer]) and not t.isVariable:
                 t.buffer = 0
-            else:
-                used.add(t.buffer)
-    for md in model.metadata or []:
-        used.add(md.buffer)
+    keep_used_buffers(model)
+
+
+def keep_used_buffers(model) -> None:
+    """Drop the buffers no tensor or metadata entry points at (buffer 0, the empty sentinel, stays) and renumber."""
+    used = {0} | {t.buffer for sg in model.subgraphs or [] for t in sg.tensors or []}
+    used |= {md.buffer for md in model.metadata or []}
     remap = {old: new for new, old in enumerate(sorted(used))}
     model.buffers = [model.buffers[i] for i in sorted(used)]
     for sg in model.subgraphs or []:

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .compact import keep_used_buffers
+
 TANH_SATURATED = 3.5
 
 
@@ -109,7 +111,6 @@ def _remove_unused(model) -> None:
     used_codes = sorted({op.opcodeIndex for sg in model.subgraphs for op in sg.operators})
     code_map = {old: new for new, old in enumerate(used_codes)}
     model.operatorCodes = [model.operatorCodes[i] for i in used_codes]
-    used_buffers = {0} | {md.buffer for md in model.metadata or []}
     tensor_maps = []
     for sg in model.subgraphs:
         used = {int(i) for i in sg.inputs} | {int(i) for i in sg.outputs}
@@ -128,16 +129,8 @@ def _remove_unused(model) -> None:
             op.outputs = np.array([tmap[int(i)] for i in op.outputs], np.int32)
             if op.intermediates is not None:
                 op.intermediates = np.array([tmap[int(i)] for i in op.intermediates], np.int32)
-        used_buffers |= {t.buffer for t in sg.tensors}
     for sig in model.signatureDefs or []:
         tmap = tensor_maps[sig.subgraphIndex or 0]
         for t in list(sig.inputs) + list(sig.outputs):
             t.tensorIndex = tmap[t.tensorIndex]
-    keep_buffers = sorted(used_buffers)
-    bmap = {old: new for new, old in enumerate(keep_buffers)}
-    model.buffers = [model.buffers[i] for i in keep_buffers]
-    for sg in model.subgraphs:
-        for t in sg.tensors:
-            t.buffer = bmap[t.buffer]
-    for md in model.metadata or []:
-        md.buffer = bmap[md.buffer]
+    keep_used_buffers(model)

@@ -50,28 +50,27 @@ def run(job: dict) -> dict:
     cfg, model = load_keras(job["model_dir"])
     kind, to, quant = job["kind"], job["to"], job.get("quantization", "float")
     extra = job.get("extra", {})
+    step = build_step_model(cfg, model) if kind == "step" else None
     rep = None
     if job.get("calibration"):
-        names = ["x"] if kind == "sequence" else build_step_model(cfg, model).input_names
-        rep = representative(job["calibration"], names)
-    progress(f"converting the {kind} model to {to} ({quant})")
-    step = None
-    if kind == "step":
-        step = build_step_model(cfg, model)
-        if job.get("calibration"):  # the int8 LSTM cell-state scales the calibration samples were made with
+        rep = representative(job["calibration"], step.input_names if step else ["x"])
+        if step is not None:  # the int8 LSTM cell-state scales the calibration samples were made with
             import numpy as np
 
             from ..stepmodel import apply_cell_scales
 
             with np.load(job["calibration"]) as z:
                 apply_cell_scales(step, {k: z[k] for k in z.files if k.startswith("cscale_")})
+    progress(f"converting the {kind} model to {to} ({quant})")
     if to == "tflite":
+        from .compact import compact_tflite
         from .tflite import sequence_tflite, step_tflite
 
         if kind == "step":
             blob = step_tflite(step, quant, rep, **extra)
         else:
             blob = sequence_tflite(cfg, model, quant, rep, **extra)
+        blob = compact_tflite(blob)
     else:
         from .onnx import sequence_onnx, step_onnx
 
@@ -83,10 +82,6 @@ def run(job: dict) -> dict:
             from .onnxquant import quantize_onnx
 
             blob = quantize_onnx(blob, quant, rep, job["out"])
-    if to == "tflite":
-        from .compact import compact_tflite
-
-        blob = compact_tflite(blob)
     Path(job["out"]).write_bytes(blob)
     return {"bytes": len(blob)}
 
