@@ -28,10 +28,10 @@ def int8_step_model(out: Path) -> Path:
     """A 1x32 LSTM step model (random weights), quantized to full int8 with a representative set."""
     import numpy as np
 
-    from edgelstm.config import ModelConfig
-    from edgelstm.convert.tflite import step_tflite
-    from edgelstm.models import build_model
-    from edgelstm.stepmodel import build_step_model
+    from edgelstm.export.tflite import step_tflite
+    from edgelstm.models.build import build_model
+    from edgelstm.models.config import ModelConfig
+    from edgelstm.models.step import build_step_model
 
     cfg = ModelConfig(arch="lstm", task="classify", units=32, layers=1, window=50, n_features=6, n_outputs=4, stride=25)
     cfg.norm_mean, cfg.norm_std = [0.0] * 6, [1.0] * 6

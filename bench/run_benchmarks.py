@@ -78,7 +78,7 @@ def prepare(work: Path, arch: str, log) -> tuple[Path, dict[str, str]]:
 def time_keras(d: Path, count: int) -> dict[str, float]:
     """Median µs: the Keras step (cell + head) called eagerly per step, and the sequence model per window."""
     from edgelstm._deps import tensorflow
-    from edgelstm.modeldir import load_keras
+    from edgelstm.models.modeldir import load_keras
 
     tf = tensorflow()
     cfg, model = load_keras(d)

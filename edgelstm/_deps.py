@@ -45,7 +45,7 @@ def tensorflow() -> ModuleType:
 
 
 def keras() -> ModuleType:
-    """tf_keras (Keras 2): the only Keras whose LSTM the TFLite converter fuses and calibrates (DESIGN.md)."""
+    """tf_keras (Keras 2): the only Keras whose LSTM the TFLite converter fuses and calibrates (docs/design.md)."""
     tensorflow()
     if "tf_keras" not in sys.modules:
         with quiet_native_stderr():

@@ -14,9 +14,9 @@ DEMO_STUDENT = "gru:32"
 def run_demo(
     out: Path, say: Callable[[str], None], epochs: int = 30, stream_samples: int = 500, distill: bool = False
 ) -> dict[str, Path]:
-    from .data import ColumnSpec, load
-    from .sampledata import write_activity_csv
-    from .train import TrainOptions, train
+    from .data.dataset import ColumnSpec, load
+    from .data.sample import write_activity_csv
+    from .train.fit import TrainOptions, train
 
     out = Path(out)
     data = write_activity_csv(out / "data" / "activity.csv")
@@ -27,14 +27,15 @@ def run_demo(
     metrics = train(ds, opts, model_dir, progress=say)
     t = metrics["test"]
     say(f"model: {model_dir} (held-out accuracy {t['accuracy']:.3f}, macro-F1 {t['macro_f1']:.3f})")
-    from .convert.api import convert
-    from .quantize import quantize_command
+    from .cli.quantize import result_lines
+    from .export.convert import convert
+    from .export.quantize import quantize_with_report
 
     export = out / "export"
     floats = convert(model_dir, "tflite", "both", export, progress=say)
     say("float: " + ", ".join(f"{p.name} ({p.stat().st_size / 1024:.1f} KB)" for p in floats))
-    result = quantize_command(model_dir, mode="int8", kind="step", out=export, progress=say)
-    for line in result["lines"]:
+    result = quantize_with_report(model_dir, mode="int8", kind="step", out=export, progress=say)
+    for line in result_lines(result):
         say(line)
     paths = {"data": data, "model": model_dir, "export": export, "report": export / "report.html"}
     if stream_samples:
@@ -42,7 +43,7 @@ def run_demo(
     if distill:
         paths.update(run_distill_demo(ds, out / "runs", say, epochs))
         student_export = out / "export_student"
-        quantize_command(paths["student"], mode="int8", kind="step", out=student_export, progress=say)
+        quantize_with_report(paths["student"], mode="int8", kind="step", out=student_export, progress=say)
         paths["student_int8"] = student_export / "step.int8.tflite"
         if stream_samples:
             stream_demo(paths["student_int8"], data, say, stream_samples)
@@ -67,9 +68,10 @@ def stream_demo(model: Path, data: Path, say: Callable[[str], None], samples: in
 
 def run_distill_demo(ds, runs: Path, say: Callable[[str], None], epochs: int) -> dict[str, Path]:
     """BiLSTM teacher → GRU student; run_demo then quantizes the student to int8 and streams it."""
-    from .distill import DistillOptions, format_report, parse_student
-    from .distill import distill as run_distill
-    from .train import TrainOptions, train
+    from .cli.distill import format_report
+    from .train.distill import DistillOptions, parse_student
+    from .train.distill import distill as run_distill
+    from .train.fit import TrainOptions, train
 
     teacher_dir = runs / "bilstm_teacher"
     say(f"distill: training the BiLSTM teacher {teacher_dir}")

@@ -29,7 +29,14 @@ class MissingExtraError(EdgeLSTMError):
 
 
 class ConversionError(EdgeLSTMError):
-    """The converter failed or crashed; the message names the model, the mode and what to try instead."""
+    """The converter refused the model; the message names the model, the mode and what to try instead."""
+
+
+class ConverterCrash(ConversionError):
+    """The converter process died (a signal: TensorFlow's calibrator segfaults on some recurrent graphs). Its own
+    exit code, 3, so a script can tell a crash of the tool chain from bad input (2)."""
+
+    exit_code = 3
 
 
 class DeployError(EdgeLSTMError):
@@ -40,3 +47,22 @@ class DeployError(EdgeLSTMError):
 
 class HostKeyError(DeployError):
     """A host key that is unknown (and not trusted with --trust-new-host) or does not match known_hosts."""
+
+class ModelFileError(ModelDirError):
+    """A model file that is missing, damaged, or has no (or bad) edgelstm metadata; the message names the file."""
+
+
+class MetadataError(ModelDirError):
+    """The model file lacks the edgelstm metadata the runner needs; the message names what is missing."""
+
+
+class RuntimeUnavailable(EdgeLSTMError):
+    """No usable interpreter (or delegate) is installed; the message says what to install."""
+
+
+class BadSample(InputError):
+    """One sample that cannot be used; fatal only in strict mode."""
+
+
+class StopRequested(Exception):
+    """Not an error: SIGINT/SIGTERM asking the device runner to flush what it wrote and exit 0."""

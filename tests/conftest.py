@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -11,14 +12,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 @pytest.fixture(scope="session")
 def activity_csv(tmp_path_factory) -> Path:
-    from edgelstm.sampledata import write_activity_csv
+    from edgelstm.data.sample import write_activity_csv
 
     return write_activity_csv(tmp_path_factory.mktemp("data") / "activity.csv")
 
 
 @pytest.fixture(scope="session")
 def forecast_csv(tmp_path_factory) -> Path:
-    from edgelstm.sampledata import write_forecast_csv
+    from edgelstm.data.sample import write_forecast_csv
 
     return write_forecast_csv(tmp_path_factory.mktemp("data") / "forecast.csv", hours=24 * 20)
 
@@ -52,9 +53,8 @@ def heldout_outputs(model_dir: Path):
     """(cfg, raw held-out windows of the split training used, the Keras model's outputs on them)."""
     import numpy as np
 
-    from edgelstm.calibrate import load_splits
-    from edgelstm.modeldir import load_keras
-    from edgelstm.prepare import model_inputs
+    from edgelstm.data.prepare import load_splits, model_inputs
+    from edgelstm.models.modeldir import load_keras
 
     cfg, model = load_keras(model_dir)
     X = load_splits(cfg).test.X.astype(np.float32)
@@ -171,8 +171,8 @@ def _tiny_model(seed: int = 0, **kw):
     """An untrained model with every weight random (peephole weights and biases too), so every path is exercised."""
     import numpy as np
 
-    from edgelstm.config import ModelConfig
-    from edgelstm.models import build_model
+    from edgelstm.models.build import build_model
+    from edgelstm.models.config import ModelConfig
 
     args = dict(task="classify", units=8, window=20, n_features=3, n_outputs=4, stride=10)
     args.update(kw)
@@ -206,3 +206,72 @@ def tiny_model_dir(tmp_path_factory):
         return cache[key]
 
     return make
+
+
+def engine_windows(model, Xn) -> np.ndarray:
+    """Normalized windows [N, T, F] through the runtime's one step engine on a .tflite/.onnx (path or bytes)."""
+    import tempfile
+
+    from edgelstm.modelfile.read import read_metadata
+    from edgelstm.runtime.engine import bind, run_windows
+    from edgelstm.runtime.interpreter import open_interpreter
+
+    with tempfile.TemporaryDirectory() as tmp:
+        if isinstance(model, bytes):
+            path = Path(tmp) / "m.tflite"
+            path.write_bytes(model)
+        else:
+            path = Path(model)
+        meta = read_metadata(path)
+        F = len(meta["normalization"]["mean"])
+        eng = bind(open_interpreter(path), meta["inputs"], meta["outputs"], np.zeros(F, np.float32),
+                   np.ones(F, np.float32))
+        return run_windows(eng, Xn)
+
+
+def litert_sequence_windows(model_bytes: bytes, X, reset: bool = True) -> np.ndarray:
+    """A float sequence .tflite window after window on ONE LiteRT interpreter, written on LiteRT's public API (the
+    baseline the engine is checked against); reset=False shows the fused LSTM's hidden state leaking across windows."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_content=model_bytes)
+    it.allocate_tensors()
+    inp, out = it.get_input_details()[0], it.get_output_details()[0]
+    ys = []
+    for w in np.asarray(X, np.float32):
+        if reset:
+            it.reset_all_variables()
+        it.set_tensor(inp["index"], w[None])
+        it.invoke()
+        ys.append(it.get_tensor(out["index"])[0].copy())
+    return np.stack(ys)
+
+
+# Fixtures that train a model, run the TF converter, start sshd or build a wheel/venv: a test using any of them
+# (directly or through another fixture) is marked slow, so `pytest -m "not slow"` runs the fast unit tests alone.
+# Tests that do such work without one of these fixtures carry an explicit @pytest.mark.slow / pytestmark.
+SLOW_FIXTURES = frozenset({
+    # conftest: trained models, random models (TensorFlow), ssh servers and the client side of them
+    "lstm_model", "gru_model", "bilstm_model", "tiny_model", "tiny_model_dir",
+    "sshd", "netns_device", "ssh_home", "ssh_client_key",
+    # the test files' own fixtures that train, convert or build
+    "renamed_model",  # test_columns: trains
+    "lstm8_step",  # test_compact: converts
+    "lstm_tflite",  # test_convert: converts
+    "step_models",  # test_deploy: converts
+    "device_python",  # test_device_venv: creates a venv, pip installs
+    "bilstm_teacher", "distilled",  # test_distill: trains, distills
+    "step_file",  # test_metadata: converts
+    "wheel",  # test_packaging: builds a wheel
+    "gru_coral", "big_lstm",  # test_quantize: quantizes
+    "models",  # test_runtime: converts
+    "heldout",  # test_runtime_quant: a trained model's outputs
+    "models_dir",  # test_sources: converts
+    "two_state_model",  # test_statequant: converts
+})
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

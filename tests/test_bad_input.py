@@ -45,8 +45,8 @@ def test_bad_npz(tmp_path):
 
 
 def test_model_dir_not_ours(tmp_path):
-    from edgelstm.config import ModelConfig
     from edgelstm.errors import ModelDirError
+    from edgelstm.models.config import ModelConfig
 
     (tmp_path / "m").mkdir()
     with pytest.raises(ModelDirError, match="not an edgelstm model directory"):

@@ -46,11 +46,11 @@ def test_columns_are_recorded_at_training(renamed_model):
 def test_quantize_report_uses_the_training_columns(renamed_model, renamed_csv, tmp_path):
     """The report's reference numbers are the Keras model's on the held-out split of the renamed CSV, and the
     int8 model's are its own on that split."""
-    from edgelstm.data import ColumnSpec, load
-    from edgelstm.evaluate import open_model
-    from edgelstm.metrics import classification
-    from edgelstm.modeldir import load_keras
-    from edgelstm.prepare import model_inputs, prepare
+    from edgelstm.data.dataset import ColumnSpec, load
+    from edgelstm.data.prepare import model_inputs, prepare
+    from edgelstm.evaluate.metrics import classification
+    from edgelstm.evaluate.predict import open_model
+    from edgelstm.models.modeldir import load_keras
 
     r = invoke("quantize", renamed_model, "--mode", "int8", "--calibration", "small", "-o", tmp_path)
     assert r.exit_code == 0, r.output
@@ -69,7 +69,7 @@ def test_quantize_report_uses_the_training_columns(renamed_model, renamed_csv, t
 
     (m,) = rep["models"]
     q = open_model(tmp_path / "step.int8.tflite")
-    q_out = q.predict(q.normalize(test.X))
+    q_out = q.predict(test.X)
     assert m["metrics"]["accuracy"] == classification(test.y, q_out.argmax(-1), cfg.labels)["accuracy"]
     agree = float(np.mean(q_out.argmax(-1) == keras_out.argmax(-1)))
     assert m["vs_reference"]["argmax_agreement"] == pytest.approx(agree)
@@ -91,8 +91,8 @@ def test_evaluate_defaults_to_the_training_columns(renamed_model, renamed_csv, t
 
 def test_model_dirs_without_a_columns_record_get_the_defaults(tmp_path):
     """config.json written before columns were recorded: the split is rebuilt with the default columns."""
-    from edgelstm.calibrate import training_columns
-    from edgelstm.config import ModelConfig
+    from edgelstm.data.prepare import training_columns
+    from edgelstm.models.config import ModelConfig
 
     cfg = ModelConfig(arch="lstm", task="classify", units=8, layers=1, window=20, n_features=2, n_outputs=2,
                       channels=["a", "b"], training={"data": "x.csv", "seed": 0})

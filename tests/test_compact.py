@@ -1,4 +1,4 @@
-"""The last step of every .tflite export (convert/compact.py): smaller file, same model apart from tensor names."""
+"""The last step of every .tflite export (export/compact.py): smaller file, same model apart from tensor names."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def _options(o):
 def assert_same_model_but_names(raw: bytes, small: bytes) -> None:
     """Every tensor (shape, dtype, data bytes, quantization), op, signature and metadata buffer is the same;
     only the I/O tensors keep their names."""
-    from edgelstm.metadata import tflite_metadata_entries
+    from edgelstm.modelfile.read import tflite_metadata_entries
 
     a, b = _model(raw), _model(small)
     assert len(a.subgraphs) == len(b.subgraphs)
@@ -79,10 +79,10 @@ def step_outputs(data: bytes, n: int = 6) -> list[dict]:
 @pytest.fixture(scope="module")
 def lstm8_step(tiny_model, tmp_path_factory):
     """The uncompacted .tflite bytes of an 8-unit LSTM step model: float, int8 (float I/O), int8 I/O, int16x8."""
-    from edgelstm.calibrate import step_samples
-    from edgelstm.convert.tflite import step_tflite
-    from edgelstm.convert.worker import representative
-    from edgelstm.stepmodel import build_step_model
+    from edgelstm.export.calibrate import step_samples
+    from edgelstm.export.tflite import step_tflite
+    from edgelstm.export.worker import representative
+    from edgelstm.models.step import build_step_model
 
     cfg, model = tiny_model(arch="lstm", layers=1, units=8)
     step = build_step_model(cfg, model)
@@ -100,7 +100,7 @@ def lstm8_step(tiny_model, tmp_path_factory):
 
 @pytest.mark.parametrize("which", ["float", "int8", "int8-io", "int16x8"])
 def test_compacted_step_model_is_the_same_model_and_smaller(lstm8_step, which):
-    from edgelstm.convert.compact import compact_tflite
+    from edgelstm.export.compact import compact_tflite
 
     raw = lstm8_step[which]
     small = compact_tflite(raw)
@@ -118,8 +118,10 @@ def test_compacted_step_model_is_the_same_model_and_smaller(lstm8_step, which):
 def test_compacted_sequence_model_runs_identically(arch, tiny_model):
     """The fused LSTM (variable state tensors) and the GRU (a WHILE loop over subgraphs) survive compaction:
     several windows in a row on one interpreter give bit-identical outputs."""
-    from edgelstm.convert.compact import compact_tflite
-    from edgelstm.convert.tflite import run_sequence_tflite, sequence_tflite
+    from conftest import litert_sequence_windows
+
+    from edgelstm.export.compact import compact_tflite
+    from edgelstm.export.tflite import sequence_tflite
 
     cfg, model = tiny_model(arch=arch, layers=1)
     raw = sequence_tflite(cfg, model)
@@ -129,7 +131,7 @@ def test_compacted_sequence_model_runs_identically(arch, tiny_model):
     assert_same_model_but_names(raw, small)
     X = np.random.default_rng(1).normal(0, 1, (4, cfg.window, cfg.n_features)).astype(np.float32)
     for reset in (True, False):
-        assert np.array_equal(run_sequence_tflite(raw, X, reset), run_sequence_tflite(small, X, reset))
+        assert np.array_equal(litert_sequence_windows(raw, X, reset), litert_sequence_windows(small, X, reset))
 
 
 def test_check_names_unnamed_tensors_by_index(tiny_model_dir, tmp_path):

@@ -3,16 +3,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgelstm.data import (
-    ColumnSpec,
-    Normalization,
-    Recording,
-    load,
-    make_windows,
-    split_recordings,
-    split_windows,
-    window_starts,
-)
+from edgelstm.data.dataset import ColumnSpec, Recording, load
+from edgelstm.data.normalize import Normalization
+from edgelstm.data.splits import split_recordings, split_windows
+from edgelstm.data.windows import make_windows, window_starts
 from edgelstm.errors import InputError
 
 
@@ -162,7 +156,7 @@ def test_single_recording_is_split_in_time_without_overlap():
 def test_split_windows_by_group():
     X = np.zeros((40, 3, 1), np.float32)
     groups = np.repeat([f"g{i}" for i in range(10)], 4)
-    from edgelstm.data import Windows
+    from edgelstm.data.dataset import Windows
 
     tr, va, te = split_windows(Windows(X, np.zeros((40, 1), np.float32), groups), "regress")
     sets = [set(w.groups.tolist()) for w in (tr, va, te)]
@@ -179,7 +173,7 @@ def test_nan_policies(tmp_path, policy, expect):
 
 
 def test_sample_data_is_deterministic():
-    from edgelstm.sampledata import make_activity, make_forecast
+    from edgelstm.data.sample import make_activity, make_forecast
 
     a, b = make_activity(2, 2.0, seed=5), make_activity(2, 2.0, seed=5)
     assert [r[0] for r in a] == [r[0] for r in b]

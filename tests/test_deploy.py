@@ -294,8 +294,8 @@ def step_models(tmp_path_factory):
     """Two float step models with edgelstm metadata (different random weights): 3 channels, 4 classes."""
     from conftest import _tiny_model
 
-    from edgelstm.convert.tflite import step_tflite
-    from edgelstm.stepmodel import build_step_model
+    from edgelstm.export.tflite import step_tflite
+    from edgelstm.models.step import build_step_model
 
     out = tmp_path_factory.mktemp("deploy-models")
     paths = []

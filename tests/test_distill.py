@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 
 import numpy as np
 import pytest
 from conftest import invoke, one_line_error
 
-from edgelstm.cost import macs_per_step
+from edgelstm.models.cost import macs_per_step
 
 TEACHER = ("--arch", "bilstm", "--units", "32", "--layers", "2")  # 35,076 parameters
 STUDENT = "gru:32"  # 3,972 parameters: 1/8.8 of the teacher
@@ -59,7 +60,8 @@ def test_report_shows_the_baseline_without_teacher(distilled):
     # int8 step models measured for the streamable models; the stacked BiLSTM teacher has none
     teacher, student, baseline = report["models"]
     assert teacher["int8_bytes"] is None and teacher["int8_note"] == "n/a (no step model: stacked BiLSTM)"
-    assert 2_000 < student["int8_bytes"] < 4 * student["params"] and 0 < student["step_latency_us"] < 10_000
+    assert 2_000 < student["int8_bytes"] < 4 * student["params"]
+    assert math.isfinite(student["step_latency_us"]) and student["step_latency_us"] > 0  # its speed: bench/
     assert (baseline["int8_bytes"], baseline["step_latency_us"]) == (student["int8_bytes"], student["step_latency_us"])
     size_row = next(line for line in lines if line.startswith("int8 size"))
     assert size_row.count(f"{student['int8_bytes']:,} B") == 2 and "stacked BiLSTM" in size_row
@@ -68,10 +70,11 @@ def test_report_shows_the_baseline_without_teacher(distilled):
 
 def test_student_is_a_plain_model_directory(distilled, activity_csv, bilstm_teacher):
     """No Distiller wrapper: reloading the student and scoring it reproduces the report's figure."""
-    from edgelstm.data import ColumnSpec, load
-    from edgelstm.modeldir import load_keras
-    from edgelstm.prepare import prepare, score
-    from edgelstm.train import predict
+    from edgelstm.data.dataset import ColumnSpec, load
+    from edgelstm.data.prepare import prepare
+    from edgelstm.evaluate.metrics import score
+    from edgelstm.models.modeldir import load_keras
+    from edgelstm.train.fit import predict
 
     out, _ = distilled
     cfg, model = load_keras(out)
@@ -107,7 +110,7 @@ def test_macs_per_step_against_hand_counts():
     (" bilstm:8 ", ("bilstm", 8, 1)),
 ])
 def test_parse_student(text, expected):
-    from edgelstm.distill import parse_student
+    from edgelstm.train.distill import parse_student
 
     s = parse_student(text)
     assert (s.arch, s.units, s.layers) == expected
@@ -177,6 +180,7 @@ def test_bad_temperature_and_alpha(tmp_path, activity_csv, bilstm_teacher):
 # ------------------------------------------------------------------------------------------------ forecast
 
 
+@pytest.mark.slow  # trains a teacher and distills a student
 def test_forecast_distillation_uses_the_teachers_task_and_targets(tmp_path, forecast_csv):
     teacher = tmp_path / "lstm_forecast"
     r = invoke("train", forecast_csv, "--task", "forecast", "--target-col", "load", "--arch", "lstm", "--units", "16",
@@ -195,6 +199,7 @@ def test_forecast_distillation_uses_the_teachers_task_and_targets(tmp_path, fore
     assert "held-out RMSE" in r.stdout and "baseline without teacher" in r.stdout
 
 
+@pytest.mark.slow  # the demo trains, distills, quantizes
 def test_demo_distill(tmp_path):
     """The demo's distillation section runs end to end (two epochs: the thresholds are asserted above)."""
     r = invoke("demo", "--distill", "--epochs", "2", "-o", tmp_path / "demo")
@@ -228,7 +233,7 @@ def test_bilstm_student_is_allowed_but_noted(tmp_path, activity_csv, bilstm_teac
 
 def test_format_report_shows_int8_figures_once_measured():
     """When convert/quantize fills int8 size and step latency, the table prints them instead of n/a."""
-    from edgelstm.distill import format_report
+    from edgelstm.cli.distill import format_report
 
     def model(role, arch, acc, int8, lat):
         return {"role": role, "model": f"{arch}:8x1", "params": 100, "macs_per_step": 90, "streams": arch != "bilstm",

@@ -11,8 +11,8 @@ import pytest
 
 @pytest.fixture(scope="module")
 def step_file(tmp_path_factory, tiny_model):
-    from edgelstm.convert.tflite import step_tflite
-    from edgelstm.stepmodel import build_step_model
+    from edgelstm.export.tflite import step_tflite
+    from edgelstm.models.step import build_step_model
 
     cfg, model = tiny_model(arch="lstm", layers=2)
     cfg.labels = ["a", "b", "c", "d"]
@@ -23,7 +23,7 @@ def step_file(tmp_path_factory, tiny_model):
 
 def test_tflite_metadata_is_read_without_tensorflow(step_file):
     code = (
-        "import json, sys; from edgelstm.metadata import read_metadata; m = read_metadata(sys.argv[1]); "
+        "import json, sys; from edgelstm.modelfile.read import read_metadata; m = read_metadata(sys.argv[1]); "
         "print(json.dumps([m['labels'], m['inputs'][1], 'tensorflow' in sys.modules, 'tf_keras' in sys.modules]))"
     )
     out = subprocess.run([sys.executable, "-c", code, str(step_file)], capture_output=True, text=True, check=True)
@@ -34,7 +34,8 @@ def test_tflite_metadata_is_read_without_tensorflow(step_file):
 
 
 def test_rewriting_metadata_replaces_the_old_entry(step_file):
-    from edgelstm.metadata import add_tflite_metadata, read_metadata, tflite_metadata_entries
+    from edgelstm.modelfile.read import read_metadata, tflite_metadata_entries
+    from edgelstm.modelfile.write import add_tflite_metadata
 
     meta = read_metadata(step_file)
     meta["labels"] = ["w", "x", "y", "z"]
@@ -53,7 +54,8 @@ def test_rewriting_metadata_replaces_the_old_entry(step_file):
     ],
 )
 def test_damaged_tflite_gives_one_error_naming_the_file(step_file, tmp_path, damage, message):
-    from edgelstm.metadata import ModelFileError, read_metadata
+    from edgelstm.errors import ModelFileError
+    from edgelstm.modelfile.read import read_metadata
 
     bad = tmp_path / "bad.tflite"
     bad.write_bytes(damage(step_file.read_bytes()))
@@ -62,9 +64,11 @@ def test_damaged_tflite_gives_one_error_naming_the_file(step_file, tmp_path, dam
     assert str(bad) in str(ex.value) and message in str(ex.value) and "\n" not in str(ex.value)
 
 
+@pytest.mark.slow  # runs the TF converter
 def test_model_without_metadata_is_named(tmp_path):
     from edgelstm._deps import tensorflow
-    from edgelstm.metadata import ModelFileError, read_metadata
+    from edgelstm.errors import ModelFileError
+    from edgelstm.modelfile.read import read_metadata
 
     tf = tensorflow()
     fn = tf.function(lambda x: x * 2.0, input_signature=[tf.TensorSpec([1, 2], tf.float32)])
@@ -79,7 +83,9 @@ def test_onnx_metadata_round_trip(step_file, tmp_path):
     import onnx
     from onnx import TensorProto, helper
 
-    from edgelstm.metadata import ModelFileError, add_onnx_metadata, read_metadata
+    from edgelstm.errors import ModelFileError
+    from edgelstm.modelfile.read import read_metadata
+    from edgelstm.modelfile.write import add_onnx_metadata
 
     graph = helper.make_graph(
         [helper.make_node("Identity", ["x"], ["y"])], "g",
@@ -103,7 +109,8 @@ def test_onnx_metadata_round_trip(step_file, tmp_path):
 
 
 def test_metadata_missing_a_key_is_named():
-    from edgelstm.metadata import ModelFileError, validate
+    from edgelstm.errors import ModelFileError
+    from edgelstm.modelfile.read import validate
 
     with pytest.raises(ModelFileError, match="lacks window, stride"):
         validate({"schema": 1, "edgelstm_version": "0", "kind": "step", "arch": "lstm", "task": "classify",

@@ -17,10 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _pyproject() -> dict:
-    try:
-        import tomllib
-    except ImportError:  # Python 3.10
-        import tomli as tomllib
+    import tomllib
     return tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 
@@ -78,8 +75,8 @@ def test_installed_wheel_finds_targets_and_recipes(wheel, tmp_path):
     work.mkdir()
     code = (
         "import json, edgelstm\n"
-        "from edgelstm.targets import TARGET_DIR, load_target, target_names\n"
-        "from edgelstm.calibrate import load_recipe\n"
+        "from edgelstm.targets.profile import TARGET_DIR, load_target, target_names\n"
+        "from edgelstm.export.calibrate import load_recipe\n"
         "t = load_target('coral-edgetpu'); r = load_recipe('default')\n"
         "print(json.dumps({'package': edgelstm.__file__, 'dir': str(TARGET_DIR), 'names': target_names(),"
         " 'coral': [t.quantization, t.io], 'recipe': [r.windows, r.source], 'small': load_recipe('small').windows}))"

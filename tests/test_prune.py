@@ -1,4 +1,4 @@
-"""convert/prune.py: the int8 LSTM step model's cell-state clip goes when it cannot change an output."""
+"""export/prune.py: the int8 LSTM step model's cell-state clip goes when it cannot change an output."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from test_compact import step_outputs
 def _raw_int8(step, samples: dict, tmp_path) -> bytes:
     """The converter's int8 step model (int8 I/O) before any edit of ours."""
     from edgelstm._deps import tensorflow
-    from edgelstm.convert.tflite import _saved_model, configure
-    from edgelstm.convert.worker import representative
+    from edgelstm.export.tflite import _saved_model, configure
+    from edgelstm.export.worker import representative
 
     tf = tensorflow()
     npz = tmp_path / "samples.npz"
@@ -37,9 +37,9 @@ def test_clip_is_dropped_and_outputs_stay_bit_identical(tiny_model, tmp_path, st
     the cell state reaches ±8, the clip's range ends at ±4 and a bound can sit one step inside the limit, where
     the TANH after it is saturated. Either way: no MINIMUM/MAXIMUM left, the same outputs for every feed (random
     int8 over the whole range, so the clipped values are hit)."""
-    from edgelstm.calibrate import step_samples
-    from edgelstm.convert.prune import drop_identity_clips
-    from edgelstm.stepmodel import build_step_model, scale_cell_state
+    from edgelstm.export.calibrate import step_samples
+    from edgelstm.export.prune import drop_identity_clips
+    from edgelstm.models.step import build_step_model, scale_cell_state
 
     cfg, model = tiny_model(arch="lstm", layers=1, units=8)
     step = build_step_model(cfg, model)

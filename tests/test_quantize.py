@@ -48,7 +48,7 @@ def test_int8_lstm_step_model_meets_the_accuracy_bars(lstm_model, tmp_path):
 
 
 def test_int8_io_state_is_requantized_by_metadata(gru_coral):
-    from edgelstm.metadata import read_metadata
+    from edgelstm.modelfile.read import read_metadata
 
     meta = read_metadata(gru_coral[0] / "step.int8.tflite")
     ins = {t["name"]: t for t in meta["inputs"]}
@@ -110,7 +110,7 @@ def _convert_then_quantize(model_dir, mode: str, out):
 def test_other_modes_are_smaller_and_load(mode, units, tiny_model_dir, tmp_path):
     """Every mode shrinks the file through the CLI, metadata and all (dynamic range leaves weight tensors under 1024
     values float: units 64; full integer: from 12 units, test_full_integer_step_files_are_smaller_than_float)."""
-    from edgelstm.evaluate import open_model
+    from edgelstm.evaluate.predict import open_model
 
     r = _convert_then_quantize(tiny_model_dir(arch="lstm", layers=1, units=units), mode, tmp_path)
     path = tmp_path / f"step.{mode}.tflite"
@@ -139,11 +139,11 @@ def test_quantize_says_when_a_tiny_int8_file_is_not_smaller(tiny_model_dir, tmp_
 def _step_file_sizes(cfg, model, tmp_path) -> dict[str, int]:
     """Bytes of the compacted step .tflite in float, int8 (float I/O), int8 I/O and int16x8, built as `quantize`
     builds them (calibration samples from stepping the float model; the int8 LSTM's scaled cell state)."""
-    from edgelstm.calibrate import step_samples
-    from edgelstm.convert.compact import compact_tflite
-    from edgelstm.convert.tflite import step_tflite
-    from edgelstm.convert.worker import representative
-    from edgelstm.stepmodel import apply_cell_scales, build_step_model, scale_cell_state
+    from edgelstm.export.calibrate import step_samples
+    from edgelstm.export.compact import compact_tflite
+    from edgelstm.export.tflite import step_tflite
+    from edgelstm.export.worker import representative
+    from edgelstm.models.step import apply_cell_scales, build_step_model, scale_cell_state
 
     X = np.random.default_rng(0).normal(0, 1, (8, cfg.window, cfg.n_features)).astype(np.float32)
     sizes = {"float": len(compact_tflite(step_tflite(build_step_model(cfg, model))))}
@@ -171,7 +171,7 @@ def test_full_integer_step_files_are_smaller_than_float(kw, tiny_model, tmp_path
     QUANTIZE/DEQUANTIZE per input and output, while int8 saves only 3 bytes per weight. Measured (1 layer, 3
     features, 4 classes; float vs int8 with float I/O): LSTM 8 units 5,192 vs 5,464 B, GRU 4,688 vs 4,912 B,
     LSTM 2 units 3,752 vs 5,000 B. Gate fusion (stepmodel._tf_cell) and dropping the cell-state clip where it
-    cannot change an output (convert/prune.py) moved the break-even from 16 units down to 12."""
+    cannot change an output (export/prune.py) moved the break-even from 16 units down to 12."""
     cfg, model = tiny_model(units=12, **kw)
     sizes = _step_file_sizes(cfg, model, tmp_path)
     print(f"{kw} 12 units: " + ", ".join(f"{k} {v} B ({v / sizes['float']:.3f})" for k, v in sizes.items()))
@@ -257,13 +257,20 @@ def test_evaluate_any_model_form_agrees(gru_model, gru_coral, activity_csv, tmp_
 
 
 def test_evaluate_wrong_channels_is_one_line(gru_coral, forecast_csv):
-    err = one_line_error(invoke("evaluate", gru_coral[0] / "step.int8.tflite", forecast_csv))
-    assert err.startswith("Error: ")
+    """Data of another model (forecast CSV: time, load, temp) for the activity classifier: the first column it
+    lacks is named, the label column, then (given one) the model's first channel."""
+    model = gru_coral[0] / "step.int8.tflite"
+    err = one_line_error(invoke("evaluate", model, forecast_csv), 2)
+    assert err == (f"Error: {forecast_csv}: no label column 'label' (columns: time, load, temp); "
+                   "name it with --label-col")
+    err = one_line_error(invoke("evaluate", model, forecast_csv, "--label-col", "temp"), 2)
+    assert err == f"Error: {forecast_csv}: no channel column 'acc_x' (columns: time, load, temp)"
 
 
-@pytest.mark.parametrize("name", __import__("edgelstm.targets", fromlist=["target_names"]).target_names())
+@pytest.mark.parametrize("name", __import__("edgelstm.targets.profile", fromlist=["target_names"]).target_names())
 def test_every_target_file_is_valid(name, tiny_model_dir, tmp_path_factory):
-    from edgelstm.targets import MODES, check_model_full, load_target
+    from edgelstm.targets.check import check_model_full
+    from edgelstm.targets.profile import MODES, load_target
 
     t = load_target(name)
     assert t.name == name and t.quantization in t.modes and set(t.modes) <= set(MODES)
@@ -283,17 +290,24 @@ def test_minimum_version_limit_is_named_for_dynamic_models(tiny_model_dir, tmp_p
     assert "op FULLY_CONNECTED version 12 cannot be loaded by tflite-runtime<=2.14" in r.output
 
 
-def test_real_converter_segfault_on_gru_sequence_int8_is_one_line(gru_model, tmp_path):
-    """DESIGN.md: int8 calibration of a GRU sequence model (a WHILE loop) segfaults inside the TF converter."""
+def test_converter_crash_in_quantize_exits_3_with_one_line_and_no_partial_file(tiny_model_dir, tmp_path,
+                                                                              monkeypatch):
+    """A crash of our own (the worker aborts, as TF's converter does on some recurrent graphs): ConverterCrash,
+    exit code 3 (not 2, bad input), one line naming the crash, and the output folder left as it was."""
+    from edgelstm.errors import ConversionError, ConverterCrash
+    from edgelstm.export.worker import ABORT_ENV
+
+    assert issubclass(ConverterCrash, ConversionError) and ConverterCrash.exit_code == 3
+    monkeypatch.setenv(ABORT_ENV, "1")
+    model_dir = tiny_model_dir(arch="gru", layers=1)
     out = tmp_path / "out"
-    r = invoke("quantize", gru_model, "--kind", "sequence", "--mode", "int8", "--calibration", "small", "-o", out)
-    assert r.exit_code == 2 and "Traceback" not in r.output
-    lines = r.stderr.strip().splitlines()
-    assert "calibrating 0/40" in lines  # progress lines come first; the error is one line, the last
-    err = lines[-1]
-    assert err == (f"Error: {gru_model}: converting the sequence model to tflite (int8) crashed the converter "
-                   "(SIGSEGV); try the step model (--kind step), which quantizes fully, or --mode dynamic")
-    assert not out.exists()
+    out.mkdir()
+    r = invoke("quantize", model_dir, "--kind", "step", "--mode", "dynamic", "--no-report", "-o", out)
+    err = one_line_error(r, 3)
+    assert r.output.strip() == err  # nothing else on stdout or stderr
+    assert err == (f"Error: {model_dir}: converting the step model to tflite (dynamic) crashed the converter "
+                   "(SIGABRT); try the other kind (--kind step|sequence) or the other format")
+    assert list(out.iterdir()) == []  # no .partial file, no step.dynamic.tflite
 
 
 @pytest.mark.parametrize("agree, drop, expect", [
@@ -303,7 +317,7 @@ def test_real_converter_segfault_on_gru_sequence_int8_is_one_line(gru_model, tmp
     (0.995, 0.005, None),
 ])
 def test_fidelity_warning_names_agreement_drop_and_int16x8(agree, drop, expect):
-    from edgelstm.quantize import fidelity_warnings
+    from edgelstm.export.quantize import fidelity_warnings
 
     entry = {"file": "step.int8.tflite", "vs_reference": {"argmax_agreement": agree}, "accuracy_drop": drop}
     got = fidelity_warnings(entry, "int8")

@@ -24,7 +24,7 @@ def test_int8_step_with_int8_io_agrees_with_keras(lstm_model, heldout, tmp_path)
     info = runner.open(path)
     assert info.quantization == "int8" and runner.interp.inputs["x"].dtype == np.int8
     # h shares one quantization with h_out, so the runner carries it by copy; c_out's calibrated range is wider
-    # than c's, and a common (coarser) scale for c lost accuracy (convert/statequant.py), so c is requantized
+    # than c's, and a common (coarser) scale for c lost accuracy (export/statequant.py), so c is requantized
     states = {o["name"]: o for o in info.meta["outputs"] if o["role"] == "state"}
     h, c = states["h0_out"], states["c0_out"]
     tin, tout = runner.interp.inputs["h0"], runner.interp.outputs["h0_out"]
@@ -42,7 +42,7 @@ def test_int8_step_with_int8_io_agrees_with_keras(lstm_model, heldout, tmp_path)
 
 
 def test_shared_state_quantization_is_as_accurate_as_the_converters(lstm_model, heldout, tmp_path, monkeypatch):
-    """The flatbuffer edit (convert/statequant.py) against the converter's own state quantization, requantized
+    """The flatbuffer edit (export/statequant.py) against the converter's own state quantization, requantized
     between steps by the hand loop: same agreement with Keras (within one window), no larger error."""
     r = invoke("quantize", lstm_model, "--mode", "int8", "--kind", "step", "--io", "int8", "--no-report",
                "-o", tmp_path / "shared")
@@ -52,7 +52,7 @@ def test_shared_state_quantization_is_as_accurate_as_the_converters(lstm_model, 
                "-o", tmp_path / "own")
     assert r.exit_code == 0, r.output
     own_path = tmp_path / "own" / "step.int8.tflite"
-    from edgelstm.metadata import read_metadata
+    from edgelstm.modelfile.read import read_metadata
 
     assert not any(o.get("shared_quantization") for o in read_metadata(own_path)["outputs"])
     X, ref = heldout
@@ -69,7 +69,7 @@ def hand_int8(path, X) -> np.ndarray:
     """The int8 loop written by hand on the public interpreter API: quantize x, requantize h/c via float."""
     from ai_edge_litert.interpreter import Interpreter
 
-    from edgelstm.metadata import read_metadata
+    from edgelstm.modelfile.read import read_metadata
 
     meta = read_metadata(path)
     mean, std = (np.asarray(meta["normalization"][k], np.float32) for k in ("mean", "std"))

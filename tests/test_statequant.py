@@ -1,4 +1,4 @@
-"""One quantization per int8 state pair (convert/statequant.py): generic over pairs, refuses fixed-scale ops."""
+"""One quantization per int8 state pair (export/statequant.py): generic over pairs, refuses fixed-scale ops."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from conftest import dq8, q8
 
-from edgelstm.convert.statequant import common_quantization, share_state_quantization
+from edgelstm.export.statequant import common_quantization, share_state_quantization
 
 
 def _range(q):
@@ -86,7 +86,7 @@ def _loop(model_bytes, xs):
 
 
 def test_only_pairs_made_by_rescaling_ops_share_and_outputs_stay_close(two_state_model, monkeypatch):
-    import edgelstm.convert.statequant as sq
+    import edgelstm.export.statequant as sq
 
     _, ins0, outs0 = _io(two_state_model)
     q_in, q_out = ins0["a"]["quantization"], outs0["a_out"]["quantization"]

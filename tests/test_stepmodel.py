@@ -22,9 +22,11 @@ def windows(cfg, n: int = 6, seed: int = 1) -> np.ndarray:
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_step_model_reproduces_sequence_model_keras_and_tflite(case, tmp_path, tiny_model):
-    from edgelstm.convert.tflite import run_step_tflite, step_tflite
-    from edgelstm.metadata import read_metadata
-    from edgelstm.stepmodel import build_step_model
+    from conftest import engine_windows
+
+    from edgelstm.export.tflite import step_tflite
+    from edgelstm.modelfile.read import read_metadata
+    from edgelstm.models.step import build_step_model
 
     cfg, model = tiny_model(**CASES[case])
     X = windows(cfg)
@@ -33,7 +35,7 @@ def test_step_model_reproduces_sequence_model_keras_and_tflite(case, tmp_path, t
     d_keras = np.abs(step.run_windows(X) - ref).max()
     assert d_keras <= 1e-5, d_keras
     blob = step_tflite(step)
-    d_tflite = np.abs(run_step_tflite(blob, X, cfg.arch == "bilstm") - ref).max()
+    d_tflite = np.abs(engine_windows(blob, X) - ref).max()
     assert d_tflite <= 1e-5, d_tflite
     path = tmp_path / "step.tflite"
     path.write_bytes(blob)
@@ -46,8 +48,8 @@ def test_step_model_reproduces_sequence_model_keras_and_tflite(case, tmp_path, t
 
 
 def test_step_model_uses_plain_ops_only(tiny_model):
-    from edgelstm.convert.tflite import interpreter, step_tflite
-    from edgelstm.stepmodel import build_step_model
+    from edgelstm.export.tflite import interpreter, step_tflite
+    from edgelstm.models.step import build_step_model
 
     cfg, model = tiny_model(arch="gru", layers=2)
     ops = {o["op_name"] for o in interpreter(step_tflite(build_step_model(cfg, model)))._get_ops_details()}
@@ -56,7 +58,7 @@ def test_step_model_uses_plain_ops_only(tiny_model):
 
 def test_stacked_bilstm_has_no_step_model(tiny_model):
     from edgelstm.errors import InputError
-    from edgelstm.stepmodel import build_step_model
+    from edgelstm.models.step import build_step_model
 
     cfg, model = tiny_model(arch="bilstm", layers=2)
     with pytest.raises(InputError, match="stacked BiLSTM .* use the sequence model"):

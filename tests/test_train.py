@@ -29,10 +29,11 @@ def test_model_dir_contents(lstm_model):
 
 def test_stored_normalization_reproduces_metrics(lstm_model, activity_csv):
     """Reloading the model dir and normalizing with the stored stats gives the stored held-out accuracy."""
-    from edgelstm.data import ColumnSpec, load
-    from edgelstm.modeldir import load_keras
-    from edgelstm.prepare import prepare, score
-    from edgelstm.train import predict
+    from edgelstm.data.dataset import ColumnSpec, load
+    from edgelstm.data.prepare import prepare
+    from edgelstm.evaluate.metrics import score
+    from edgelstm.models.modeldir import load_keras
+    from edgelstm.train.fit import predict
 
     cfg, model = load_keras(lstm_model)
     prep = prepare(load(activity_csv, ColumnSpec()), cfg.window, cfg.stride, cfg.task, seed=0)
@@ -44,8 +45,9 @@ def test_stored_normalization_reproduces_metrics(lstm_model, activity_csv):
 
 
 def test_augment_adds_gain_and_jitter_copies_of_training_windows_only():
-    from edgelstm.augment import augment
-    from edgelstm.data import Normalization, Windows
+    from edgelstm.data.augment import augment
+    from edgelstm.data.dataset import Windows
+    from edgelstm.data.normalize import Normalization
 
     rng = np.random.default_rng(0)
     X = rng.normal(5.0, 2.0, (10, 30, 3)).astype(np.float32)

@@ -13,7 +13,8 @@ import click
 @click.option("--target", required=True, help="Target name (targets/*.toml) or a path to a target .toml.")
 def check(model: Path, target: str) -> None:
     """Check a .tflite/.onnx against a target profile: list every violation (op, tensor), exit 1 if any."""
-    from ..targets import check_model_full, load_target
+    from ..targets.check import check_model_full
+    from ..targets.profile import load_target
 
     tgt = load_target(target)
     violations, warnings = check_model_full(model, tgt)
@@ -34,7 +35,7 @@ def check(model: Path, target: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print everything as JSON.")
 def inspect(model: Path, as_json: bool) -> None:
     """Show a .tflite/.onnx file: ops with counts, I/O signature, tensor dtypes and quantization, size, metadata."""
-    from ..modelinfo import inspect_model
+    from ..modelfile.inspect import inspect_model
 
     info = inspect_model(model)
     if as_json:

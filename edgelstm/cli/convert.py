@@ -22,7 +22,7 @@ def convert(model_dir: Path, to: str, kind: str, out: Path | None) -> None:
 
     Each conversion runs in a subprocess, so a converter crash becomes an error message.
     """
-    from ..convert.api import convert as run_convert
+    from ..export.convert import convert as run_convert
 
     for path in run_convert(model_dir, to, kind, out, progress=echo_err):
         click.echo(f"{path} ({path.stat().st_size / 1024:.1f} KB)")

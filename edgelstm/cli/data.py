@@ -12,7 +12,7 @@ import click
 @click.option("--seed", default=0, show_default=True, help="Generator seed (the data is deterministic).")
 def sample(out_dir: Path, seed: int) -> None:
     """Write sample data: activity.csv (6-axis IMU, 4 activities) and forecast.csv (load, temperature)."""
-    from ..sampledata import write_activity_csv, write_forecast_csv
+    from ..data.sample import write_activity_csv, write_forecast_csv
 
     a = write_activity_csv(out_dir / "activity.csv", seed=seed)
     f = write_forecast_csv(out_dir / "forecast.csv", seed=seed)

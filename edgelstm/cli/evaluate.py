@@ -20,7 +20,7 @@ from .options import echo_err
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 def evaluate(model: Path, data: Path, label_col: str | None, group_col: str | None, as_json: bool) -> None:
     """Score a model (Keras dir, .tflite or .onnx) on every window of DATA, with the model's own normalization."""
-    from ..evaluate import evaluate_data
+    from ..evaluate.predict import evaluate_data
 
     m = evaluate_data(model, data, label_col=label_col, group_col=group_col, progress=echo_err)
     if as_json:

@@ -23,7 +23,7 @@ def data_options(f):
                   show_default=True, help="What to do with NaN/inf values in CSV data.")
     @functools.wraps(f)
     def wrapper(*args, **kwargs):
-        from ..data import ColumnSpec
+        from ..data.dataset import ColumnSpec
 
         kwargs["spec"] = ColumnSpec(
             task=kwargs["task"], label_col=kwargs.pop("label_col"), target_cols=kwargs.pop("target_cols"),
@@ -34,6 +34,29 @@ def data_options(f):
         return f(*args, **kwargs)
 
     return wrapper
+
+
+def fit_options(f):
+    """How a model is fitted (train and distill alike: train.fit.FitOptions)."""
+    options = [
+        click.option("--epochs", default=30, show_default=True, help="Most epochs (early stopping may end sooner)."),
+        click.option("--batch-size", default=32, show_default=True),
+        click.option("--lr", "learning_rate", default=3e-3, show_default=True, help="Adam learning rate."),
+        click.option("--clip", type=click.Choice(["norm", "value"]), default="norm", show_default=True,
+                     help="Gradient clipping by global norm or by value."),
+        click.option("--clip-at", default=1.0, show_default=True, help="Clipping threshold."),
+        click.option("--patience", default=6, show_default=True, help="Early stopping: epochs without improvement."),
+        click.option("--augment", type=int, default=None,
+                     help="Augmented copies of each training window: per-channel gain and jitter, so unseen subjects "
+                          "and int8 rounding do not flip decisions. Default: 3 for classification, 0 otherwise."),
+        click.option("--aug-gain", default=0.2, show_default=True,
+                     help="Augmentation: channel gain drawn from [1-g, 1+g] (classification only)."),
+        click.option("--aug-jitter", default=0.1, show_default=True,
+                     help="Augmentation: noise, in channel std units."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
 
 
 def echo_err(msg: str) -> None:

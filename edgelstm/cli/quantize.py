@@ -6,12 +6,13 @@ from pathlib import Path
 
 import click
 
+from ..capabilities import QUANTIZED
 from .options import echo_err
 
 
 @click.command()
 @click.argument("model_dir", type=click.Path(path_type=Path))
-@click.option("--mode", type=click.Choice(["int8", "int16x8", "dynamic", "float16"]), default=None,
+@click.option("--mode", type=click.Choice(QUANTIZED), default=None,
               help="Quantization mode (default: int8, or the target's preferred mode).")
 @click.option("--calibration", default="default", show_default=True,
               help="Calibration recipe name (calibration/*.toml), a .toml path, or an .npz of windows X [N, T, F].")
@@ -28,11 +29,36 @@ from .options import echo_err
 @click.option("--no-report", is_flag=True, help="Skip the accuracy report on the held-out split.")
 def quantize(model_dir: Path, mode, calibration, target, kind, fmt, io, out, no_report) -> None:
     """Quantize a trained model (in a subprocess) and write an accuracy report (report.json, report.html, PNGs)."""
-    from ..quantize import quantize_command
+    from ..export.quantize import quantize_with_report
 
-    result = quantize_command(model_dir, mode=mode, calibration=calibration, target=target, kind=kind, fmt=fmt,
-                              io=io, out=out, report=not no_report, progress=echo_err)
-    for line in result["lines"]:
+    result = quantize_with_report(model_dir, mode=mode, calibration=calibration, target=target, kind=kind, fmt=fmt,
+                                  io=io, out=out, report=not no_report, progress=echo_err)
+    for line in result_lines(result):
         click.echo(line)
-    if result.get("violations"):
+    if result.violations:
         raise SystemExit(1)
+
+
+def result_lines(result) -> list[str]:
+    """A QuantizeResult as `edgelstm quantize` (and the demo) print it."""
+    lines = [f"{p} ({p.stat().st_size / 1024:.1f} KB)" for p in result.files] + list(result.notes)
+    rep = result.report
+    if rep is not None:
+        ref = rep["reference"]["metrics"]
+        for e in rep["models"]:
+            v = e["vs_reference"]
+            parts = [f"{e['file']}:"]
+            if "argmax_agreement" in v:
+                parts.append(f"accuracy {e['metrics']['accuracy']:.3f} (float {ref['accuracy']:.3f}),"
+                             f" argmax agreement {v['argmax_agreement']:.1%},")
+            else:
+                parts.append(f"RMSE {e['metrics']['rmse']:.4g} (float {ref['rmse']:.4g}),")
+            parts.append(f"max |Δ| {v['max_abs_delta']:.3g}")
+            lines.append(" ".join(parts))
+            lines += [w for w in result.warnings if w.startswith(f"warning: {e['file']} ")]
+        lines.append(f"report: {result.report_path} and {result.report_path.with_suffix('.html')}")
+    for c in result.checks:
+        lines += [f"warning: {w}" for w in c.warnings]
+        lines.append(f"{c.file.name}: {'passes' if not c.violations else 'FAILS'} target {result.target}")
+        lines += [f"  {x}" for x in c.violations]
+    return lines

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .options import data_options, echo_err
+from .options import data_options, echo_err, fit_options
 
 
 def format_metrics(metrics: dict, task: str) -> str:
@@ -32,27 +32,15 @@ def format_metrics(metrics: dict, task: str) -> str:
               help="BiLSTM: how the two directions are merged.")
 @click.option("--dropout", default=0.0, show_default=True, help="Dropout after each recurrent layer.")
 @click.option("--peephole", is_flag=True, help="LSTM whose gates also see the cell state.")
-@click.option("--epochs", default=30, show_default=True, help="Most epochs (early stopping may end sooner).")
-@click.option("--batch-size", default=32, show_default=True)
-@click.option("--lr", "learning_rate", default=3e-3, show_default=True, help="Adam learning rate.")
-@click.option("--clip", type=click.Choice(["norm", "value"]), default="norm", show_default=True,
-              help="Gradient clipping by global norm or by value.")
-@click.option("--clip-at", default=1.0, show_default=True, help="Clipping threshold.")
-@click.option("--patience", default=6, show_default=True, help="Early stopping: epochs without improvement.")
-@click.option("--augment", type=int, default=None,
-              help="Augmented copies of each training window: per-channel gain and jitter, so unseen subjects and "
-                   "int8 rounding do not flip decisions. Default: 3 for classification, 0 otherwise.")
-@click.option("--aug-gain", default=0.2, show_default=True,
-              help="Augmentation: channel gain drawn from [1-g, 1+g] (classification only).")
-@click.option("--aug-jitter", default=0.1, show_default=True, help="Augmentation: noise, in channel std units.")
+@fit_options
 @click.option("--seed", default=0, show_default=True)
 @click.option("--rate", type=float, default=None, help="Sample rate in Hz (default: from a time column).")
 @click.option("-o", "--out", type=click.Path(path_type=Path), required=True, help="Model directory to write.")
 def train(data: Path, spec, out: Path, rate: float | None, **opts) -> None:
     """Train an LSTM, GRU or BiLSTM on windowed multichannel time series (CSV, folder of CSVs, or NPZ)."""
-    from ..data import load
-    from ..train import TrainOptions
-    from ..train import train as run_train
+    from ..data.dataset import load
+    from ..train.fit import TrainOptions
+    from ..train.fit import train as run_train
 
     ds = load(data, spec)
     if rate:

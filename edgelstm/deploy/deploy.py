@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .. import __version__
+from ..capabilities import why_not
 from ..errors import DeployError, EdgeLSTMError, InputError
 from .device import DEFAULT_ROOT, Device, Status
 from .service import UNIT_NAME
@@ -61,23 +62,24 @@ class HealthCheck:
     runtime: bool = False
     stdin: bytes | None = None
 
-    def prepare(self, model: Path) -> None:
-        """Pick the mode for this model; the runtime mode needs the model's metadata to make its input."""
+    def prepare(self, model: Path) -> HealthCheck:
+        """This check as it applies to `model` (a new object: the options stay as the user gave them). The runtime
+        mode needs the model's metadata to make its input."""
         if self.command is not None:
-            return
+            return self
         try:
-            from ..metadata import read_metadata
+            from ..modelfile.read import read_metadata
 
             meta = read_metadata(model)
         except (ImportError, EdgeLSTMError):
             if model.suffix.lower() not in INTERPRETERS:
                 raise InputError(f"{model}: no built-in health check for a '{model.suffix}' file; give --health-cmd"
                                  ) from None
-            return
-        self.runtime = True
-        self.stdin = known_recording(meta).encode()
-        if self.atol is None and meta.get("quantization") in ("int8", "int16x8"):
-            self.atol = 0.02
+            return replace(self, runtime=False, stdin=None)
+        atol = self.atol
+        if atol is None and meta.get("quantization") in ("int8", "int16x8"):
+            atol = 0.02
+        return replace(self, runtime=True, stdin=known_recording(meta).encode(), atol=atol)
 
     def _argv(self, python: str, model: str) -> list[str]:
         if self.runtime:
@@ -202,8 +204,8 @@ def check_model(model: Path, st: Status, will_install: bool, target: str | None)
     if st.free_bytes < need:
         raise DeployError(f"not enough disk on the device: {st.free_bytes / 1e6:.0f} MB free under {st.root}, "
                           f"{need / 1e6:.0f} MB needed")
-    if will_install and tuple(int(p) for p in st.python.split(".")[:2]) < (3, 10):
-        raise DeployError(f"the edgelstm runtime needs Python >= 3.10; the device has {st.python}")
+    if will_install and tuple(int(p) for p in st.python.split(".")[:2]) < (3, 11):
+        raise DeployError(f"the edgelstm runtime needs Python >= 3.11; the device has {st.python}")
     wanted = INTERPRETERS.get(model.suffix.lower())
     if wanted:
         have = [m for m in wanted if m in st.interpreters()]
@@ -213,16 +215,16 @@ def check_model(model: Path, st: Status, will_install: bool, target: str | None)
                 "and --no-install-runtime was given"
             raise DeployError(f"the device cannot load a {model.suffix} model: none of {', '.join(wanted)} is "
                               f"installed there ({why})")
-        quant = _quantization(model)
-        if have == ["tflite_runtime"] and not installable and quant == "dynamic":
-            raise DeployError("the device has only tflite-runtime, which cannot load dynamic-range models "
-                              "(FULLY_CONNECTED version 12): deploy a float or int8 model, or install ai-edge-litert")
+        why = why_not(format=model.suffix.lower()[1:], mode=_quantization(model), runtime="tflite-runtime")
+        if have == ["tflite_runtime"] and not installable and why:
+            raise DeployError(f"the device has only tflite-runtime: {why}; deploy another model, or install "
+                              "ai-edge-litert")
     return note
 
 
 def _quantization(model: Path) -> str | None:
     try:
-        from ..metadata import read_metadata
+        from ..modelfile.read import read_metadata
 
         return read_metadata(model).get("quantization")
     except (ImportError, EdgeLSTMError):
@@ -231,7 +233,8 @@ def _quantization(model: Path) -> str | None:
 
 def _check_target(model: Path, target: str, st: Status) -> str | None:
     """Refuse a model that breaks the target profile; older-runtime warnings come back as a note."""
-    from ..targets import check_model_full, load_target
+    from ..targets.check import check_model_full
+    from ..targets.profile import load_target
 
     violations, warnings = check_model_full(model, load_target(target))
     if violations:
@@ -383,7 +386,7 @@ def deploy(model: Path, hosts: list[str], opts: DeployOptions) -> list[DeployRes
     for h in hosts:
         HostSpec.parse(h)
     sha = file_sha256(model)
-    opts.health.prepare(model)
+    opts = replace(opts, health=opts.health.prepare(model))
     expected = opts.health.local(model)
 
     def one(host: str) -> DeployResult:

@@ -25,6 +25,11 @@ from ..errors import DeployError, HostKeyError, InputError
 LINK_ERRORS = (OSError, EOFError, socket.timeout)
 
 
+def link_errors() -> tuple[type[BaseException], ...]:
+    """What a broken or refusing SSH link raises: paramiko's own SSHException family, and the socket's."""
+    return (require("paramiko", "deploy").SSHException, *LINK_ERRORS)
+
+
 @dataclass(frozen=True)
 class HostSpec:
     """`[user@]host[:port]` as the user typed it; `host` may be an alias from ~/.ssh/config."""
@@ -129,7 +134,7 @@ class Connection:
             chan = self.client.get_transport().open_session(timeout=self.opts.timeout)
             chan.settimeout(timeout or self.opts.timeout)
             chan.exec_command(command)
-        except Exception as ex:
+        except link_errors() as ex:
             raise self.lost(ex, "starting a command") from None
         return chan
 
@@ -154,7 +159,7 @@ class Connection:
                     break
                 err += data
             rc = chan.recv_exit_status()
-        except Exception as ex:
+        except link_errors() as ex:
             raise self.lost(ex, "waiting for a command") from None
         finally:
             chan.close()
@@ -212,7 +217,7 @@ class Connection:
             try:
                 transport.global_request("keepalive@openssh.com", wait=True)  # None when refused: still an answer
                 answered.append(transport.is_active())
-            except Exception:  # the link broke while asking: same verdict as no answer
+            except link_errors():  # the link broke while asking: same verdict as no answer
                 pass
             finally:
                 done.set()
@@ -239,7 +244,7 @@ class Connection:
             with open(local, "rb") as f, self._watchdog(lambda: moved):
                 sftp.putfo(f, remote, file_size=local.stat().st_size, callback=chunk_sent, confirm=True)
             sftp.close()
-        except Exception as ex:
+        except link_errors() as ex:
             raise self.lost(ex, "uploading") from None
 
     @contextmanager

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from .interpreter import Interpreter, RuntimeUnavailable, open_interpreter
-from .stream import MetadataError, ModelInfo, Result, Runner
+from ..errors import MetadataError, RuntimeUnavailable
+from .interpreter import Interpreter, open_interpreter
+from .stream import ModelInfo, Result, Runner
 
 __all__ = ["Interpreter", "MetadataError", "ModelInfo", "Result", "Runner", "RuntimeUnavailable",
            "open_interpreter"]

@@ -9,11 +9,7 @@ import argparse
 import signal
 import sys
 
-from ..errors import EdgeLSTMError
-
-
-class Stop(Exception):
-    """SIGINT/SIGTERM: flush what was written and exit 0."""
+from ..errors import EdgeLSTMError, StopRequested
 
 
 class _Formatter(argparse.HelpFormatter):
@@ -96,7 +92,7 @@ def run(args: argparse.Namespace, err=None) -> int:
         if writing[0]:
             writing[1] = True
         else:
-            raise Stop()
+            raise StopRequested()
 
     old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -105,8 +101,8 @@ def run(args: argparse.Namespace, err=None) -> int:
             writer.write(r)
             writing[0] = False
             if writing[1]:
-                raise Stop()
-    except Stop:
+                raise StopRequested()
+    except StopRequested:
         how = "stopped by signal"
     except BrokenPipeError:
         how = "output closed"

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .stream import Runner, _quantize
+from .quant import quantize
+from .stream import Runner
 
 
 def _stats(ns: np.ndarray) -> dict:
@@ -100,7 +101,7 @@ def _bare(runner: Runner, data: np.ndarray, count: int, warmup: int) -> np.ndarr
         xs = xs[:, None] if xs.ndim == 3 else xs
     else:
         xs = xs[:, None, :]
-    xs = _quantize(xs, runner._xq) if runner._xq else xs.astype(np.float32)
+    xs = quantize(xs, runner._xq) if runner._xq else xs.astype(np.float32)
     pairs = [(tin.name, tout.name) for tin, tout, *_ in runner._pairs]
     state = {i: np.zeros(runner.interp.inputs[i].shape, runner.interp.inputs[i].dtype) for i, _ in pairs}
     y = runner._y.name

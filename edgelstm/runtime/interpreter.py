@@ -1,6 +1,7 @@
 """One interpreter API over ai-edge-litert, tflite-runtime, onnxruntime and tf.lite, chosen at run time.
 
-Only the chosen backend is imported. tf.lite comes last: it drags in TensorFlow (seconds, hundreds of MB).
+Only the chosen backend is imported. tf.lite is never chosen automatically, only when named (`--runtime tf`, on a
+host): it drags in TensorFlow (seconds, hundreds of MB), which a device must never load.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import EdgeLSTMError, InputError
+from ..errors import InputError, RuntimeUnavailable
 
-TFLITE_ORDER = ("litert", "tflite-runtime", "tf")
-ORDER = ("litert", "tflite-runtime", "onnxruntime", "tf")
+TFLITE_ORDER = ("litert", "tflite-runtime")
+ORDER = ("litert", "tflite-runtime", "onnxruntime")
 MODULES = {
     "litert": "ai_edge_litert.interpreter",
     "tflite-runtime": "tflite_runtime.interpreter",
@@ -25,12 +26,8 @@ MODULES = {
     "tf": "tensorflow",
 }
 EDGETPU_LIBS = ("libedgetpu.so.1", "libedgetpu.1.dylib", "edgetpu.dll")
-# ai-edge-litert's default XNNPACK delegate segfaults under qemu user emulation (DESIGN.md); this turns it off.
+# ai-edge-litert's default XNNPACK delegate segfaults under qemu user emulation (docs/design.md); this turns it off.
 NO_DEFAULT_DELEGATES_ENV = "EDGELSTM_NO_DEFAULT_DELEGATES"
-
-
-class RuntimeUnavailable(EdgeLSTMError):
-    """No usable interpreter (or delegate) is installed; the message says what to install."""
 
 
 @dataclass
@@ -227,7 +224,7 @@ def choose(path: Path, runtime: str | None = None) -> str:
     is_onnx = Path(path).suffix.lower() == ".onnx"
     if runtime and runtime != "auto":
         if runtime not in MODULES:
-            raise InputError(f"unknown runtime {runtime!r}; choose one of auto, {', '.join(ORDER)}")
+            raise InputError(f"unknown runtime {runtime!r}; choose one of auto, {', '.join(MODULES)}")
         if is_onnx != (runtime == "onnxruntime"):
             raise InputError(f"{path}: runtime {runtime} cannot read a {'.onnx' if is_onnx else '.tflite'} model")
         return runtime
@@ -252,11 +249,10 @@ def open_interpreter(path: str | Path, runtime: str | None = None, threads: int 
         no_default_delegates = os.environ.get(NO_DEFAULT_DELEGATES_ENV, "") not in ("", "0")
     try:
         if name == "tf":
-            from .._deps import tensorflow
-
-            module = tensorflow().lite
-        else:
-            module = importlib.import_module(MODULES[name])
+            os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        module = importlib.import_module(MODULES[name])
+        if name == "tf":
+            module = module.lite
     except ImportError:
         raise RuntimeUnavailable(f"runtime {name} is not installed ({MODULES[name]})") from None
     if name == "onnxruntime":

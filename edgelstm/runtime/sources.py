@@ -17,14 +17,10 @@ from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import BadSample, InputError
 
 MAX_DATAGRAM = 4096
 _SEPARATORS = str.maketrans({",": " ", ";": " ", "\t": " "})
-
-
-class BadSample(InputError):
-    """One sample that cannot be used; fatal only in strict mode."""
 
 
 class Skipper:

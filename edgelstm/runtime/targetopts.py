@@ -1,6 +1,6 @@
 """`--target NAME`: the interpreter, threads and delegate a target profile (targets/*.toml) asks for.
 
-edgelstm.targets reads the profile with the standard library only (tomllib), so the device side stays light.
+edgelstm.targets.profile reads the profile with the standard library only (tomllib), so the device side stays light.
 Options given on the command line win over the profile.
 """
 
@@ -19,7 +19,7 @@ RUNTIMES = {"ai-edge-litert": "litert", "litert": "litert", "litert-android": "l
 def target_options(target: str, model: str | Path, runtime: str | None = None, threads: int | None = None,
                    delegate: str | None = None, say=None) -> dict:
     """{runtime, threads, delegate} for `model` on `target`; explicit arguments (not None/auto) win."""
-    from .. import targets
+    from ..targets import profile as targets
 
     if Path(target).suffix != ".toml" and not targets.target_names():
         # an install without the profiles (wheels carry them as edgelstm/_targets; a copied runtime may not)

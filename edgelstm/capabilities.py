@@ -1,0 +1,129 @@
+"""What is supported where, as data: quantization modes defined once, and one table of what cannot be made or run.
+
+A combination is (arch, kind, format, mode, runtime). `RULES` lists every combination that does not work, each with
+the one-line reason measured on this toolchain (docs/design.md); anything no rule matches is supported. convert,
+quantize, check and deploy ask `why_not`, and the README's support table is generated from `support_table`
+(tests/test_capabilities.py keeps the two equal). stdlib only: the device side reads it too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Mode(StrEnum):
+    """Quantization modes, as stored in the metadata and named on the command line."""
+
+    FLOAT = "float"
+    INT8 = "int8"  # full integer, calibrated
+    INT16X8 = "int16x8"  # 16-bit activations and state, 8-bit weights, calibrated
+    DYNAMIC = "dynamic"  # int8 weights, float activations
+    FLOAT16 = "float16"  # float16 weights
+
+    @property
+    def calibrated(self) -> bool:
+        return self in (Mode.INT8, Mode.INT16X8)
+
+
+MODES = tuple(m.value for m in Mode)
+QUANTIZED = tuple(m.value for m in Mode if m is not Mode.FLOAT)
+CALIBRATED = tuple(m.value for m in Mode if m.calibrated)
+ONNX_MODES = (Mode.INT8.value, Mode.DYNAMIC.value)  # ONNX Runtime's quantizers: static QDQ, dynamic
+
+# arch as the table sees it: a model config's arch, with a peephole LSTM and a stacked BiLSTM told apart
+ARCHS = ("lstm", "peephole", "gru", "bilstm", "bilstm-stacked")
+KINDS = ("step", "sequence")
+FORMATS = ("tflite", "onnx")
+RUNTIMES = ("litert", "tflite-runtime", "onnxruntime", "edgetpu")
+
+ANY = "*"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A set of combinations that does not work: each field is a value, a tuple of values, or ANY."""
+
+    arch: str | tuple[str, ...]
+    kind: str | tuple[str, ...]
+    format: str | tuple[str, ...]
+    mode: str | tuple[str, ...]
+    runtime: str | tuple[str, ...]
+    why: str
+
+    def matches(self, **combo: str | None) -> bool:
+        """A field the rule constrains must be given and be one of the rule's: asking whether a model can be made
+        (no runtime named) is not answered by a rule about one runtime."""
+        for key, value in combo.items():
+            want = getattr(self, key)
+            if want == ANY:
+                continue
+            if value is None or value not in (want if isinstance(want, tuple) else (want,)):
+                return False
+        return True
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("bilstm-stacked", "step", ANY, ANY, ANY,
+         "a stacked BiLSTM has no step model: its second layer needs the whole first-layer sequence in both "
+         "directions; use the sequence model (its windowed runner)"),
+    Rule(ANY, ANY, "onnx", ("int16x8", "float16"), ANY,
+         "ONNX Runtime quantizes to static QDQ int8 or dynamic only"),
+    Rule(("gru", "peephole"), "sequence", "tflite", ("int8", "int16x8"), ANY,
+         "the sequence model is a WHILE loop, and the TF converter's int8 calibrator segfaults on WHILE; "
+         "the step model quantizes fully"),
+    Rule(("lstm", "bilstm", "bilstm-stacked"), "sequence", "tflite", "int16x8", ANY,
+         "the TF converter does not quantize UNIDIRECTIONAL_SEQUENCE_LSTM to 16x8; the step model does"),
+    Rule(ANY, ANY, "onnx", ANY, ("litert", "tflite-runtime", "edgetpu"), "a TFLite interpreter cannot read .onnx"),
+    Rule(ANY, ANY, "tflite", ANY, "onnxruntime", "ONNX Runtime cannot read .tflite"),
+    Rule(ANY, ANY, "tflite", "dynamic", "tflite-runtime",
+         "tflite-runtime 2.14 cannot load dynamic-range models (FULLY_CONNECTED version 12)"),
+    Rule(ANY, "sequence", ANY, ANY, "edgetpu",
+         "the Edge TPU has no WHILE, REVERSE_V2 or sequence LSTM op; deploy the int8 step model"),
+    Rule(ANY, ANY, ANY, ("float", "int16x8", "dynamic", "float16"), "edgetpu",
+         "the Edge TPU runs full-integer int8 models only"),
+)
+
+
+def table_arch(arch: str, layers: int = 1, peephole: bool = False) -> str:
+    """A model config's arch as the table names it."""
+    if arch == "bilstm" and layers > 1:
+        return "bilstm-stacked"
+    if arch == "lstm" and peephole:
+        return "peephole"
+    return arch
+
+
+def why_not(arch: str | None = None, kind: str | None = None, format: str | None = None, mode: str | None = None,
+            runtime: str | None = None) -> str | None:
+    """None when the combination is supported, else the first matching rule's reason (fields left None: not asked)."""
+    combo = dict(arch=arch, kind=kind, format=format, mode=mode, runtime=runtime)
+    for rule in RULES:
+        if rule.matches(**combo):
+            return rule.why
+    return None
+
+
+def _mode_names(fmt: str) -> tuple[str, ...]:
+    return MODES if fmt == "tflite" else (Mode.FLOAT.value, *ONNX_MODES)
+
+
+def support_table() -> str:
+    """The README's table: for each arch and kind, the modes each format makes (runtime left open)."""
+    head = "| arch | kind | " + " | ".join(f"{f} {m}" for f in FORMATS for m in _mode_names(f)) + " |"
+    rows = [head, "|" + "---|" * (2 + sum(len(_mode_names(f)) for f in FORMATS))]
+    for arch in ARCHS:
+        for kind in KINDS:
+            cells = ["yes" if why_not(arch, kind, f, m) is None else "no" for f in FORMATS for m in _mode_names(f)]
+            rows.append(f"| {arch} | {kind} | " + " | ".join(cells) + " |")
+    notes = [f"- {r.why} ({_describe(r)})" for r in RULES]
+    return "\n".join(rows) + "\n\nWhy not, rule by rule:\n" + "\n".join(notes)
+
+
+def _describe(rule: Rule) -> str:
+    parts = []
+    for key in ("arch", "kind", "format", "mode", "runtime"):
+        v = getattr(rule, key)
+        if v != ANY:
+            parts.append(f"{key} {'/'.join(v) if isinstance(v, tuple) else v}")
+    return ", ".join(parts)

@@ -1,0 +1,1 @@
+"""Sensor data in, model-ready windows out: readers, windowing, normalization, splits, augmentation, sample data."""

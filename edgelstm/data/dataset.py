@@ -1,0 +1,342 @@
+"""Sensor data in: CSV files, folders of CSV recordings and NPZ arrays read into one Dataset, with the NaN
+policy applied. numpy only, so the device side and the tests can use it without TensorFlow."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+
+NAN_POLICIES = ("error", "drop", "interpolate")
+TIME_COLUMNS = ("time", "timestamp", "t")
+
+
+@dataclass
+class Recording:
+    """One continuous stream: x [n, F]; y [n] (class index) or [n, K] (regression targets) or None."""
+
+    name: str
+    x: np.ndarray
+    y: np.ndarray | None = None
+
+
+@dataclass
+class Windows:
+    """Model-ready windows: X [N, T, F]; y [N] class index or [N, K] targets; groups [N] recording ids."""
+
+    X: np.ndarray
+    y: np.ndarray
+    groups: np.ndarray
+    starts: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.X)
+
+    def take(self, idx: np.ndarray) -> Windows:
+        starts = None if self.starts is None else self.starts[idx]
+        return Windows(self.X[idx], self.y[idx], self.groups[idx], starts)
+
+
+@dataclass
+class Dataset:
+    """What a reader found: continuous recordings, or (NPZ) windows made elsewhere."""
+
+    source: str
+    channels: list[str]
+    recordings: list[Recording] = field(default_factory=list)
+    windows: Windows | None = None
+    labels: list[str] = field(default_factory=list)
+    targets: list[str] = field(default_factory=list)
+    sample_rate: float | None = None
+    columns: dict = field(default_factory=dict)  # ColumnSpec.record() of how it was read (config.training)
+
+    @property
+    def n_features(self) -> int:
+        return len(self.channels)
+
+
+@dataclass
+class ColumnSpec:
+    """Which CSV columns mean what. `task` decides whether the label column is a class or a numeric target."""
+
+    task: str = "classify"
+    label_col: str = "label"
+    target_cols: Sequence[str] = ()
+    group_col: str = "recording"
+    channels: Sequence[str] = ()
+    nan: str = "error"
+
+    def record(self) -> dict:
+        """What training stores (config.training["columns"]) so its splits can be rebuilt from the same columns."""
+        return {"label_col": self.label_col, "target_cols": list(self.target_cols), "group_col": self.group_col,
+                "channels": list(self.channels), "nan": self.nan}
+
+
+# ----------------------------------------------------------------------------------------------- readers
+
+
+def load(path: str | Path, spec: ColumnSpec | None = None) -> Dataset:
+    """Read a CSV file, a folder of CSV recordings, or an NPZ file."""
+    spec = spec or ColumnSpec()
+    if spec.nan not in NAN_POLICIES:
+        raise InputError(f"unknown NaN policy {spec.nan!r}; choose one of {', '.join(NAN_POLICIES)}")
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: no such file or directory")
+    if p.is_dir():
+        ds = _read_csv_folder(p, spec)
+    elif p.suffix.lower() == ".npz":
+        ds = _read_npz(p, spec)
+    else:
+        ds = _read_csv_file(p, spec, multi_recording=True)
+    ds.columns = spec.record()
+    return ds
+
+
+@dataclass
+class _Table:
+    header: list[str]
+    values: np.ndarray  # float64 [n, numeric columns], NaN where the cell was NaN/inf
+    text: dict[str, list[str]]  # non-numeric columns kept as text (label, recording id)
+    lines: np.ndarray  # 1-based file line of each row
+
+
+def _parse_csv(path: Path, text_cols: set[str]) -> _Table:
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.reader(f))
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not a text CSV file") from None
+    except OSError as ex:
+        raise InputError(f"{path}: {ex.strerror}") from None
+    rows_lines = [(i + 1, r) for i, r in enumerate(rows) if r and any(c.strip() for c in r)]
+    if not rows_lines:
+        raise InputError(f"{path}: empty file (expected a header row of column names)")
+    _, header = rows_lines[0]
+    header = [h.strip() for h in header]
+    if len(set(header)) != len(header):
+        raise InputError(f"{path} line {rows_lines[0][0]}: duplicate column names in header")
+    body = rows_lines[1:]
+    if not body:
+        raise InputError(f"{path}: no data rows after the header")
+    numeric = [i for i, h in enumerate(header) if h not in text_cols]
+    text_idx = {h: i for i, h in enumerate(header) if h in text_cols}
+    values = np.empty((len(body), len(numeric)), dtype=np.float64)
+    text: dict[str, list[str]] = {h: [] for h in text_idx}
+    lines = np.empty(len(body), dtype=np.int64)
+    width = len(header)
+    for r, (line, row) in enumerate(body):
+        if len(row) != width:
+            raise InputError(f"{path} line {line}: expected {width} values, found {len(row)}")
+        lines[r] = line
+        for j, i in enumerate(numeric):
+            cell = row[i].strip()
+            try:
+                values[r, j] = float(cell)
+            except ValueError:
+                raise InputError(
+                    f"{path} line {line}, column {header[i]}: not a number: {cell!r}"
+                ) from None
+        for h, i in text_idx.items():
+            text[h].append(row[i].strip())
+    return _Table(header, values, text, lines)
+
+
+def _read_csv_file(path: Path, spec: ColumnSpec, multi_recording: bool) -> Dataset:
+    text_cols = {spec.group_col} if multi_recording else set()
+    if spec.task == "classify":
+        text_cols.add(spec.label_col)
+    table = _parse_csv(path, text_cols)
+    header = table.header
+    numeric_names = [h for h in header if h not in text_cols]
+    col = {h: j for j, h in enumerate(numeric_names)}
+
+    if spec.task == "classify" and spec.label_col not in header:
+        raise InputError(
+            f"{path}: no label column {spec.label_col!r} (columns: {', '.join(header)}); "
+            "name it with --label-col"
+        )
+    targets: list[str] = []
+    if spec.task == "regress":
+        targets = list(spec.target_cols) or ([spec.label_col] if spec.label_col in col else [])
+        if not targets:
+            raise InputError(
+                f"{path}: no target column {spec.label_col!r} (columns: {', '.join(header)}); "
+                "name it with --target-col"
+            )
+    missing = [t for t in targets if t not in col]
+    if missing:
+        raise InputError(f"{path}: no target column {missing[0]!r} (columns: {', '.join(header)})")
+
+    time_col = next((h for h in TIME_COLUMNS if h in col and h not in spec.channels), None)
+    if spec.channels:
+        absent = [c for c in spec.channels if c not in col]
+        if absent:
+            raise InputError(f"{path}: no channel column {absent[0]!r} (columns: {', '.join(header)})")
+        channels = list(spec.channels)
+    else:
+        channels = [h for h in numeric_names if h not in targets and h != time_col]
+    if not channels:
+        raise InputError(f"{path}: no numeric channel columns besides labels/targets")
+    if spec.task == "forecast":
+        targets = list(spec.target_cols) or channels
+        absent = [t for t in targets if t not in channels]
+        if absent:
+            raise InputError(f"{path}: forecast target {absent[0]!r} is not one of the channels")
+
+    used = channels + [t for t in targets if t not in channels and spec.task == "regress"]
+    if time_col:
+        used.append(time_col)
+    vals = table.values[:, [col[h] for h in used]]
+
+    groups = table.text.get(spec.group_col) if multi_recording and spec.group_col in header else None
+    names = groups if groups is not None else [path.stem] * len(vals)
+    order: list[str] = list(dict.fromkeys(names))
+    names_arr = np.asarray(names)
+    label_text = table.text.get(spec.label_col)
+    labels = sort_labels(set(label_text)) if label_text is not None else []
+    if label_text is not None and "" in labels:
+        line = int(table.lines[label_text.index("")])
+        raise InputError(f"{path} line {line}, column {spec.label_col}: empty label")
+    label_idx = {name: i for i, name in enumerate(labels)}
+
+    recs: list[Recording] = []
+    rates: list[float] = []
+    for name in order:
+        rows = np.nonzero(names_arr == name)[0]
+        v = vals[rows]
+        keep = _apply_nan_policy(v, table.lines[rows], used, path, spec.nan)
+        if keep is not None:
+            v, rows = v[keep], rows[keep]
+        y = None
+        if spec.task == "classify":
+            y = np.array([label_idx[label_text[r]] for r in rows], dtype=np.int64)
+        elif spec.task == "regress":
+            y = v[:, [used.index(t) for t in targets]].astype(np.float32)
+        if time_col:
+            dt = np.diff(v[:, -1])
+            dt = dt[dt > 0]
+            if len(dt):
+                rates.append(round(1.0 / float(np.median(dt)), 6))
+        recs.append(Recording(str(name), v[:, : len(channels)].astype(np.float32), y))
+    rate = float(np.median(rates)) if rates else None
+    return Dataset(str(path), channels, recs, None, labels, targets, rate)
+
+
+def sort_labels(names: set[str]) -> list[str]:
+    """Class names in a stable order: numerically when they are all numbers ("2" before "10"), else by text."""
+    try:
+        return sorted(names, key=float)
+    except ValueError:
+        return sorted(names)
+
+
+def _apply_nan_policy(
+    v: np.ndarray, lines: np.ndarray, names: list[str], path: Path, policy: str
+) -> np.ndarray | None:
+    """Return a row mask to keep (drop), or None; interpolation fills `v` in place."""
+    bad = ~np.isfinite(v)
+    if not bad.any():
+        return None
+    if policy == "error":
+        r, c = np.argwhere(bad)[0]
+        what = "NaN" if np.isnan(v[r, c]) else "infinite"
+        raise InputError(
+            f"{path} line {int(lines[r])}, column {names[c]}: {what} value "
+            "(choose --nan drop or --nan interpolate)"
+        )
+    if policy == "drop":
+        return ~bad.any(axis=1)
+    idx = np.arange(len(v))
+    for c in range(v.shape[1]):
+        ok = ~bad[:, c]
+        if not ok.any():
+            raise InputError(f"{path}: column {names[c]} has no finite value to interpolate from")
+        v[~ok, c] = np.interp(idx[~ok], idx[ok], v[ok, c])
+    return None
+
+
+def _read_csv_folder(folder: Path, spec: ColumnSpec) -> Dataset:
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".csv" and p.is_file())
+    if not files:
+        raise InputError(f"{folder}: no .csv recordings in this folder")
+    parts = [_read_csv_file(p, spec, multi_recording=False) for p in files]
+    first = parts[0]
+    for p, part in zip(files[1:], parts[1:]):
+        if part.channels != first.channels:
+            raise InputError(
+                f"{p}: channels {part.channels} differ from {files[0].name}'s {first.channels}"
+            )
+    labels = sort_labels({name for part in parts for name in part.labels})
+    recs = []
+    for part in parts:
+        for rec in part.recordings:
+            if spec.task == "classify":  # re-index each file's labels into the folder-wide label list
+                rec.y = np.array([labels.index(part.labels[i]) for i in rec.y], dtype=np.int64)
+            recs.append(rec)
+    rates = [p.sample_rate for p in parts if p.sample_rate]
+    rate = float(np.median(rates)) if rates else None
+    return Dataset(str(folder), first.channels, recs, None, labels, first.targets, rate)
+
+
+def _read_npz(path: Path, spec: ColumnSpec) -> Dataset:
+    try:
+        z = np.load(path, allow_pickle=False)
+        arrays = {k: z[k] for k in z.files}
+    except Exception as ex:  # numpy raises several types for a damaged archive
+        raise InputError(f"{path}: not a readable NPZ file ({type(ex).__name__})") from None
+    if "X" not in arrays:
+        raise InputError(f"{path}: no array 'X' (found: {', '.join(arrays) or 'none'})")
+    X = arrays["X"]
+    if X.dtype.kind not in "fiu":
+        raise InputError(f"{path}: X must be numeric, found dtype {X.dtype}")
+    X = X.astype(np.float32)
+    if X.ndim not in (2, 3):
+        raise InputError(f"{path}: X must be [N, T, F] windows or [N, F] samples, found shape {X.shape}")
+    y = arrays.get("y")
+    if spec.task != "forecast" and y is None:
+        raise InputError(f"{path}: no array 'y' (labels or targets) for task {spec.task}")
+    if y is not None and len(y) != len(X):
+        raise InputError(f"{path}: y has {len(y)} rows but X has {len(X)}")
+    labels: list[str] = [str(s) for s in arrays["labels"]] if "labels" in arrays else []
+    if spec.task == "classify":
+        if y.dtype.kind in "US":
+            labels = sorted(set(y.tolist()))
+            y = np.array([labels.index(s) for s in y.tolist()], dtype=np.int64)
+        else:
+            y = y.astype(np.int64)
+            labels = labels or [str(i) for i in range(int(y.max()) + 1)]
+            if y.min() < 0 or y.max() >= len(labels):
+                raise InputError(f"{path}: y has class {int(y.max())} but only {len(labels)} labels")
+    elif y is not None:
+        y = y.astype(np.float32)
+        if y.ndim == 1:
+            y = y[:, None]
+    bad = ~np.isfinite(X)
+    if bad.any():
+        where = np.argwhere(bad)[0].tolist()
+        raise InputError(f"{path}: X has a NaN/inf value at index {where} (clean NPZ data before use)")
+    F = X.shape[-1]
+    channels = [str(c) for c in arrays["channels"]] if "channels" in arrays else [f"ch{i}" for i in range(F)]
+    if len(channels) != F:
+        raise InputError(f"{path}: {len(channels)} channel names for {F} features")
+    groups = arrays.get("groups")
+    if groups is not None and len(groups) != len(X):
+        raise InputError(f"{path}: groups has {len(groups)} rows but X has {len(X)}")
+    targets = channels if spec.task == "forecast" else ([] if spec.task == "classify" else ["y"])
+    if X.ndim == 3:
+        if spec.task == "forecast":
+            raise InputError(f"{path}: forecasting needs a continuous stream X [N, F], not windows")
+        g = np.asarray(groups).astype(str) if groups is not None else np.arange(len(X)).astype(str)
+        return Dataset(str(path), channels, [], Windows(X, y, g), labels, targets)
+    g = np.asarray(groups).astype(str) if groups is not None else np.full(len(X), path.stem)
+    recs = []
+    for name in dict.fromkeys(g.tolist()):
+        rows = np.nonzero(g == name)[0]
+        recs.append(Recording(name, X[rows], None if y is None else y[rows]))
+    return Dataset(str(path), channels, recs, None, labels, targets)

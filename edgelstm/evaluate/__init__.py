@@ -1,0 +1,1 @@
+"""Scoring any model form on windows, and the float-vs-quantized accuracy report."""

@@ -1,0 +1,126 @@
+"""Calibration data for full-integer quantization: recipes (calibration/*.toml or NPZ) → representative samples."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from ..models.config import ModelConfig
+from ..resources import data_dir, read_toml
+
+RECIPE_DIR = data_dir("calibration")
+
+
+@dataclass
+class Recipe:
+    windows: int = 200
+    split: str = "train"
+    stratify: str = "class"
+    seed: int = 0
+    step_samples: int = 2000
+    data: str | None = None
+    npz: str | None = None
+    source: str = "default"
+
+
+def load_recipe(spec: str | Path) -> Recipe:
+    """A recipe from a name in calibration/, a .toml path, or an .npz path."""
+    spec = str(spec)
+    path = Path(spec)
+    if path.suffix == ".npz":
+        if not path.is_file():
+            raise InputError(f"{path}: no such calibration file")
+        return Recipe(npz=str(path), source=str(path))
+    if path.suffix != ".toml":
+        named = RECIPE_DIR / f"{spec}.toml"
+        if not named.is_file():
+            known = sorted(p.stem for p in RECIPE_DIR.glob("*.toml")) if RECIPE_DIR.is_dir() else []
+            if spec == "default" and not known:
+                return Recipe()
+            raise InputError(
+                f"unknown calibration recipe {spec!r}; use one of {', '.join(known) or 'default'}, a .toml or an .npz"
+            )
+        path = named
+    elif not path.is_file():
+        raise InputError(f"{path}: no such calibration recipe")
+    data = read_toml(path, "a valid TOML recipe")
+    names = {f.name for f in fields(Recipe)} - {"source"}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise InputError(f"{path}: unknown recipe key(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+    recipe = Recipe(**data, source=str(path))
+    if recipe.split not in ("train", "val"):
+        raise InputError(f"{path}: split must be 'train' or 'val' (the test split is what the report scores)")
+    if recipe.stratify not in ("class", "none"):
+        raise InputError(f"{path}: stratify must be 'class' or 'none'")
+    if recipe.windows < 1 or recipe.step_samples < 1:
+        raise InputError(f"{path}: windows and step_samples must be at least 1")
+    return recipe
+
+
+def calibration_windows(cfg: ModelConfig, recipe: Recipe) -> np.ndarray:
+    """Normalized calibration windows [N, T, F]."""
+    from ..data.prepare import model_inputs
+
+    if recipe.npz:
+        try:
+            with np.load(recipe.npz) as z:
+                if "X" not in z.files:
+                    raise InputError(f"{recipe.npz}: no array 'X' (calibration windows [N, T, F])")
+                X = np.asarray(z["X"], np.float32)
+        except (OSError, ValueError) as ex:
+            raise InputError(f"{recipe.npz}: not a readable NPZ ({ex})") from None
+        if X.ndim != 3:
+            raise InputError(f"{recipe.npz}: X must be windows [N, T, F], got shape {list(X.shape)}")
+        if X.shape[2] != cfg.n_features:
+            raise InputError(
+                f"{recipe.npz}: calibration data has {X.shape[2]} features; the model expects {cfg.n_features}"
+            )
+        if X.shape[1] != cfg.window:
+            raise InputError(f"{recipe.npz}: calibration windows have {X.shape[1]} samples; the model expects "
+                             f"{cfg.window}")
+        return model_inputs(cfg, X).astype(np.float32)
+    from ..data.prepare import load_splits
+
+    prep = load_splits(cfg, recipe.data)
+    w = prep.train if recipe.split == "train" else prep.val
+    rng = np.random.default_rng(recipe.seed)
+    n = min(recipe.windows, len(w))
+    if recipe.stratify == "class" and cfg.task == "classify":
+        idx = []
+        classes, counts = np.unique(w.y, return_counts=True)
+        for c, k in zip(classes, counts):
+            take = max(1, int(round(n * k / len(w))))
+            idx.extend(rng.choice(np.flatnonzero(w.y == c), size=min(take, k), replace=False))
+        idx = np.array(sorted(idx))
+    else:
+        idx = np.sort(rng.choice(len(w), size=n, replace=False))
+    return model_inputs(cfg, w.X[idx]).astype(np.float32)
+
+
+def step_samples(step, X: np.ndarray, n: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """(x_t, state_t…) tuples the float step model sees when stepped over X from zero state; n drawn uniformly."""
+    from ..runtime.engine import run_windows
+
+    N, T, _ = X.shape
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(N * T, size=min(n, N * T), replace=False)
+    at_t: dict[int, list[int]] = {}
+    for p in pick:
+        at_t.setdefault(int(p % T), []).append(int(p // T))
+    out: dict[str, list] = {name: [] for name in step.input_names}
+    t = 0
+
+    def record(feed: dict) -> None:
+        nonlocal t
+        rows = at_t.get(t)
+        if rows:
+            for name in step.input_names:
+                out[name].append(feed[name][rows])
+        t += 1
+
+    run_windows(step.engine(N, on_invoke=record), X)
+    return {k: np.concatenate(v).astype(np.float32) for k, v in out.items()}

@@ -1,0 +1,75 @@
+"""`edgelstm convert`: the sequence and/or step model of a model directory as .tflite or .onnx files."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from ..capabilities import table_arch, why_not
+from ..errors import InputError, ModelDirError
+from ..models.modeldir import KERAS_FILE, load_config
+from .isolated import convert_in_subprocess
+
+FORMATS = ("tflite", "onnx")
+KINDS = ("sequence", "step", "both")
+
+
+def output_name(kind: str, to: str, quantization: str = "float") -> str:
+    return f"{kind}.{to}" if quantization == "float" else f"{kind}.{quantization}.{to}"
+
+
+def resolve_kinds(cfg, kind: str, say: Callable[[str], None]) -> list[str]:
+    if kind not in KINDS:
+        raise InputError(f"unknown kind {kind!r}; choose one of {', '.join(KINDS)}")
+    why = why_not(table_arch(cfg.arch, cfg.layers, cfg.peephole), "step")
+    if why is None:
+        return ["sequence", "step"] if kind == "both" else [kind]
+    if kind == "step":
+        raise InputError(f"{cfg.layers}-layer {cfg.arch}: {why}")
+    if kind == "both":
+        say(f"note: {cfg.layers}-layer {cfg.arch}: {why}; writing the sequence model only")
+    return ["sequence"]
+
+
+def check_model_dir(model_dir: Path):
+    cfg = load_config(model_dir)
+    if not (Path(model_dir) / KERAS_FILE).is_file():
+        raise ModelDirError(f"{model_dir}: no {KERAS_FILE} in this model directory")
+    return cfg
+
+
+def export_one(model_dir: Path, out_dir: Path, kind: str, to: str, quantization: str = "float",
+               calibration: str | None = None, extra: dict | None = None,
+               progress: Callable[[str], None] | None = None) -> Path:
+    """One conversion in a subprocess, written to a temporary file and renamed only when complete."""
+    created = not out_dir.exists()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    final = out_dir / output_name(kind, to, quantization)
+    tmp = out_dir / f".{final.name}.partial-{os.getpid()}"
+    job = {"model_dir": str(model_dir), "kind": kind, "to": to, "quantization": quantization,
+           "calibration": calibration, "out": str(tmp), "extra": extra or {}}
+    try:
+        convert_in_subprocess(job, progress)
+        os.replace(tmp, final)
+    except BaseException:
+        if created and not any(out_dir.iterdir()):
+            out_dir.rmdir()  # leave nothing behind, not even the folder this call made
+        raise
+    finally:
+        tmp.unlink(missing_ok=True)
+    return final
+
+
+def convert(model_dir: str | Path, to: str = "tflite", kind: str = "both", out: str | Path | None = None,
+            progress: Callable[[str], None] | None = None) -> list[Path]:
+    """Float exports; returns the written files."""
+    say = progress or (lambda _m: None)
+    model_dir = Path(model_dir)
+    if to not in FORMATS:
+        raise InputError(f"unknown format {to!r}; choose one of {', '.join(FORMATS)}")
+    cfg = check_model_dir(model_dir)
+    out_dir = Path(out) if out else model_dir
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"{out_dir}: exists and is not a folder")
+    return [export_one(model_dir, out_dir, k, to, progress=progress) for k in resolve_kinds(cfg, kind, say)]

@@ -1,0 +1,180 @@
+"""`edgelstm quantize`: calibration → quantized .tflite/.onnx (in a subprocess) → accuracy report → target check.
+
+Returns a `QuantizeResult`; the CLI formats it (cli/quantize.py)."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..capabilities import CALIBRATED, ONNX_MODES, QUANTIZED, table_arch, why_not
+from ..errors import InputError
+from .calibrate import calibration_windows, load_recipe, step_samples
+from .convert import check_model_dir, export_one, resolve_kinds
+
+# below this argmax agreement with float (or above this accuracy drop) a quantized model is flagged
+MIN_AGREEMENT = 0.99
+MAX_ACCURACY_DROP = 0.01
+
+
+@dataclass
+class TargetCheck:
+    file: Path
+    violations: list[str]
+    warnings: list[str]
+
+
+@dataclass
+class QuantizeResult:
+    files: list[Path]
+    mode: str
+    notes: list[str] = field(default_factory=list)  # size notes (quantize.size_note)
+    report: dict | None = None  # evaluate.report.build_report's dict, as written to report.json
+    report_path: Path | None = None
+    warnings: list[str] = field(default_factory=list)  # fidelity below the bars (fidelity_warnings)
+    target: str | None = None
+    checks: list[TargetCheck] = field(default_factory=list)
+
+    @property
+    def violations(self) -> list[str]:
+        return [v for c in self.checks for v in c.violations]
+
+
+def check_supported(cfg, kinds: list[str], fmt: str, mode: str) -> None:
+    """Refuse, before any work, what the capabilities table says cannot be made (e.g. a converter crash)."""
+    arch = table_arch(cfg.arch, cfg.layers, cfg.peephole)
+    for k in kinds:
+        why = why_not(arch, k, fmt, mode)
+        if why:
+            raise InputError(f"cannot make the {mode} {k} model of this {arch} as {fmt}: {why}")
+
+
+def quantize(model_dir: str | Path, mode: str, calibration: str | Path = "default", kind: str = "step",
+             fmt: str = "tflite", out: str | Path | None = None, io: str = "float",
+             progress: Callable[[str], None] | None = None) -> list[Path]:
+    """Quantize the step and/or sequence model; returns the written files.
+
+    io="float" keeps float tensors at the model boundary (the runner carries float state between steps; the
+    model quantizes inside); io="int8" makes every input/output int8, and the runner requantizes each state
+    output with the matching input's scale/zero point (both stored in the metadata).
+    """
+    say = progress or (lambda _m: None)
+    model_dir = Path(model_dir)
+    if mode not in QUANTIZED:
+        raise InputError(f"unknown quantization mode {mode!r}; choose one of {', '.join(QUANTIZED)}")
+    if fmt not in ("tflite", "onnx"):
+        raise InputError(f"unknown format {fmt!r}; choose tflite or onnx")
+    if io not in ("float", "int8"):
+        raise InputError(f"unknown I/O type {io!r}; choose float or int8")
+    if fmt == "onnx" and mode not in ONNX_MODES:
+        raise InputError(f"mode {mode} is not available for ONNX; use int8 (static QDQ) or dynamic")
+    cfg = check_model_dir(model_dir)
+    kinds = resolve_kinds(cfg, kind, say)
+    check_supported(cfg, kinds, fmt, mode)
+    recipe = load_recipe(calibration) if (mode in CALIBRATED or fmt == "onnx" and mode == "int8") else None
+    out_dir = Path(out) if out else model_dir
+    written = []
+    with tempfile.TemporaryDirectory(prefix="edgelstm-calib-") as tmp:
+        X = None
+        if recipe is not None:
+            X = calibration_windows(cfg, recipe)
+            say(f"calibration: {len(X)} windows from {recipe.source}")
+        for k in kinds:
+            npz = None
+            if X is not None:
+                npz = str(Path(tmp) / f"{k}.npz")
+                if k == "step":
+                    from ..models.modeldir import load_keras
+                    from ..models.step import build_step_model
+
+                    _, model = load_keras(model_dir)
+                    say(f"stepping the float step model over {len(X)} windows for state ranges")
+                    step = build_step_model(cfg, model)
+                    samples = step_samples(step, X, recipe.step_samples, recipe.seed)
+                    if mode == "int8":  # TFLite and ONNX QDQ alike (docs/metadata.md: quantized state)
+                        from ..models.step import scale_cell_state
+
+                        samples.update(scale_cell_state(step, samples))
+                else:
+                    samples = {"x": X}
+                np.savez(npz, **samples)
+            # the recipe's file name, not its path: a model file carries no path of the machine that made it
+            extra = {"io": io, "calibration": Path(recipe.source).name if recipe else None}
+            written.append(export_one(model_dir, out_dir, k, fmt, mode, npz, extra, progress))
+    return written
+
+
+def quantize_with_report(model_dir, mode=None, calibration="default", target=None, kind=None, fmt=None, io=None,
+                         out=None, report=True, progress=None) -> QuantizeResult:
+    """What `edgelstm quantize` does: target defaults, quantize, report, target check."""
+    model_dir = Path(model_dir)
+    tgt = None
+    if target:
+        from ..targets.profile import load_target
+
+        tgt = load_target(target)
+        if mode is None and tgt.quantization == "float":
+            raise InputError(f"target {tgt.name} prefers float models: export them with `edgelstm convert`, "
+                             f"or pass --mode ({', '.join(m for m in tgt.modes if m != 'float')})")
+        mode = mode or tgt.quantization
+        kind = kind or tgt.kind
+        fmt = fmt or tgt.format
+        io = io or tgt.io
+        tgt.check_mode(mode, fmt)
+    mode, kind, fmt, io = mode or "int8", kind or "step", fmt or "tflite", io or "float"
+    files = quantize(model_dir, mode, calibration, kind, fmt, out, io, progress)
+    result = QuantizeResult(files=files, mode=mode, notes=[n for p in files if (n := size_note(p, mode))])
+    if report:
+        from ..evaluate.report import build_report, write_report
+
+        rep = build_report(model_dir, files, progress=progress)
+        result.report_path = write_report(rep, Path(out) if out else model_dir)
+        result.report = rep
+        result.warnings = [w for e in rep["models"] for w in fidelity_warnings(e, mode)]
+    if tgt is not None:
+        from ..targets.check import check_model_full
+
+        result.target = tgt.name
+        result.checks = [TargetCheck(p, *check_model_full(p, tgt)) for p in files]
+    return result
+
+
+def size_note(path: Path, mode: str) -> str | None:
+    """Say when a full-integer .tflite is not smaller than the float file beside it (written by `convert`).
+
+    Below ~12 units this is the format, not a fault: every quantized tensor carries ~36 bytes of scale and zero
+    point and float I/O adds a QUANTIZE/DEQUANTIZE per input and output, while int8 saves 3 bytes per weight."""
+    if mode not in CALIBRATED or path.suffix != ".tflite":
+        return None
+    float_path = path.with_name(path.name.replace(f".{mode}", ""))
+    if float_path == path or not float_path.is_file():
+        return None
+    size, float_size = path.stat().st_size, float_path.stat().st_size
+    if size < float_size:
+        return None
+    return (f"note: {path.name} ({size:,} B) is not smaller than the float {float_path.name} ({float_size:,} B): "
+            "a model this small has more quantization parameters (~36 B per tensor) than int8 saves on its weights "
+            "(3 B each; full-integer files win from ~12 units). Keep it for an int8-only target such as the Edge TPU; "
+            "elsewhere the float file is smaller")
+
+
+def fidelity_warnings(entry: dict, mode: str) -> list[str]:
+    """Say when a quantized model no longer makes the float model's decisions, and what to try (int16x8 keeps
+    activations and the recurrent state in 16 bits: an LSTM whose decisions hinge on small cell-state differences
+    loses windows under 8-bit rounding at every step)."""
+    v = entry["vs_reference"]
+    agree, drop = v.get("argmax_agreement"), entry.get("accuracy_drop")
+    why = []
+    if agree is not None and agree < MIN_AGREEMENT:
+        why.append(f"agrees with the float model on {agree:.1%} of windows (< {MIN_AGREEMENT:.0%})")
+    if drop is not None and drop > MAX_ACCURACY_DROP:
+        why.append(f"loses {drop:.1%} accuracy (> {MAX_ACCURACY_DROP:.0%})")
+    if not why:
+        return []
+    hint = "; try --mode int16x8 (16-bit activations and state; LiteRT on CPU runs it, the Edge TPU does not)" \
+        if mode == "int8" else ""
+    return [f"warning: {entry['file']} {' and '.join(why)}{hint}"]

@@ -1,0 +1,1 @@
+"""The model family: its configuration, the Keras builders, the external-state step model, its cost."""

@@ -1,0 +1,88 @@
+"""Keras builders for LSTM, GRU and BiLSTM models (tf_keras: its LSTM fuses and quantizes in TFLite; docs/design.md)."""
+
+from __future__ import annotations
+
+from .._deps import keras as _keras
+from .._deps import tensorflow as _tensorflow
+from .config import ModelConfig
+
+keras = _keras()
+tf = _tensorflow()
+
+
+@keras.utils.register_keras_serializable(package="edgelstm")
+class PeepholeLSTMCell(keras.layers.Layer):
+    """LSTM cell whose gates also see the cell state (Gers & Schmidhuber, 2000): i, f from c_{t-1}, o from c_t.
+
+    Keras has no such cell any more; it stays small so the step model can rebuild it from its weights.
+    """
+
+    def __init__(self, units: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.units = units
+        self.state_size = [units, units]
+        self.output_size = units
+
+    def build(self, input_shape) -> None:
+        u = self.units
+        self.kernel = self.add_weight("kernel", (input_shape[-1], 4 * u), initializer="glorot_uniform")
+        self.recurrent_kernel = self.add_weight("recurrent_kernel", (u, 4 * u), initializer="orthogonal")
+
+        def bias_init(shape, dtype=None):
+            return tf.concat([tf.zeros((u,)), tf.ones((u,)), tf.zeros((2 * u,))], 0)  # forget bias 1
+
+        self.bias = self.add_weight("bias", (4 * u,), initializer=bias_init)
+        self.peephole = self.add_weight("peephole", (3, u), initializer="zeros")  # rows: i, f, o
+        self.built = True
+
+    def call(self, inputs, states):
+        h, c = states
+        z = tf.matmul(inputs, self.kernel) + tf.matmul(h, self.recurrent_kernel) + self.bias
+        zi, zf, zc, zo = tf.split(z, 4, axis=-1)
+        i = tf.sigmoid(zi + self.peephole[0] * c)
+        f = tf.sigmoid(zf + self.peephole[1] * c)
+        c2 = f * c + i * tf.tanh(zc)
+        o = tf.sigmoid(zo + self.peephole[2] * c2)
+        h2 = o * tf.tanh(c2)
+        return h2, [h2, c2]
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "units": self.units}
+
+
+CUSTOM_OBJECTS = {"PeepholeLSTMCell": PeepholeLSTMCell}
+
+
+def recurrent_layer(cfg: ModelConfig, units: int, return_sequences: bool, name: str):
+    """One recurrent layer of the configured kind (no dropout inside the cell: it would block LSTM fusion)."""
+    if cfg.peephole:
+        return keras.layers.RNN(PeepholeLSTMCell(units), return_sequences=return_sequences, name=name)
+    if cfg.arch == "gru":
+        return keras.layers.GRU(units, return_sequences=return_sequences, name=name)
+    return keras.layers.LSTM(units, return_sequences=return_sequences, name=name)
+
+
+def build_model(cfg: ModelConfig, batch_size: int | None = None):
+    """The whole-sequence model: [B, T, F] → class probabilities, or outputs in normalized units.
+
+    Classification ends in a Dense named "logits" and a softmax named "probs", so distillation can reach the logits.
+    Export builds it with batch_size=1: the converter cannot lower a recurrent loop with a dynamic batch.
+    """
+    inp = keras.Input((cfg.window, cfg.n_features), batch_size=batch_size, name="x")
+    x = inp
+    for i in range(cfg.layers):
+        last = i == cfg.layers - 1
+        layer = recurrent_layer(cfg, cfg.units, not last, name=f"rnn{i}")
+        if cfg.arch == "bilstm":
+            layer = keras.layers.Bidirectional(layer, merge_mode=cfg.merge, name=f"birnn{i}")
+        x = layer(x)
+        if cfg.dropout > 0:
+            x = keras.layers.Dropout(cfg.dropout, name=f"dropout{i}")(x)
+    out = keras.layers.Dense(cfg.n_outputs, name="logits")(x)
+    if cfg.task == "classify":
+        out = keras.layers.Activation("softmax", name="probs")(out)
+    return keras.Model(inp, out, name=f"{cfg.arch}_{cfg.task}")
+
+
+def count_params(model) -> int:
+    return int(model.count_params())

@@ -1,0 +1,94 @@
+"""The model configuration stored as config.json in every model directory (pure data, no TensorFlow)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import __version__
+from ..errors import InputError, ModelDirError
+
+FORMAT = "edgelstm-model"
+FORMAT_VERSION = 1
+ARCHS = ("lstm", "gru", "bilstm")
+TASKS = ("classify", "regress", "forecast")
+MERGES = ("concat", "sum")
+
+
+@dataclass
+class ModelConfig:
+    arch: str
+    task: str
+    units: int
+    layers: int
+    window: int
+    n_features: int
+    n_outputs: int
+    stride: int = 1
+    merge: str = "concat"
+    dropout: float = 0.0
+    peephole: bool = False
+    horizon: int = 1
+    channels: list[str] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+    targets: list[str] = field(default_factory=list)
+    norm_mean: list[float] = field(default_factory=list)
+    norm_std: list[float] = field(default_factory=list)
+    target_mean: list[float] = field(default_factory=list)
+    target_std: list[float] = field(default_factory=list)
+    sample_rate: float | None = None
+    training: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.arch not in ARCHS:
+            raise InputError(f"unknown arch {self.arch!r}; choose one of {', '.join(ARCHS)}")
+        if self.task not in TASKS:
+            raise InputError(f"unknown task {self.task!r}; choose one of {', '.join(TASKS)}")
+        if self.merge not in MERGES:
+            raise InputError(f"unknown merge {self.merge!r}; choose one of {', '.join(MERGES)}")
+        if self.peephole and self.arch == "gru":
+            raise InputError("--peephole applies to LSTM cells, not GRU")
+
+    def to_json(self) -> dict:
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "edgelstm_version": __version__,
+            **dataclasses.asdict(self),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict, where: str = "config.json") -> ModelConfig:
+        if data.get("format") != FORMAT:
+            raise ModelDirError(f"{where}: not an edgelstm model configuration")
+        if data.get("format_version") != FORMAT_VERSION:
+            raise ModelDirError(
+                f"{where}: model format version {data.get('format_version')} is not supported by "
+                f"edgelstm {__version__} (expects {FORMAT_VERSION}); retrain or use a matching edgelstm"
+            )
+        names = {f.name for f in dataclasses.fields(cls)}
+        try:
+            return cls(**{k: v for k, v in data.items() if k in names})
+        except (TypeError, InputError) as ex:
+            raise ModelDirError(f"{where}: {ex}") from None
+
+    def save(self, model_dir: Path) -> None:
+        (Path(model_dir) / "config.json").write_text(json.dumps(self.to_json(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, model_dir: Path) -> ModelConfig:
+        path = Path(model_dir)
+        if not path.is_dir():
+            raise ModelDirError(f"{path}: no such model directory")
+        cfg = path / "config.json"
+        if not cfg.is_file():
+            raise ModelDirError(f"{path}: not an edgelstm model directory (no config.json)")
+        try:
+            data = json.loads(cfg.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as ex:
+            raise ModelDirError(f"{cfg}: not valid JSON ({ex})") from None
+        if not isinstance(data, dict):
+            raise ModelDirError(f"{cfg}: not an edgelstm model configuration")
+        return cls.from_json(data, str(cfg))

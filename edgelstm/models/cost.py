@@ -1,0 +1,42 @@
+"""What a recurrent model costs per time step, computed from its shape alone (pure Python, no TensorFlow).
+
+Counted: the multiply-accumulates of every matrix product (input and recurrent kernels, the dense head) plus the
+element-wise gate products, per sample the step model consumes. Activations and bias additions are not MACs.
+"""
+
+from __future__ import annotations
+
+from ..errors import InputError
+
+
+def cell_macs(arch: str, n_in: int, units: int, peephole: bool = False) -> int:
+    """One direction of one recurrent layer, one time step.
+
+    LSTM: 4 gates × (n_in + units) × units, then f⊙c, i⊙g, o⊙tanh(c) (3 × units); peepholes add 3 × units.
+    GRU (Keras reset_after): 3 × (n_in + units) × units, then r⊙(U_h h), z⊙h, (1−z)⊙h̃ (3 × units).
+    """
+    if arch in ("lstm", "bilstm"):
+        return 4 * (n_in + units) * units + 3 * units + (3 * units if peephole else 0)
+    if arch == "gru":
+        return 3 * (n_in + units) * units + 3 * units
+    raise InputError(f"unknown arch {arch!r}")
+
+
+def macs_per_step(
+    arch: str, units: int, layers: int, n_features: int, n_outputs: int, merge: str = "concat",
+    peephole: bool = False,
+) -> int:
+    """MACs per input sample: every layer (both directions of a BiLSTM) plus the dense head, as the step model
+    runs it (the head once per step). A BiLSTM cannot stream; its figure is the per-sample share of a window."""
+    directions = 2 if arch == "bilstm" else 1
+    total = 0
+    n_in = n_features
+    for _ in range(layers):
+        total += directions * cell_macs(arch, n_in, units, peephole)
+        n_in = units * (2 if arch == "bilstm" and merge == "concat" else 1)
+    return total + n_in * n_outputs
+
+
+def streams(arch: str) -> bool:
+    """Whether the model is causal, so a device can step it sample by sample (a BiLSTM needs the future)."""
+    return arch != "bilstm"

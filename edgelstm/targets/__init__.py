@@ -1,0 +1,1 @@
+"""Target profiles (device-safe parsing) and checking a model file against one (host side)."""

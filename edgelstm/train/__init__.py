@@ -1,0 +1,1 @@
+"""Fitting models: train, and distill a teacher into a small causal student."""
