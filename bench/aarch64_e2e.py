@@ -66,9 +66,12 @@ def main() -> int:
 
     model = int8_step_model(home / "lstm32_int8.tflite")
     print(f"model: {model.name}, {model.stat().st_size} bytes")
-    opts = DeployOptions(install_runtime=False, health=HealthCheck(),
-                         connect=ConnectOptions(timeout=60),
-                         notify=lambda h, m: print(f"{h}: {m}", flush=True))
+    opts = DeployOptions(
+        install_runtime=False,
+        health=HealthCheck(),
+        connect=ConnectOptions(timeout=60),
+        notify=lambda h, m: print(f"{h}: {m}", flush=True),
+    )
     t = time.perf_counter()
     (result,) = deploy(model, [HOST], opts)
     print(f"deploy: {'ok' if result.ok else 'FAILED'} in {time.perf_counter() - t:.1f} s: {result.message}")
@@ -77,8 +80,7 @@ def main() -> int:
     with Connection(HostSpec.parse(HOST), ConnectOptions(timeout=60)) as conn:
         rc, arch, _ = conn.run("uname -m")
         st = Device(conn).status()
-    print(f"device: uname -m = {arch.strip()}, Python {st.python}, runtime {st.runtime_version}, "
-          f"{st.interpreters()}")
+    print(f"device: uname -m = {arch.strip()}, Python {st.python}, runtime {st.runtime_version}, {st.interpreters()}")
     assert arch.strip() == "aarch64", arch
 
     rec = "".join(",".join(f"{math.sin(0.21 * i + j):.5f}" for j in range(6)) + "\n" for i in range(100))
@@ -95,8 +97,10 @@ def main() -> int:
     want = [json.loads(x) for x in local.stdout.splitlines()]
     agree = sum(g["label"] == w["label"] for g, w in zip(got, want)) / len(want)
     worst = max(abs(a - b) for g, w in zip(got, want) for a, b in zip(g["scores"], w["scores"]))
-    print(f"remote run: {len(got)} lines streamed in {remote_s:.1f} s; labels agree {agree:.1%} with the local run, "
-          f"max |Δ score| {worst:.3g}")
+    print(
+        f"remote run: {len(got)} lines streamed in {remote_s:.1f} s; labels agree {agree:.1%} with the local run, "
+        f"max |Δ score| {worst:.3g}"
+    )
     assert len(got) == len(want) == 100 and agree == 1.0 and worst <= 0.02
     print("aarch64 e2e: OK")
     return 0

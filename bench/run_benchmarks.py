@@ -28,8 +28,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def cli(*args) -> tuple[bool, str]:
     """Run an edgelstm command in a subprocess; (ok, last line of its output)."""
-    p = subprocess.run([sys.executable, "-c", "from edgelstm.cli import main; main()", *map(str, args)],
-                       capture_output=True, text=True)
+    p = subprocess.run(
+        [sys.executable, "-c", "from edgelstm.cli import main; main()", *map(str, args)], capture_output=True, text=True
+    )
     text = (p.stdout + p.stderr).strip().splitlines()
     return p.returncode == 0, text[-1] if text else ""
 
@@ -41,8 +42,24 @@ def prepare(work: Path, arch: str, log) -> tuple[Path, dict[str, str]]:
     if not data.exists():
         cli("sample", work / "data")
     if not (d / "model.keras").exists():
-        ok, msg = cli("train", data, "--arch", arch, "--units", 32, "--layers", 1, "--window", 50, "--stride", 25,
-                      "--epochs", 5, "-o", d)
+        ok, msg = cli(
+            "train",
+            data,
+            "--arch",
+            arch,
+            "--units",
+            32,
+            "--layers",
+            1,
+            "--window",
+            50,
+            "--stride",
+            25,
+            "--epochs",
+            5,
+            "-o",
+            d,
+        )
         assert ok, msg
     forms: dict[str, str] = {}
     for to in ("tflite", "onnx"):
@@ -51,8 +68,11 @@ def prepare(work: Path, arch: str, log) -> tuple[Path, dict[str, str]]:
             log(f"{arch} convert {to}: {msg}")
         for kind in ("step", "sequence"):
             forms[f"{kind} {'TFLite' if to == 'tflite' else 'ONNX Runtime'} float"] = f"{kind}.{to}"
-    jobs = [("int8", "tflite", "TFLite int8"), ("int16x8", "tflite", "TFLite 16x8"),
-            ("int8", "onnx", "ONNX Runtime QDQ int8")]
+    jobs = [
+        ("int8", "tflite", "TFLite int8"),
+        ("int16x8", "tflite", "TFLite 16x8"),
+        ("int8", "onnx", "ONNX Runtime QDQ int8"),
+    ]
     for mode, fmt, label in jobs:
         for kind in ("step", "sequence"):
             name = f"{kind}.{mode}.{fmt}"
@@ -68,8 +88,9 @@ def prepare(work: Path, arch: str, log) -> tuple[Path, dict[str, str]]:
             forms[f"{kind} {label}"] = name if (d / name).exists() else "n/a: " + why
     io8 = d / "io8" / "step.int8.tflite"
     if not io8.exists():
-        ok, msg = cli("quantize", d, "--mode", "int8", "--kind", "step", "--io", "int8", "--no-report",
-                      "-o", io8.parent)
+        ok, msg = cli(
+            "quantize", d, "--mode", "int8", "--kind", "step", "--io", "int8", "--no-report", "-o", io8.parent
+        )
         log(f"{arch} quantize step int8 with int8 I/O: {msg}")
     forms["step TFLite int8, int8 I/O"] = str(io8.relative_to(d)) if io8.exists() else "n/a: not produced"
     return d, forms
@@ -115,8 +136,13 @@ def cold_start(model: Path, n: int = 7) -> float:
     times = []
     for _ in range(n):
         t0 = time.perf_counter()
-        p = subprocess.Popen([sys.executable, "-m", "edgelstm.runtime", str(model)], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        p = subprocess.Popen(
+            [sys.executable, "-m", "edgelstm.runtime", str(model)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
         p.stdin.write("0,0,0,0,0,0\n")
         p.stdin.flush()
         p.stdout.readline()
@@ -150,8 +176,12 @@ def long_stream(model: Path, samples: int) -> dict:
         for r in runner.stream(source()):
             w.write(r)
     marks[samples] = current_rss_kb()
-    return {"samples": samples, "seconds": time.perf_counter() - t0, "rss_kb": marks,
-            "tensorflow_loaded": "tensorflow" in sys.modules}
+    return {
+        "samples": samples,
+        "seconds": time.perf_counter() - t0,
+        "rss_kb": marks,
+        "tensorflow_loaded": "tensorflow" in sys.modules,
+    }
 
 
 def versions() -> dict[str, str]:
@@ -212,30 +242,47 @@ def main() -> None:
             ratio = f"{r['overhead_ratio']:.2f}" if r.get("overhead_ratio") is not None else ""
             speed = f"{keras[form.split()[0]] / r['runner']['median_us']:.0f}x"
             bare = f"{r['bare']['median_us']:.1f}" if r.get("bare") else ""
-            rows.append((arch.upper(), form, f"{r['model_bytes'] / 1024:.1f}", f"{r['runner']['median_us']:.1f}",
-                         bare, ratio, speed))
+            rows.append(
+                (
+                    arch.upper(),
+                    form,
+                    f"{r['model_bytes'] / 1024:.1f}",
+                    f"{r['runner']['median_us']:.1f}",
+                    bare,
+                    ratio,
+                    speed,
+                )
+            )
             log(f"{arch} {form}: {r['runner']['median_us']:.1f} us")
     lstm_step = work / "lstm" / "step.tflite"
     cold = cold_start(lstm_step)
     # in a fresh process that never imported TensorFlow, as on a device
-    p = subprocess.run([sys.executable, __file__, "--stream-only", str(lstm_step), "--samples", str(args.samples)],
-                       capture_output=True, text=True, check=True)
+    p = subprocess.run(
+        [sys.executable, __file__, "--stream-only", str(lstm_step), "--samples", str(args.samples)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     stream = json.loads(p.stdout)
     raw.update(cold_start_s=cold, long_stream=stream)
     (work / "benchmarks.json").write_text(json.dumps(raw, indent=2, default=str))
 
     v = versions()
     lines = [
-        "# Benchmarks", "",
-        f"Written by `python bench/run_benchmarks.py` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.", "",
+        "# Benchmarks",
+        "",
+        f"Written by `python bench/run_benchmarks.py` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+        "",
         f"Machine: {machine()}. Single thread. Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()) + ".",
-        "", "Models: Input(50, 6) → LSTM(32) or GRU(32) → Dense(4) softmax, trained 5 epochs on the sample data.",
+        "",
+        "Models: Input(50, 6) → LSTM(32) or GRU(32) → Dense(4) softmax, trained 5 epochs on the sample data.",
         "Per-step figures are medians of Runner.step (normalize, quantize I/O, carry state) and of the bare loop on",
         "the same interpreter (set input and state, invoke, read output and state); sequence figures are per window",
         "of 50 samples (fresh state). `vs Keras` = Keras eager median / runner median for the same kind.",
         "In the int8 step models with int8 I/O, state outputs whose quantization could be shared with their input",
         "(h of LSTM and GRU; docs/metadata.md) are carried by a plain copy; the LSTM's cell state is requantized",
-        "through a 256-entry table. The bare loop carries state as-is and reads copies (`get_tensor`).", "",
+        "through a 256-entry table. The bare loop carries state as-is and reads copies (`get_tensor`).",
+        "",
         "| model | form | size KiB | runner µs | bare loop µs | runner/bare | vs Keras |",
         "|---|---|---:|---:|---:|---:|---:|",
     ]
@@ -243,13 +290,15 @@ def main() -> None:
     rss = {int(k): v for k, v in stream["rss_kb"].items()}
     keys = sorted(rss)
     lines += [
-        "", "## Start-up and memory", "",
+        "",
+        "## Start-up and memory",
+        "",
         f"- Cold start of `python -m edgelstm.runtime step.tflite` (LSTM, stdin) to its first output line: "
         f"median of 7: **{cold * 1000:.0f} ms**.",
         f"- {stream['samples']:,} samples streamed through Runner + JSON writer (a process without TensorFlow) in "
-        f"{stream['seconds']:.1f} s; RSS "
-        + ", ".join(f"{rss[k] / 1024:.1f} MiB at sample {k:,}" for k in keys) + ".",
-        "", "Latency on a shared 2-core machine varies by ±30 % between runs; compare rows of one run only.",
+        f"{stream['seconds']:.1f} s; RSS " + ", ".join(f"{rss[k] / 1024:.1f} MiB at sample {k:,}" for k in keys) + ".",
+        "",
+        "Latency on a shared 2-core machine varies by ±30 % between runs; compare rows of one run only.",
     ]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -64,24 +64,59 @@ class Rule:
 
 
 RULES: tuple[Rule, ...] = (
-    Rule("bilstm-stacked", "step", ANY, ANY, ANY,
-         "a stacked BiLSTM has no step model: its second layer needs the whole first-layer sequence in both "
-         "directions; use the sequence model (its windowed runner)"),
-    Rule(ANY, ANY, "onnx", ("int16x8", "float16"), ANY,
-         "ONNX Runtime quantizes to static QDQ int8 or dynamic only"),
-    Rule(("gru", "peephole"), "sequence", "tflite", ("int8", "int16x8"), ANY,
-         "the sequence model is a WHILE loop, and the TF converter's int8 calibrator segfaults on WHILE; "
-         "the step model quantizes fully"),
-    Rule(("lstm", "bilstm", "bilstm-stacked"), "sequence", "tflite", "int16x8", ANY,
-         "the TF converter does not quantize UNIDIRECTIONAL_SEQUENCE_LSTM to 16x8; the step model does"),
+    Rule(
+        "bilstm-stacked",
+        "step",
+        ANY,
+        ANY,
+        ANY,
+        "a stacked BiLSTM has no step model: its second layer needs the whole first-layer sequence in both "
+        "directions; use the sequence model (its windowed runner)",
+    ),
+    Rule(ANY, ANY, "onnx", ("int16x8", "float16"), ANY, "ONNX Runtime quantizes to static QDQ int8 or dynamic only"),
+    Rule(
+        ("gru", "peephole"),
+        "sequence",
+        "tflite",
+        ("int8", "int16x8"),
+        ANY,
+        "the sequence model is a WHILE loop, and the TF converter's int8 calibrator segfaults on WHILE; "
+        "the step model quantizes fully",
+    ),
+    Rule(
+        ("lstm", "bilstm", "bilstm-stacked"),
+        "sequence",
+        "tflite",
+        "int16x8",
+        ANY,
+        "the TF converter does not quantize UNIDIRECTIONAL_SEQUENCE_LSTM to 16x8; the step model does",
+    ),
     Rule(ANY, ANY, "onnx", ANY, ("litert", "tflite-runtime", "edgetpu"), "a TFLite interpreter cannot read .onnx"),
     Rule(ANY, ANY, "tflite", ANY, "onnxruntime", "ONNX Runtime cannot read .tflite"),
-    Rule(ANY, ANY, "tflite", "dynamic", "tflite-runtime",
-         "tflite-runtime 2.14 cannot load dynamic-range models (FULLY_CONNECTED version 12)"),
-    Rule(ANY, "sequence", ANY, ANY, "edgetpu",
-         "the Edge TPU has no WHILE, REVERSE_V2 or sequence LSTM op; deploy the int8 step model"),
-    Rule(ANY, ANY, ANY, ("float", "int16x8", "dynamic", "float16"), "edgetpu",
-         "the Edge TPU runs full-integer int8 models only"),
+    Rule(
+        ANY,
+        ANY,
+        "tflite",
+        "dynamic",
+        "tflite-runtime",
+        "tflite-runtime 2.14 cannot load dynamic-range models (FULLY_CONNECTED version 12)",
+    ),
+    Rule(
+        ANY,
+        "sequence",
+        ANY,
+        ANY,
+        "edgetpu",
+        "the Edge TPU has no WHILE, REVERSE_V2 or sequence LSTM op; deploy the int8 step model",
+    ),
+    Rule(
+        ANY,
+        ANY,
+        ANY,
+        ("float", "int16x8", "dynamic", "float16"),
+        "edgetpu",
+        "the Edge TPU runs full-integer int8 models only",
+    ),
 )
 
 
@@ -94,8 +129,13 @@ def table_arch(arch: str, layers: int = 1, peephole: bool = False) -> str:
     return arch
 
 
-def why_not(arch: str | None = None, kind: str | None = None, format: str | None = None, mode: str | None = None,
-            runtime: str | None = None) -> str | None:
+def why_not(
+    arch: str | None = None,
+    kind: str | None = None,
+    format: str | None = None,
+    mode: str | None = None,
+    runtime: str | None = None,
+) -> str | None:
     """None when the combination is supported, else the first matching rule's reason (fields left None: not asked)."""
     combo = dict(arch=arch, kind=kind, format=format, mode=mode, runtime=runtime)
     for rule in RULES:

@@ -59,8 +59,10 @@ def stream_demo(model: Path, data: Path, say: Callable[[str], None], samples: in
 
     runner = Runner(every=max(1, samples // 10))
     info = runner.open(model)
-    say(f"streaming {samples} samples of {data.name} through {model.name} ({info.backend}); "
-        f"every {runner.every}th output:")
+    say(
+        f"streaming {samples} samples of {data.name} through {model.name} ({info.backend}); "
+        f"every {runner.every}th output:"
+    )
     src = open_source(f"file:{data}", info.n_features, Skipper(), channels=info.channels)
     for r in runner.stream(islice(src, samples)):
         say(f"  sample {r.t}: {r.label} ({max(r.values):.2f})")
@@ -77,7 +79,8 @@ def run_distill_demo(ds, runs: Path, say: Callable[[str], None], epochs: int) ->
     say(f"distill: training the BiLSTM teacher {teacher_dir}")
     train(ds, TrainOptions(**DEMO_TEACHER, window=100, stride=50, epochs=epochs), teacher_dir, progress=say)
     student_dir = runs / "gru_student"
-    report = run_distill(ds, teacher_dir, parse_student(DEMO_STUDENT), student_dir, DistillOptions(epochs=epochs),
-                         progress=say)
+    report = run_distill(
+        ds, teacher_dir, parse_student(DEMO_STUDENT), student_dir, DistillOptions(epochs=epochs), progress=say
+    )
     say(format_report(report))
     return {"teacher": teacher_dir, "student": student_dir, "distill_report": student_dir / "distill_report.json"}

@@ -21,9 +21,7 @@ class MissingExtraError(EdgeLSTMError):
     """A heavy optional dependency is not installed; the message names the extra to install."""
 
     def __init__(self, module: str, extra: str) -> None:
-        super().__init__(
-            f"this command needs '{module}', which is not installed: pip install 'edgelstm[{extra}]'"
-        )
+        super().__init__(f"this command needs '{module}', which is not installed: pip install 'edgelstm[{extra}]'")
         self.module = module
         self.extra = extra
 
@@ -47,6 +45,7 @@ class DeployError(EdgeLSTMError):
 
 class HostKeyError(DeployError):
     """A host key that is unknown (and not trusted with --trust-new-host) or does not match known_hosts."""
+
 
 class ModelFileError(ModelDirError):
     """A model file that is missing, damaged, or has no (or bad) edgelstm metadata; the message names the file."""

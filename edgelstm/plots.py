@@ -48,8 +48,7 @@ def confusion_matrix(matrix: list[list[int]], labels: list[str], path: Path, tit
     ax.set_ylabel("true")
     for i in range(n):
         for j in range(n):
-            ax.text(j, i, str(m[i, j]), ha="center", va="center",
-                    color="white" if m[i, j] > m.max() / 2 else "black")
+            ax.text(j, i, str(m[i, j]), ha="center", va="center", color="white" if m[i, j] > m.max() / 2 else "black")
     ax.set_title(title or "confusion (held-out)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -85,23 +84,29 @@ def distill_report(report: dict, path: Path) -> Path:
     x = np.arange(len(models))
     for j, key in enumerate(keys):
         vals = [m["test"][key] for m in models]
-        bars = axes[0].bar(x + (j - 0.5) * 0.38, vals, 0.38, label=key, color=colors[:len(models)],
-                           alpha=1.0 if j == 0 else 0.55)
+        bars = axes[0].bar(
+            x + (j - 0.5) * 0.38, vals, 0.38, label=key, color=colors[: len(models)], alpha=1.0 if j == 0 else 0.55
+        )
         axes[0].bar_label(bars, fmt="%.3f", fontsize=7)
     axes[0].set_xticks(x, names, fontsize=8)
     axes[0].set_title(" / ".join(keys) + " (held-out)" + (" — solid, light" if len(keys) == 2 else ""))
     for ax, key, title in ((axes[1], "params", "parameters"), (axes[2], "macs_per_step", "MACs per step")):
         vals = [m[key] for m in models]
-        bars = ax.bar(x, vals, color=colors[:len(models)])
+        bars = ax.bar(x, vals, color=colors[: len(models)])
         ax.bar_label(bars, labels=[f"{v:,}" for v in vals], fontsize=8)
         ax.set_xticks(x, names, fontsize=8)
         ax.set_title(title)
     for ax in axes:
         ax.grid(axis="y", alpha=0.3)
-    int8 = "; ".join(f"{m['role']} int8 {m['int8_bytes'] / 1024:.1f} KB, {m['step_latency_us']:.1f} µs/step"
-                     for m in models if m.get("int8_bytes") is not None)
-    fig.suptitle(f"distillation: T={report['temperature']:g}, alpha={report['alpha']:g}"
-                 + (f" — {int8}" if int8 else ""), fontsize=9)
+    int8 = "; ".join(
+        f"{m['role']} int8 {m['int8_bytes'] / 1024:.1f} KB, {m['step_latency_us']:.1f} µs/step"
+        for m in models
+        if m.get("int8_bytes") is not None
+    )
+    fig.suptitle(
+        f"distillation: T={report['temperature']:g}, alpha={report['alpha']:g}" + (f" — {int8}" if int8 else ""),
+        fontsize=9,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

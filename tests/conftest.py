@@ -156,8 +156,7 @@ def netns_device(tmp_path, ssh_client_key):
     if isinstance(ns, str):
         pytest.skip(ns)
     try:
-        server = start_sshd(tmp_path / "sshd-ns", ssh_client_key.with_suffix(".pub"), ns.device_ip, 22,
-                            netns=ns.name)
+        server = start_sshd(tmp_path / "sshd-ns", ssh_client_key.with_suffix(".pub"), ns.device_ip, 22, netns=ns.name)
     except Exception:
         remove_netns(ns)
         raise
@@ -224,8 +223,9 @@ def engine_windows(model, Xn) -> np.ndarray:
             path = Path(model)
         meta = read_metadata(path)
         F = len(meta["normalization"]["mean"])
-        eng = bind(open_interpreter(path), meta["inputs"], meta["outputs"], np.zeros(F, np.float32),
-                   np.ones(F, np.float32))
+        eng = bind(
+            open_interpreter(path), meta["inputs"], meta["outputs"], np.zeros(F, np.float32), np.ones(F, np.float32)
+        )
         return run_windows(eng, Xn)
 
 
@@ -250,25 +250,36 @@ def litert_sequence_windows(model_bytes: bytes, X, reset: bool = True) -> np.nda
 # Fixtures that train a model, run the TF converter, start sshd or build a wheel/venv: a test using any of them
 # (directly or through another fixture) is marked slow, so `pytest -m "not slow"` runs the fast unit tests alone.
 # Tests that do such work without one of these fixtures carry an explicit @pytest.mark.slow / pytestmark.
-SLOW_FIXTURES = frozenset({
-    # conftest: trained models, random models (TensorFlow), ssh servers and the client side of them
-    "lstm_model", "gru_model", "bilstm_model", "tiny_model", "tiny_model_dir",
-    "sshd", "netns_device", "ssh_home", "ssh_client_key",
-    # the test files' own fixtures that train, convert or build
-    "renamed_model",  # test_columns: trains
-    "lstm8_step",  # test_compact: converts
-    "lstm_tflite",  # test_convert: converts
-    "step_models",  # test_deploy: converts
-    "device_python",  # test_device_venv: creates a venv, pip installs
-    "bilstm_teacher", "distilled",  # test_distill: trains, distills
-    "step_file",  # test_metadata: converts
-    "wheel",  # test_packaging: builds a wheel
-    "gru_coral", "big_lstm",  # test_quantize: quantizes
-    "models",  # test_runtime: converts
-    "heldout",  # test_runtime_quant: a trained model's outputs
-    "models_dir",  # test_sources: converts
-    "two_state_model",  # test_statequant: converts
-})
+SLOW_FIXTURES = frozenset(
+    {
+        # conftest: trained models, random models (TensorFlow), ssh servers and the client side of them
+        "lstm_model",
+        "gru_model",
+        "bilstm_model",
+        "tiny_model",
+        "tiny_model_dir",
+        "sshd",
+        "netns_device",
+        "ssh_home",
+        "ssh_client_key",
+        # the test files' own fixtures that train, convert or build
+        "renamed_model",  # test_columns: trains
+        "lstm8_step",  # test_compact: converts
+        "lstm_tflite",  # test_convert: converts
+        "step_models",  # test_deploy: converts
+        "device_python",  # test_device_venv: creates a venv, pip installs
+        "bilstm_teacher",
+        "distilled",  # test_distill: trains, distills
+        "step_file",  # test_metadata: converts
+        "wheel",  # test_packaging: builds a wheel
+        "gru_coral",
+        "big_lstm",  # test_quantize: quantizes
+        "models",  # test_runtime: converts
+        "heldout",  # test_runtime_quant: a trained model's outputs
+        "models_dir",  # test_sources: converts
+        "two_state_model",  # test_statequant: converts
+    }
+)
 
 
 def pytest_collection_modifyitems(config, items):

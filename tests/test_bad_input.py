@@ -68,10 +68,13 @@ def test_train_refuses_to_overwrite_foreign_dir(tmp_path, activity_csv):
     assert (out / "thesis.txt").read_text() == "do not delete"
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--augment", "-1"], "Error: --augment must be 0 or more"),
-    (["--aug-gain", "1.5"], "Error: --aug-gain must be in [0, 1) and --aug-jitter at least 0"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--augment", "-1"], "Error: --augment must be 0 or more"),
+        (["--aug-gain", "1.5"], "Error: --aug-gain must be in [0, 1) and --aug-jitter at least 0"),
+    ],
+)
 def test_train_bad_augmentation_options(tmp_path, activity_csv, args, message):
     err = one_line_error(invoke("train", activity_csv, *args, "-o", tmp_path / "out"))
     assert err == message

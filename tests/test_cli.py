@@ -10,9 +10,11 @@ from edgelstm.cli import COMMANDS, main
 
 
 def test_help_does_not_import_tensorflow_or_numpy():
-    code = "import sys; from edgelstm.cli import main\n" \
-           "try: main(['--help'])\nexcept SystemExit: pass\n" \
-           "print(sorted(m for m in ('tensorflow', 'tf_keras', 'numpy', 'matplotlib') if m in sys.modules))"
+    code = (
+        "import sys; from edgelstm.cli import main\n"
+        "try: main(['--help'])\nexcept SystemExit: pass\n"
+        "print(sorted(m for m in ('tensorflow', 'tf_keras', 'numpy', 'matplotlib') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "[]"
 

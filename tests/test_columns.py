@@ -31,16 +31,35 @@ def renamed_csv(activity_csv, tmp_path_factory):
 @pytest.fixture(scope="module")
 def renamed_model(renamed_csv, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "renamed"
-    r = invoke("train", renamed_csv, "--label-col", "activity", "--group-col", "session", "--channels", CHANNELS,
-               "--units", "16", "--epochs", "3", "-o", out)
+    r = invoke(
+        "train",
+        renamed_csv,
+        "--label-col",
+        "activity",
+        "--group-col",
+        "session",
+        "--channels",
+        CHANNELS,
+        "--units",
+        "16",
+        "--epochs",
+        "3",
+        "-o",
+        out,
+    )
     assert r.exit_code == 0, r.output
     return out
 
 
 def test_columns_are_recorded_at_training(renamed_model):
     cfg = json.loads((renamed_model / "config.json").read_text())
-    assert cfg["training"]["columns"] == {"label_col": "activity", "target_cols": [], "group_col": "session",
-                                          "channels": CHANNELS.split(","), "nan": "error"}
+    assert cfg["training"]["columns"] == {
+        "label_col": "activity",
+        "target_cols": [],
+        "group_col": "session",
+        "channels": CHANNELS.split(","),
+        "nan": "error",
+    }
 
 
 def test_quantize_report_uses_the_training_columns(renamed_model, renamed_csv, tmp_path):
@@ -73,8 +92,10 @@ def test_quantize_report_uses_the_training_columns(renamed_model, renamed_csv, t
     assert m["metrics"]["accuracy"] == classification(test.y, q_out.argmax(-1), cfg.labels)["accuracy"]
     agree = float(np.mean(q_out.argmax(-1) == keras_out.argmax(-1)))
     assert m["vs_reference"]["argmax_agreement"] == pytest.approx(agree)
-    print(f"renamed columns, lstm16 int8: accuracy {m['metrics']['accuracy']:.3f} "
-          f"(keras {keras['accuracy']:.3f}), agreement {agree:.3f}")
+    print(
+        f"renamed columns, lstm16 int8: accuracy {m['metrics']['accuracy']:.3f} "
+        f"(keras {keras['accuracy']:.3f}), agreement {agree:.3f}"
+    )
 
 
 def test_evaluate_defaults_to_the_training_columns(renamed_model, renamed_csv, tmp_path):
@@ -94,11 +115,24 @@ def test_model_dirs_without_a_columns_record_get_the_defaults(tmp_path):
     from edgelstm.data.prepare import training_columns
     from edgelstm.models.config import ModelConfig
 
-    cfg = ModelConfig(arch="lstm", task="classify", units=8, layers=1, window=20, n_features=2, n_outputs=2,
-                      channels=["a", "b"], training={"data": "x.csv", "seed": 0})
+    cfg = ModelConfig(
+        arch="lstm",
+        task="classify",
+        units=8,
+        layers=1,
+        window=20,
+        n_features=2,
+        n_outputs=2,
+        channels=["a", "b"],
+        training={"data": "x.csv", "seed": 0},
+    )
     spec = training_columns(cfg)
-    assert (spec.label_col, spec.group_col, spec.nan, tuple(spec.channels)) == ("label", "recording", "error",
-                                                                                 ("a", "b"))
+    assert (spec.label_col, spec.group_col, spec.nan, tuple(spec.channels)) == (
+        "label",
+        "recording",
+        "error",
+        ("a", "b"),
+    )
     cfg.training["columns"] = {"label_col": "activity", "group_col": "session", "nan": "drop"}
     spec = training_columns(cfg)
     assert (spec.label_col, spec.group_col, spec.nan) == ("activity", "session", "drop")

@@ -50,10 +50,14 @@ def assert_same_model_but_names(raw: bytes, small: bytes) -> None:
             assert codes_a[oa.opcodeIndex] == codes_b[ob.opcodeIndex]
             assert _arr(oa.inputs) == _arr(ob.inputs) and _arr(oa.outputs) == _arr(ob.outputs)
             assert _options(oa.builtinOptions) == _options(ob.builtinOptions)
-    sig = [(s.signatureKey, [(t.name, t.tensorIndex) for t in s.inputs], [(t.name, t.tensorIndex) for t in s.outputs])
-           for s in a.signatureDefs]
-    assert sig == [(s.signatureKey, [(t.name, t.tensorIndex) for t in s.inputs],
-                    [(t.name, t.tensorIndex) for t in s.outputs]) for s in b.signatureDefs]
+    sig = [
+        (s.signatureKey, [(t.name, t.tensorIndex) for t in s.inputs], [(t.name, t.tensorIndex) for t in s.outputs])
+        for s in a.signatureDefs
+    ]
+    assert sig == [
+        (s.signatureKey, [(t.name, t.tensorIndex) for t in s.inputs], [(t.name, t.tensorIndex) for t in s.outputs])
+        for s in b.signatureDefs
+    ]
     assert tflite_metadata_entries(raw) == tflite_metadata_entries(small)
 
 
@@ -144,6 +148,12 @@ def test_check_names_unnamed_tensors_by_index(tiny_model_dir, tmp_path):
     r = invoke("check", tmp_path / "step.tflite", "--target", "coral-edgetpu")
     assert r.exit_code == 1
     lines = [ln for ln in r.output.splitlines() if "needs int8 everywhere" in ln]
-    assert lines and all(re.fullmatch(r"step\.tflite: tensor (#\d+|\S+) \(output of [A-Z_]+\) is float32; "
-                                      r"coral-edgetpu needs int8 everywhere", ln) for ln in lines), lines
+    assert lines and all(
+        re.fullmatch(
+            r"step\.tflite: tensor (#\d+|\S+) \(output of [A-Z_]+\) is float32; "
+            r"coral-edgetpu needs int8 everywhere",
+            ln,
+        )
+        for ln in lines
+    ), lines
     assert any("tensor #" in ln for ln in lines)

@@ -32,8 +32,14 @@ def test_convert_tflite_writes_sequence_and_step_with_metadata(lstm_tflite):
 
     seq, step = lstm_tflite / "sequence.tflite", lstm_tflite / "step.tflite"
     assert read_metadata(seq)["kind"] == "sequence" and read_metadata(step)["kind"] == "step"
-    assert read_metadata(seq)["inputs"][0] == {"name": "x", "role": "window", "shape": [1, 100, 6],
-                                               "dtype": "float32", "scale": None, "zero_point": None}
+    assert read_metadata(seq)["inputs"][0] == {
+        "name": "x",
+        "role": "window",
+        "shape": [1, 100, 6],
+        "dtype": "float32",
+        "scale": None,
+        "zero_point": None,
+    }
     ops = {o["op_name"] for o in interpreter(path=seq)._get_ops_details()}
     assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in ops and "WHILE" not in ops
 
@@ -129,8 +135,10 @@ def test_converter_crash_is_one_line_error_and_leaves_nothing(tiny_model_dir, tm
     monkeypatch.setenv(ABORT_ENV, "1")
     model_dir = tiny_model_dir(arch="gru", layers=1)
     err = one_line_error(invoke("convert", model_dir, "--kind", "sequence", "-o", tmp_path), 3)  # ConverterCrash
-    assert err == (f"Error: {model_dir}: converting the sequence model to tflite (float) crashed the converter "
-                   "(SIGABRT); try the other kind (--kind step|sequence) or the other format")
+    assert err == (
+        f"Error: {model_dir}: converting the sequence model to tflite (float) crashed the converter "
+        "(SIGABRT); try the other kind (--kind step|sequence) or the other format"
+    )
     assert list(tmp_path.iterdir()) == []
 
 

@@ -71,16 +71,14 @@ def test_folder_with_different_channels_is_refused(tmp_path):
 
 def test_npz_windows_and_stream(tmp_path):
     X = np.arange(2 * 3 * 2, dtype=np.float32).reshape(2, 3, 2)
-    np.savez(tmp_path / "w.npz", X=X, y=np.array([1, 0]), groups=np.array(["g1", "g2"]),
-             labels=np.array(["a", "b"]))
+    np.savez(tmp_path / "w.npz", X=X, y=np.array([1, 0]), groups=np.array(["g1", "g2"]), labels=np.array(["a", "b"]))
     ds = load(tmp_path / "w.npz")
     assert ds.windows is not None and ds.labels == ["a", "b"]
     np.testing.assert_array_equal(ds.windows.X, X)
     np.testing.assert_array_equal(ds.windows.groups, ["g1", "g2"])
 
     S = np.arange(10, dtype=np.float32).reshape(5, 2)
-    np.savez(tmp_path / "s.npz", X=S, y=np.array(["u", "u", "v", "v", "v"]),
-             groups=np.array([1, 1, 1, 2, 2]))
+    np.savez(tmp_path / "s.npz", X=S, y=np.array(["u", "u", "v", "v", "v"]), groups=np.array([1, 1, 1, 2, 2]))
     ds = load(tmp_path / "s.npz")
     assert ds.labels == ["u", "v"]
     assert [len(r.x) for r in ds.recordings] == [3, 2]
@@ -133,8 +131,11 @@ def test_normalization_round_trip():
 
 def test_split_by_recording_never_leaks():
     rng = np.random.default_rng(0)
-    recs = [Recording(f"s{s}_{c}", rng.normal(size=(30, 2)).astype(np.float32), np.full(30, c))
-            for s in range(7) for c in range(3)]
+    recs = [
+        Recording(f"s{s}_{c}", rng.normal(size=(30, 2)).astype(np.float32), np.full(30, c))
+        for s in range(7)
+        for c in range(3)
+    ]
     parts = split_recordings(recs, "classify", seed=3)
     names = [{r.name for r in p} for p in parts]
     assert not (names[0] & names[1]) and not (names[0] & names[2]) and not (names[1] & names[2])

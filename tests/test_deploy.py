@@ -15,8 +15,10 @@ import pytest
 from conftest import invoke
 
 # The model is an opaque file here; the health check reads it with the device's python3 and prints two numbers.
-HEALTH = ("{python} -c \"import sys, json; d = open(sys.argv[1], 'rb').read(); "
-          "print(json.dumps([len(d), sum(d[:4096]) % 997]))\" {model}")
+HEALTH = (
+    "{python} -c \"import sys, json; d = open(sys.argv[1], 'rb').read(); "
+    'print(json.dumps([len(d), sum(d[:4096]) % 997]))" {model}'
+)
 
 
 def model_file(path: Path, size: int = 4096, seed: int = 0) -> Path:
@@ -30,8 +32,9 @@ def sha(path: Path) -> str:
 
 def links(home: Path) -> tuple[str | None, str | None]:
     root = home / ".edgelstm"
-    return tuple(os.path.basename(os.readlink(root / n)) if (root / n).is_symlink() else None
-                 for n in ("current", "previous"))
+    return tuple(
+        os.path.basename(os.readlink(root / n)) if (root / n).is_symlink() else None for n in ("current", "previous")
+    )
 
 
 def trust(home: Path, server) -> None:
@@ -46,7 +49,8 @@ def last_line(result) -> str:
 def test_deploy_switch_keep_and_status_via_ssh_config_alias(tmp_path, ssh_home, sshd):
     trust(ssh_home, sshd)
     (ssh_home / ".ssh" / "config").write_text(
-        f"Host dev1\n  HostName 127.0.0.1\n  Port {sshd.port}\n  User root\n  IdentityFile ~/.ssh/id_ed25519\n")
+        f"Host dev1\n  HostName 127.0.0.1\n  Port {sshd.port}\n  User root\n  IdentityFile ~/.ssh/id_ed25519\n"
+    )
     models = [model_file(tmp_path / f"m{i}.bin", seed=i) for i in range(4)]
     args = ["--host", "dev1", "--no-install-runtime", "--health-cmd", HEALTH]
 
@@ -86,14 +90,17 @@ def test_deploy_switch_keep_and_status_via_ssh_config_alias(tmp_path, ssh_home, 
 def test_unknown_host_key_is_refused_then_trusted_with_fingerprint(tmp_path, ssh_home, sshd):
     m = model_file(tmp_path / "m.bin")
     args = ["--host", sshd.spec, "--no-install-runtime", "--health-cmd", HEALTH]
-    fp = subprocess.run(["ssh-keygen", "-lf", "-"], input=sshd.host_key_pub, capture_output=True, text=True,
-                        check=True).stdout.split()[1]
+    fp = subprocess.run(
+        ["ssh-keygen", "-lf", "-"], input=sshd.host_key_pub, capture_output=True, text=True, check=True
+    ).stdout.split()[1]
 
     r = invoke("deploy", m, *args)
     assert r.exit_code == 1
-    assert last_line(r) == (f"Error: {sshd.spec}: [127.0.0.1]:{sshd.port} is not in {ssh_home}/.ssh/known_hosts "
-                            f"(it offers ssh-ed25519 {fp}); check that fingerprint on the device, then rerun with "
-                            "--trust-new-host")
+    assert last_line(r) == (
+        f"Error: {sshd.spec}: [127.0.0.1]:{sshd.port} is not in {ssh_home}/.ssh/known_hosts "
+        f"(it offers ssh-ed25519 {fp}); check that fingerprint on the device, then rerun with "
+        "--trust-new-host"
+    )
     assert not (sshd.home / ".edgelstm").exists()
 
     r = invoke("deploy", m, *args, "--trust-new-host")
@@ -109,8 +116,16 @@ def test_changed_host_key_is_refused(tmp_path, ssh_home, sshd):
     assert other.returncode == 0
     kind, b64 = (tmp_path / "other.pub").read_text().split()[:2]
     (ssh_home / ".ssh" / "known_hosts").write_text(f"[127.0.0.1]:{sshd.port} {kind} {b64}\n")
-    r = invoke("deploy", model_file(tmp_path / "m.bin"), "--host", sshd.spec, "--no-install-runtime",
-               "--health-cmd", HEALTH, "--trust-new-host")
+    r = invoke(
+        "deploy",
+        model_file(tmp_path / "m.bin"),
+        "--host",
+        sshd.spec,
+        "--no-install-runtime",
+        "--health-cmd",
+        HEALTH,
+        "--trust-new-host",
+    )
     assert r.exit_code == 1
     assert "does not match" in last_line(r) and "refusing to connect" in last_line(r)
     assert not (sshd.home / ".edgelstm").exists()
@@ -126,8 +141,9 @@ def test_health_check_failure_rolls_back(tmp_path, ssh_home, sshd):
 
     r = invoke("deploy", bad, *args, "--health-expect", wrong)
     assert r.exit_code == 1
-    assert last_line(r).startswith(f"Error: {sshd.spec}: health check failed: outputs differ from the local ones "
-                                   "(max |Δ| ")
+    assert last_line(r).startswith(
+        f"Error: {sshd.spec}: health check failed: outputs differ from the local ones (max |Δ| "
+    )
     assert last_line(r).endswith(f"; rolled back to {sha(good)[:12]}")
     assert links(sshd.home) == (sha(good), None)
     assert f"{sshd.spec}  FAILED" in r.stdout
@@ -135,8 +151,15 @@ def test_health_check_failure_rolls_back(tmp_path, ssh_home, sshd):
 
 def test_health_check_that_fails_here_stops_before_any_host(tmp_path, ssh_home, sshd):
     trust(ssh_home, sshd)
-    r = invoke("deploy", model_file(tmp_path / "m.bin"), "--host", sshd.spec, "--no-install-runtime",
-               "--health-cmd", "{python} -c 'raise SystemExit(\"no such sensor\")' {model}")
+    r = invoke(
+        "deploy",
+        model_file(tmp_path / "m.bin"),
+        "--host",
+        sshd.spec,
+        "--no-install-runtime",
+        "--health-cmd",
+        "{python} -c 'raise SystemExit(\"no such sensor\")' {model}",
+    )
     assert r.exit_code == 2
     assert last_line(r) == "Error: the health check fails here too, so it cannot judge the device: no such sensor"
     assert not (sshd.home / ".edgelstm").exists()
@@ -147,8 +170,10 @@ def test_model_the_device_cannot_load_is_refused_before_upload(tmp_path, ssh_hom
     m = model_file(tmp_path / "m.onnx")
     r = invoke("deploy", m, "--host", sshd.spec, "--no-install-runtime", "--health-cmd", HEALTH)
     assert r.exit_code == 1
-    assert last_line(r) == (f"Error: {sshd.spec}: the device cannot load a .onnx model: none of onnxruntime is "
-                            "installed there (and --no-install-runtime was given)")
+    assert last_line(r) == (
+        f"Error: {sshd.spec}: the device cannot load a .onnx model: none of onnxruntime is "
+        "installed there (and --no-install-runtime was given)"
+    )
     assert not (sshd.home / ".edgelstm" / "models" / sha(m)).exists()
 
 
@@ -171,8 +196,23 @@ def test_fleet_deploys_in_parallel_with_a_row_per_host(tmp_path, ssh_home, sshd,
         trust(ssh_home, sshd)
         trust(ssh_home, second)
         m = model_file(tmp_path / "m.bin")
-        r = invoke("deploy", m, "--host", sshd.spec, "--host", second.spec, "--host", "root@127.0.0.1:1",
-                   "--no-install-runtime", "--health-cmd", HEALTH, "--parallel", "2", "--timeout", "5")
+        r = invoke(
+            "deploy",
+            m,
+            "--host",
+            sshd.spec,
+            "--host",
+            second.spec,
+            "--host",
+            "root@127.0.0.1:1",
+            "--no-install-runtime",
+            "--health-cmd",
+            HEALTH,
+            "--parallel",
+            "2",
+            "--timeout",
+            "5",
+        )
         assert r.exit_code == 1
         rows = r.stdout.strip().splitlines()
         assert rows[0].split()[:2] == ["HOST", "RESULT"]
@@ -216,20 +256,32 @@ def _cmdline_has(proc: Path, marker: str) -> bool:
 def test_service_unit_content():
     from edgelstm.deploy.service import unit_text
 
-    text = unit_text("/home/pi/.edgelstm/venv/bin/python", "/home/pi/.edgelstm/current/model.tflite",
-                     ["udp://0.0.0.0:5005", "--every", "50%"])
+    text = unit_text(
+        "/home/pi/.edgelstm/venv/bin/python",
+        "/home/pi/.edgelstm/current/model.tflite",
+        ["udp://0.0.0.0:5005", "--every", "50%"],
+    )
     assert text.splitlines() == [
-        "[Unit]", "Description=edgelstm streaming runner", "After=network-online.target", "",
-        "[Service]", "Environment=PYTHONUNBUFFERED=1",
+        "[Unit]",
+        "Description=edgelstm streaming runner",
+        "After=network-online.target",
+        "",
+        "[Service]",
+        "Environment=PYTHONUNBUFFERED=1",
         "ExecStart=/home/pi/.edgelstm/venv/bin/python -u -m edgelstm.runtime /home/pi/.edgelstm/current/model.tflite "
         "udp://0.0.0.0:5005 --every 50%%",
-        "Restart=on-failure", "RestartSec=2", "", "[Install]", "WantedBy=default.target",
+        "Restart=on-failure",
+        "RestartSec=2",
+        "",
+        "[Install]",
+        "WantedBy=default.target",
     ]
 
 
 @pytest.mark.parametrize("sndbuf", [None, 4096], ids=["default-sndbuf", "small-sndbuf"])
-def test_link_cut_mid_upload_keeps_previous_model_and_retry_succeeds(tmp_path, ssh_home, netns_device, sndbuf,
-                                                                     monkeypatch):
+def test_link_cut_mid_upload_keeps_previous_model_and_retry_succeeds(
+    tmp_path, ssh_home, netns_device, sndbuf, monkeypatch
+):
     """Where the dead link shows depends on the client's TCP send buffer: with a large one SFTP first runs out of
     SSH window (a channel read times out); with a small one paramiko's writer retries a full socket, which only a
     watchdog closing the transport ends (before it, one CI machine waited 938 s for the kernel to give up)."""
@@ -258,8 +310,9 @@ def test_link_cut_mid_upload_keeps_previous_model_and_retry_succeeds(tmp_path, s
             cut["at"] = sent / total
             ns.link(False)
 
-    opts = DeployOptions(install_runtime=False, health=HealthCheck(command=HEALTH),
-                         connect=ConnectOptions(timeout=3, keepalive=1))
+    opts = DeployOptions(
+        install_runtime=False, health=HealthCheck(command=HEALTH), connect=ConnectOptions(timeout=3, keepalive=1)
+    )
     (first,) = deploy(small, [host], opts)
     assert first.ok, first.message
 
@@ -276,8 +329,9 @@ def test_link_cut_mid_upload_keeps_previous_model_and_retry_succeeds(tmp_path, s
     ns.link(True)
     assert links(server.home) == (sha(small), None)
     with Connection(HostSpec.parse(host)) as conn:  # the previous model still runs
-        rc, out, _ = conn.run(HEALTH.replace("{python}", "python3").replace(
-            "{model}", f"{server.home}/.edgelstm/current/model.bin"))
+        rc, out, _ = conn.run(
+            HEALTH.replace("{python}", "python3").replace("{model}", f"{server.home}/.edgelstm/current/model.bin")
+        )
     assert rc == 0 and json.loads(out) == HealthCheck(command=HEALTH).local(small)
 
     opts.progress = None
@@ -285,8 +339,10 @@ def test_link_cut_mid_upload_keeps_previous_model_and_retry_succeeds(tmp_path, s
     assert retry.ok, retry.message
     assert links(server.home) == (sha(big), sha(small))
     assert not [p for p in (server.home / ".edgelstm" / "models").iterdir() if p.name.startswith(".tmp-")]
-    print(f"\nveth upload: {retry.uploaded_bytes / 1e6:.1f} MB in {retry.upload_seconds:.2f} s = "
-          f"{retry.throughput_mb_s:.1f} MB/s; deploy {retry.seconds:.2f} s; failure reported after {elapsed:.1f} s")
+    print(
+        f"\nveth upload: {retry.uploaded_bytes / 1e6:.1f} MB in {retry.upload_seconds:.2f} s = "
+        f"{retry.throughput_mb_s:.1f} MB/s; deploy {retry.seconds:.2f} s; failure reported after {elapsed:.1f} s"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -340,15 +396,24 @@ def test_real_model_installs_runtime_health_checks_streams_and_benches(tmp_path,
     assert r.stdout.startswith(f"{sshd.spec}: ~/.config/systemd/user/edgelstm.service ")
     unit = (sshd.home / ".config" / "systemd" / "user" / "edgelstm.service").read_text()
     venv_python = sshd.home / ".edgelstm" / "venv" / "bin" / "python"
-    assert (f"ExecStart={venv_python} -u -m edgelstm.runtime {sshd.home}/.edgelstm/current/model.tflite "
-            "udp://127.0.0.1:5005 --every 5\n") in unit
+    assert (
+        f"ExecStart={venv_python} -u -m edgelstm.runtime {sshd.home}/.edgelstm/current/model.tflite "
+        "udp://127.0.0.1:5005 --every 5\n"
+    ) in unit
 
     # A model whose outputs differ from the reference (the first model's): rolled back, exit 1.
     expected = tmp_path / "expected.json"
     expected.write_text(json.dumps([json.loads(x) for x in local.stdout.splitlines()][:1]))
-    r = invoke("deploy", other, "--host", sshd.spec, "--health-cmd",
-               "{python} -m edgelstm.runtime {model} file:" + str(rec) + " --max-samples 1 --no-default-delegates",
-               "--health-expect", expected)
+    r = invoke(
+        "deploy",
+        other,
+        "--host",
+        sshd.spec,
+        "--health-cmd",
+        "{python} -m edgelstm.runtime {model} file:" + str(rec) + " --max-samples 1 --no-default-delegates",
+        "--health-expect",
+        expected,
+    )
     assert r.exit_code == 1
     assert "health check failed: outputs differ from the local ones" in last_line(r)
     assert last_line(r).endswith(f"rolled back to {sha(good)[:12]}")

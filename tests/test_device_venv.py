@@ -44,12 +44,18 @@ def test_runtime_runs_without_tensorflow(device_python, tmp_path, tiny_model):
     raw = recording(50)
     rec = tmp_path / "rec.csv"
     rec.write_text("ax,ay,az\n" + "".join(",".join(map(str, r)) + "\n" for r in raw.tolist()))
-    code = ("import runpy, sys\nsys.argv = ['edgelstm.runtime'] + sys.argv[1:]\n"
-            "try:\n    runpy.run_module('edgelstm.runtime', run_name='__main__')\nexcept SystemExit:\n    pass\n"
-            "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
-            "('tensorflow', 'tf_keras', 'click', 'onnxruntime', 'tflite_runtime'))))")
-    p = subprocess.run([str(device_python), "-c", "import json\n" + code, str(path), f"file:{rec}"],
-                       capture_output=True, text=True, timeout=120)
+    code = (
+        "import runpy, sys\nsys.argv = ['edgelstm.runtime'] + sys.argv[1:]\n"
+        "try:\n    runpy.run_module('edgelstm.runtime', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('tensorflow', 'tf_keras', 'click', 'onnxruntime', 'tflite_runtime'))))"
+    )
+    p = subprocess.run(
+        [str(device_python), "-c", "import json\n" + code, str(path), f"file:{rec}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode == 0, p.stderr
     lines = p.stdout.strip().splitlines()
     assert json.loads(lines[-1]) == []  # nothing but numpy and ai-edge-litert was imported

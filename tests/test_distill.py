@@ -90,7 +90,8 @@ def test_student_is_a_plain_model_directory(distilled, activity_csv, bilstm_teac
     assert m["accuracy"] == report["models"][1]["test"]["accuracy"]
     assert json.loads((out / "metrics.json").read_text())["test"]["accuracy"] == m["accuracy"]
     assert {"config.json", "model.keras", "metrics.json", "history.json", "confusion.png"} <= {
-        p.name for p in out.iterdir()}
+        p.name for p in out.iterdir()
+    }
 
 
 def test_macs_per_step_against_hand_counts():
@@ -105,10 +106,15 @@ def test_macs_per_step_against_hand_counts():
     assert macs_per_step("lstm", 8, 1, 3, 1, peephole=True) == 4 * 8 * 11 + 3 * 8 + 3 * 8 + 8 == 408
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("gru:16", ("gru", 16, 1)), ("lstm:32x2", ("lstm", 32, 2)), ("GRU:16x2", ("gru", 16, 2)),
-    (" bilstm:8 ", ("bilstm", 8, 1)),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("gru:16", ("gru", 16, 1)),
+        ("lstm:32x2", ("lstm", 32, 2)),
+        ("GRU:16x2", ("gru", 16, 2)),
+        (" bilstm:8 ", ("bilstm", 8, 1)),
+    ],
+)
 def test_parse_student(text, expected):
     from edgelstm.train.distill import parse_student
 
@@ -118,8 +124,9 @@ def test_parse_student(text, expected):
 
 @pytest.mark.parametrize("text", ["cnn:16", "gru", "gru:0", "gru:16x", "gru:16x0", "gru16"])
 def test_bad_student_spec(tmp_path, activity_csv, bilstm_teacher, text):
-    err = one_line_error(invoke("distill", activity_csv, "--teacher", bilstm_teacher, "--student", text,
-                                "-o", tmp_path / "s"))
+    err = one_line_error(
+        invoke("distill", activity_csv, "--teacher", bilstm_teacher, "--student", text, "-o", tmp_path / "s")
+    )
     assert err.startswith(f"Error: --student {text!r}: "), err
     zero = text in ("gru:0", "gru:16x0")
     assert err.endswith("units and layers must be at least 1" if zero else "(e.g. gru:16, lstm:32x2)"), err
@@ -137,30 +144,35 @@ def _distill_err(tmp_path, data, teacher, *extra):
 
 def test_teacher_task_mismatch(tmp_path, activity_csv, bilstm_teacher):
     err = _distill_err(tmp_path, activity_csv, bilstm_teacher, "--task", "regress", "--target-col", "acc_x")
-    assert re.fullmatch(r"Error: teacher .*bilstm32x2 is a classify model but the data is read for --task regress",
-                        err), err
+    assert re.fullmatch(
+        r"Error: teacher .*bilstm32x2 is a classify model but the data is read for --task regress", err
+    ), err
 
 
 def test_teacher_labels_mismatch(tmp_path, activity_csv, bilstm_teacher):
     data = tmp_path / "relabelled.csv"
     data.write_text(activity_csv.read_text().replace(",walk\n", ",jog\n"))
     err = _distill_err(tmp_path, data, bilstm_teacher)
-    assert err.endswith("labels (idle, run, stairs, walk) do not match "
-                        f"{data}'s (idle, jog, run, stairs)"), err
+    assert err.endswith(f"labels (idle, run, stairs, walk) do not match {data}'s (idle, jog, run, stairs)"), err
 
 
 def test_teacher_feature_count_mismatch(tmp_path, activity_csv, bilstm_teacher):
     err = _distill_err(tmp_path, activity_csv, bilstm_teacher, "--channels", "acc_x,acc_y,acc_z")
-    assert err.endswith("expects 6 channels (acc_x, acc_y, acc_z, gyr_x, gyr_y, gyr_z) but "
-                        f"{activity_csv} has 3 (acc_x, acc_y, acc_z)"), err
+    assert err.endswith(
+        f"expects 6 channels (acc_x, acc_y, acc_z, gyr_x, gyr_y, gyr_z) but {activity_csv} has 3 (acc_x, acc_y, acc_z)"
+    ), err
 
 
 def test_teacher_window_mismatch(tmp_path, bilstm_teacher):
     rng = np.random.default_rng(0)
     data = tmp_path / "w50.npz"
     labels = np.array(["idle", "run", "stairs", "walk"])
-    np.savez(data, X=rng.normal(size=(40, 50, 6)).astype(np.float32), y=labels[np.arange(40) % 4],
-             channels=np.array(["acc_x", "acc_y", "acc_z", "gyr_x", "gyr_y", "gyr_z"]))
+    np.savez(
+        data,
+        X=rng.normal(size=(40, 50, 6)).astype(np.float32),
+        y=labels[np.arange(40) % 4],
+        channels=np.array(["acc_x", "acc_y", "acc_z", "gyr_x", "gyr_y", "gyr_z"]),
+    )
     err = _distill_err(tmp_path, data, bilstm_teacher)
     assert err.endswith(f"window is 100 samples but {data} holds windows of 50"), err
 
@@ -172,8 +184,10 @@ def test_teacher_not_a_model_dir(tmp_path, activity_csv):
 
 
 def test_bad_temperature_and_alpha(tmp_path, activity_csv, bilstm_teacher):
-    assert _distill_err(tmp_path, activity_csv, bilstm_teacher, "--temperature", "0") == \
-        "Error: --temperature must be greater than 0"
+    assert (
+        _distill_err(tmp_path, activity_csv, bilstm_teacher, "--temperature", "0")
+        == "Error: --temperature must be greater than 0"
+    )
     assert _distill_err(tmp_path, activity_csv, bilstm_teacher, "--alpha", "1.5") == "Error: --alpha must be in [0, 1]"
 
 
@@ -183,12 +197,31 @@ def test_bad_temperature_and_alpha(tmp_path, activity_csv, bilstm_teacher):
 @pytest.mark.slow  # trains a teacher and distills a student
 def test_forecast_distillation_uses_the_teachers_task_and_targets(tmp_path, forecast_csv):
     teacher = tmp_path / "lstm_forecast"
-    r = invoke("train", forecast_csv, "--task", "forecast", "--target-col", "load", "--arch", "lstm", "--units", "16",
-               "--window", "24", "--stride", "4", "--epochs", "4", "-o", teacher)
+    r = invoke(
+        "train",
+        forecast_csv,
+        "--task",
+        "forecast",
+        "--target-col",
+        "load",
+        "--arch",
+        "lstm",
+        "--units",
+        "16",
+        "--window",
+        "24",
+        "--stride",
+        "4",
+        "--epochs",
+        "4",
+        "-o",
+        teacher,
+    )
     assert r.exit_code == 0, r.output
     out = tmp_path / "gru_student"
-    r = invoke("distill", forecast_csv, "--teacher", teacher, "--student", "gru:8", "--epochs", "4",
-               "--no-int8", "-o", out)
+    r = invoke(
+        "distill", forecast_csv, "--teacher", teacher, "--student", "gru:8", "--epochs", "4", "--no-int8", "-o", out
+    )
     assert r.exit_code == 0, r.output
     report = json.loads((out / "distill_report.json").read_text())
     assert report["task"] == "forecast"
@@ -222,8 +255,19 @@ def test_recordings_shorter_than_the_teachers_window(tmp_path, activity_csv, bil
 
 
 def test_bilstm_student_is_allowed_but_noted(tmp_path, activity_csv, bilstm_teacher):
-    r = invoke("distill", activity_csv, "--teacher", bilstm_teacher, "--student", "bilstm:4", "--epochs", "1",
-               "--no-int8", "-o", tmp_path / "bi")
+    r = invoke(
+        "distill",
+        activity_csv,
+        "--teacher",
+        bilstm_teacher,
+        "--student",
+        "bilstm:4",
+        "--epochs",
+        "1",
+        "--no-int8",
+        "-o",
+        tmp_path / "bi",
+    )
     assert r.exit_code == 0, r.output
     assert "note: a BiLSTM student cannot stream (it needs the whole window)" in r.stderr
     report = json.loads((tmp_path / "bi" / "distill_report.json").read_text())
@@ -236,16 +280,40 @@ def test_format_report_shows_int8_figures_once_measured():
     from edgelstm.cli.distill import format_report
 
     def model(role, arch, acc, int8, lat):
-        return {"role": role, "model": f"{arch}:8x1", "params": 100, "macs_per_step": 90, "streams": arch != "bilstm",
-                "test": {"rmse": acc, "mae": acc / 2}, "epochs_run": 3, "int8_bytes": int8, "step_latency_us": lat}
+        return {
+            "role": role,
+            "model": f"{arch}:8x1",
+            "params": 100,
+            "macs_per_step": 90,
+            "streams": arch != "bilstm",
+            "test": {"rmse": acc, "mae": acc / 2},
+            "epochs_run": 3,
+            "int8_bytes": int8,
+            "step_latency_us": lat,
+        }
 
-    report = {"task": "forecast", "models": [model("teacher", "bilstm", 0.5, None, None),
-                                             model("student", "gru", 0.6, 2048, 5.25),
-                                             model("baseline", "gru", 0.7, 2048, 5.25)],
-              "student_vs_teacher": 1.2, "baseline_vs_teacher": 1.4, "param_ratio": 1.0, "split_matches_teacher": False}
+    report = {
+        "task": "forecast",
+        "models": [
+            model("teacher", "bilstm", 0.5, None, None),
+            model("student", "gru", 0.6, 2048, 5.25),
+            model("baseline", "gru", 0.7, 2048, 5.25),
+        ],
+        "student_vs_teacher": 1.2,
+        "baseline_vs_teacher": 1.4,
+        "param_ratio": 1.0,
+        "split_matches_teacher": False,
+    }
     lines = format_report(report).splitlines()
-    assert next(x for x in lines if x.startswith("int8 size")).split()[2:] == ["n/a", "(not", "measured)",
-                                                                             "2,048", "B", "2,048", "B"]
+    assert next(x for x in lines if x.startswith("int8 size")).split()[2:] == [
+        "n/a",
+        "(not",
+        "measured)",
+        "2,048",
+        "B",
+        "2,048",
+        "B",
+    ]
     assert next(x for x in lines if x.startswith("held-out RMSE")).split()[2:] == ["0.5000", "0.6000", "0.7000"]
     assert "student RMSE is 1.20x the teacher's (baseline without teacher: 1.40x)" in lines[-2]
     assert lines[-1].startswith("warning: the teacher was trained on another split")

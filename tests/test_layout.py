@@ -13,8 +13,16 @@ PKG = Path(__file__).resolve().parents[1] / "edgelstm"
 
 # what edgelstm.runtime may reach: the standard library, numpy, the three interpreters, pyserial, and these modules
 DEVICE_EXTERNAL = {"numpy", "ai_edge_litert", "tflite_runtime", "onnxruntime", "serial"}
-DEVICE_INTERNAL = ("edgelstm", "edgelstm.errors", "edgelstm.capabilities", "edgelstm.resources",
-                   "edgelstm.modelfile", "edgelstm.modelfile.read", "edgelstm.targets", "edgelstm.targets.profile")
+DEVICE_INTERNAL = (
+    "edgelstm",
+    "edgelstm.errors",
+    "edgelstm.capabilities",
+    "edgelstm.resources",
+    "edgelstm.modelfile",
+    "edgelstm.modelfile.read",
+    "edgelstm.targets",
+    "edgelstm.targets.profile",
+)
 
 
 def _modules() -> dict[str, Path]:

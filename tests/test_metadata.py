@@ -88,7 +88,8 @@ def test_onnx_metadata_round_trip(step_file, tmp_path):
     from edgelstm.modelfile.write import add_onnx_metadata
 
     graph = helper.make_graph(
-        [helper.make_node("Identity", ["x"], ["y"])], "g",
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "g",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])],
     )
@@ -113,7 +114,26 @@ def test_metadata_missing_a_key_is_named():
     from edgelstm.modelfile.read import validate
 
     with pytest.raises(ModelFileError, match="lacks window, stride"):
-        validate({"schema": 1, "edgelstm_version": "0", "kind": "step", "arch": "lstm", "task": "classify",
-                  "layers": 1, "units": 8, "merge": "concat", "labels": [], "channels": [], "targets": [],
-                  "horizon": 1, "normalization": {}, "target_normalization": None, "sample_rate": None,
-                  "quantization": "float", "inputs": [], "outputs": []}, "m.tflite")
+        validate(
+            {
+                "schema": 1,
+                "edgelstm_version": "0",
+                "kind": "step",
+                "arch": "lstm",
+                "task": "classify",
+                "layers": 1,
+                "units": 8,
+                "merge": "concat",
+                "labels": [],
+                "channels": [],
+                "targets": [],
+                "horizon": 1,
+                "normalization": {},
+                "target_normalization": None,
+                "sample_rate": None,
+                "quantization": "float",
+                "inputs": [],
+                "outputs": [],
+            },
+            "m.tflite",
+        )

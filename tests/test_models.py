@@ -41,8 +41,25 @@ def regress_csv(tmp_path_factory):
 @pytest.mark.parametrize("arch,task,extra", ARCH_CASES, ids=lambda v: v if isinstance(v, str) else "-".join(v))
 def test_each_arch_and_task_trains(tmp_path, activity_csv, forecast_csv, regress_csv, arch, task, extra):
     data = {"classify": activity_csv, "regress": regress_csv, "forecast": forecast_csv}[task]
-    args = ["train", data, "--arch", arch, "--task", task, "--units", "8", "--window", "24",
-            "--stride", "24", "--epochs", "1", "-o", tmp_path / "m", *extra]
+    args = [
+        "train",
+        data,
+        "--arch",
+        arch,
+        "--task",
+        task,
+        "--units",
+        "8",
+        "--window",
+        "24",
+        "--stride",
+        "24",
+        "--epochs",
+        "1",
+        "-o",
+        tmp_path / "m",
+        *extra,
+    ]
     if task == "regress":
         args += ["--target-col", "speed"]
     r = invoke(*args)

@@ -21,9 +21,11 @@ def test_onnx_qdq_int8_lstm_step_carries_the_scaled_cell_state(lstm_model, tmp_p
     assert r.exit_code == 0, r.output
     rep, m = _report(tmp_path)
     v = m["vs_reference"]
-    print(f"lstm32 onnx qdq int8 step: accuracy {m['metrics']['accuracy']:.4f} "
-          f"(float {rep['reference']['metrics']['accuracy']:.4f}), agreement {v['argmax_agreement']:.4f}, "
-          f"max|d| {v['max_abs_delta']:.3f}")
+    print(
+        f"lstm32 onnx qdq int8 step: accuracy {m['metrics']['accuracy']:.4f} "
+        f"(float {rep['reference']['metrics']['accuracy']:.4f}), agreement {v['argmax_agreement']:.4f}, "
+        f"max|d| {v['max_abs_delta']:.3f}"
+    )
     assert m["file"] == "step.int8.onnx" and rep["n_windows"] > 100
     assert m["accuracy_drop"] <= 0.01
     assert v["argmax_agreement"] >= 0.99  # 100 % on the demo model (trained with augmentation)
@@ -43,8 +45,10 @@ def test_onnx_dynamic_sequence_lstm(lstm_model, tmp_path):
     assert info["metadata"]["quantization"] == "dynamic" and info["metadata"]["kind"] == "sequence"
     rep, m = _report(tmp_path)
     v = m["vs_reference"]
-    print(f"lstm32 onnx dynamic sequence: {path.stat().st_size} B, ops {info['ops']}, agreement "
-          f"{v['argmax_agreement']:.4f}, rmse {v['rmse']:.4f}, mae {v['mae']:.4f}, max|d| {v['max_abs_delta']:.3f}")
+    print(
+        f"lstm32 onnx dynamic sequence: {path.stat().st_size} B, ops {info['ops']}, agreement "
+        f"{v['argmax_agreement']:.4f}, rmse {v['rmse']:.4f}, mae {v['mae']:.4f}, max|d| {v['max_abs_delta']:.3f}"
+    )
     assert v["argmax_agreement"] >= 0.99
     assert v["rmse"] <= 0.03
     assert abs(m["accuracy_drop"]) <= 0.01

@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _pyproject() -> dict:
     import tomllib
+
     return tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 
@@ -41,8 +42,18 @@ def wheel(tmp_path_factory) -> Path:
         shutil.copytree(ROOT / d, src / d, ignore=shutil.ignore_patterns("__pycache__"))
     for f in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / f, src / f)
-    cmd = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--disable-pip-version-check", "-w",
-           str(base / "dist"), str(src)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "wheel",
+        "-q",
+        "--no-deps",
+        "--disable-pip-version-check",
+        "-w",
+        str(base / "dist"),
+        str(src),
+    ]
     if importlib.util.find_spec("setuptools") is not None:
         cmd.insert(4, "--no-build-isolation")  # the running environment's setuptools: no download
     r = subprocess.run(cmd, capture_output=True, text=True)

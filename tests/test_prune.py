@@ -27,8 +27,10 @@ def _ops(data: bytes) -> list[str]:
 
     names = {v: k for k, v in vars(schema_fb.BuiltinOperator).items() if not k.startswith("_")}
     m = flatbuffer_utils.convert_bytearray_to_object(bytearray(data))
-    return [names[max(m.operatorCodes[o.opcodeIndex].builtinCode, m.operatorCodes[o.opcodeIndex].deprecatedBuiltinCode)]
-            for o in m.subgraphs[0].operators]
+    return [
+        names[max(m.operatorCodes[o.opcodeIndex].builtinCode, m.operatorCodes[o.opcodeIndex].deprecatedBuiltinCode)]
+        for o in m.subgraphs[0].operators
+    ]
 
 
 @pytest.mark.parametrize("stretch", [1.0, 8.0])

@@ -22,14 +22,20 @@ def test_int8_step_model_meets_the_accuracy_bars(gru_coral):
     out, r = gru_coral
     rep = json.loads((out / "report.json").read_text())
     (m,) = rep["models"]
-    print(f"gru32 int8 step: agreement {m['vs_reference']['argmax_agreement']:.4f}, "
-          f"drop {m['accuracy_drop']:.4f}, max|d| {m['vs_reference']['max_abs_delta']:.4f}")
+    print(
+        f"gru32 int8 step: agreement {m['vs_reference']['argmax_agreement']:.4f}, "
+        f"drop {m['accuracy_drop']:.4f}, max|d| {m['vs_reference']['max_abs_delta']:.4f}"
+    )
     assert m["file"] == "step.int8.tflite" and m["quantization"] == "int8"
     assert m["vs_reference"]["argmax_agreement"] >= 0.99
     assert m["accuracy_drop"] <= 0.01
     assert rep["n_windows"] > 50
-    for name in ("report.html", "report_confusion_step_int8_tflite.png", "report_error_step_int8_tflite.png",
-                 "report_confusion_model_keras.png"):
+    for name in (
+        "report.html",
+        "report_confusion_step_int8_tflite.png",
+        "report_error_step_int8_tflite.png",
+        "report_confusion_model_keras.png",
+    ):
         assert (out / name).stat().st_size > 500, name
     assert "step.int8.tflite: passes target coral-edgetpu" in r.output
     assert "calibrating 400/400" in r.stderr
@@ -40,8 +46,10 @@ def test_int8_lstm_step_model_meets_the_accuracy_bars(lstm_model, tmp_path):
     r = invoke("quantize", lstm_model, "--mode", "int8", "--kind", "step", "-o", tmp_path)
     assert r.exit_code == 0, r.output
     (m,) = json.loads((tmp_path / "report.json").read_text())["models"]
-    print(f"lstm32 int8 step: agreement {m['vs_reference']['argmax_agreement']:.4f}, "
-          f"drop {m['accuracy_drop']:.4f}, max|d| {m['vs_reference']['max_abs_delta']:.4f}")
+    print(
+        f"lstm32 int8 step: agreement {m['vs_reference']['argmax_agreement']:.4f}, "
+        f"drop {m['accuracy_drop']:.4f}, max|d| {m['vs_reference']['max_abs_delta']:.4f}"
+    )
     assert m["vs_reference"]["argmax_agreement"] >= 0.99
     assert m["accuracy_drop"] <= 0.01
     assert "warning" not in r.output
@@ -133,7 +141,8 @@ def test_quantize_says_when_a_tiny_int8_file_is_not_smaller(tiny_model_dir, tmp_
         f"note: step.int8.tflite ({size:,} B) is not smaller than the float step.tflite ({float_size:,} B): a model "
         "this small has more quantization parameters (~36 B per tensor) than int8 saves on its weights (3 B each; "
         "full-integer files win from ~12 units). Keep it for an int8-only target such as the Edge TPU; elsewhere the "
-        "float file is smaller"]
+        "float file is smaller"
+    ]
 
 
 def _step_file_sizes(cfg, model, tmp_path) -> dict[str, int]:
@@ -159,11 +168,19 @@ def _step_file_sizes(cfg, model, tmp_path) -> dict[str, int]:
     return sizes
 
 
-@pytest.mark.parametrize("kw", [
-    dict(arch="lstm", layers=1), dict(arch="lstm", layers=1, peephole=True), dict(arch="gru", layers=1),
-    dict(arch="bilstm", layers=1), dict(arch="lstm", layers=2), dict(arch="gru", layers=2),
-    dict(arch="lstm", layers=1, task="regress", n_outputs=1),
-], ids=["lstm", "peephole", "gru", "bilstm", "lstm-2layers", "gru-2layers", "lstm-regress"])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(arch="lstm", layers=1),
+        dict(arch="lstm", layers=1, peephole=True),
+        dict(arch="gru", layers=1),
+        dict(arch="bilstm", layers=1),
+        dict(arch="lstm", layers=2),
+        dict(arch="gru", layers=2),
+        dict(arch="lstm", layers=1, task="regress", n_outputs=1),
+    ],
+    ids=["lstm", "peephole", "gru", "bilstm", "lstm-2layers", "gru-2layers", "lstm-regress"],
+)
 def test_full_integer_step_files_are_smaller_than_float(kw, tiny_model, tmp_path):
     """int8 (both I/O kinds) and int16x8 step files are smaller than float for every architecture from 12 units.
 
@@ -204,16 +221,28 @@ def test_wrong_feature_count_in_calibration_is_one_line_and_leaves_nothing(big_l
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--target", "toaster"], "Error: unknown target 'toaster'; choose one of android-arm64, coral-edgetpu, "
-                                  "linux-x86_64, raspberrypi4-aarch64, raspberrypi5-aarch64"),
-        (["--target", "coral-edgetpu", "--mode", "float16"],
-         "Error: target coral-edgetpu cannot run float16 models; it runs int8"),
-        (["--target", "linux-x86_64"], "Error: target linux-x86_64 prefers float models: export them with "
-                                       "`edgelstm convert`, or pass --mode (int8, int16x8, dynamic, float16)"),
-        (["--calibration", "nosuch"], "Error: unknown calibration recipe 'nosuch'; use one of default, small, "
-                                      "a .toml or an .npz"),
-        (["--format", "onnx", "--mode", "float16"],
-         "Error: mode float16 is not available for ONNX; use int8 (static QDQ) or dynamic"),
+        (
+            ["--target", "toaster"],
+            "Error: unknown target 'toaster'; choose one of android-arm64, coral-edgetpu, "
+            "linux-x86_64, raspberrypi4-aarch64, raspberrypi5-aarch64",
+        ),
+        (
+            ["--target", "coral-edgetpu", "--mode", "float16"],
+            "Error: target coral-edgetpu cannot run float16 models; it runs int8",
+        ),
+        (
+            ["--target", "linux-x86_64"],
+            "Error: target linux-x86_64 prefers float models: export them with "
+            "`edgelstm convert`, or pass --mode (int8, int16x8, dynamic, float16)",
+        ),
+        (
+            ["--calibration", "nosuch"],
+            "Error: unknown calibration recipe 'nosuch'; use one of default, small, a .toml or an .npz",
+        ),
+        (
+            ["--format", "onnx", "--mode", "float16"],
+            "Error: mode float16 is not available for ONNX; use int8 (static QDQ) or dynamic",
+        ),
     ],
 )
 def test_quantize_bad_arguments(args, message, tiny_model_dir, tmp_path):
@@ -261,8 +290,9 @@ def test_evaluate_wrong_channels_is_one_line(gru_coral, forecast_csv):
     lacks is named, the label column, then (given one) the model's first channel."""
     model = gru_coral[0] / "step.int8.tflite"
     err = one_line_error(invoke("evaluate", model, forecast_csv), 2)
-    assert err == (f"Error: {forecast_csv}: no label column 'label' (columns: time, load, temp); "
-                   "name it with --label-col")
+    assert err == (
+        f"Error: {forecast_csv}: no label column 'label' (columns: time, load, temp); name it with --label-col"
+    )
     err = one_line_error(invoke("evaluate", model, forecast_csv, "--label-col", "temp"), 2)
     assert err == f"Error: {forecast_csv}: no channel column 'acc_x' (columns: time, load, temp)"
 
@@ -290,8 +320,7 @@ def test_minimum_version_limit_is_named_for_dynamic_models(tiny_model_dir, tmp_p
     assert "op FULLY_CONNECTED version 12 cannot be loaded by tflite-runtime<=2.14" in r.output
 
 
-def test_converter_crash_in_quantize_exits_3_with_one_line_and_no_partial_file(tiny_model_dir, tmp_path,
-                                                                              monkeypatch):
+def test_converter_crash_in_quantize_exits_3_with_one_line_and_no_partial_file(tiny_model_dir, tmp_path, monkeypatch):
     """A crash of our own (the worker aborts, as TF's converter does on some recurrent graphs): ConverterCrash,
     exit code 3 (not 2, bad input), one line naming the crash, and the output folder left as it was."""
     from edgelstm.errors import ConversionError, ConverterCrash
@@ -305,20 +334,28 @@ def test_converter_crash_in_quantize_exits_3_with_one_line_and_no_partial_file(t
     r = invoke("quantize", model_dir, "--kind", "step", "--mode", "dynamic", "--no-report", "-o", out)
     err = one_line_error(r, 3)
     assert r.output.strip() == err  # nothing else on stdout or stderr
-    assert err == (f"Error: {model_dir}: converting the step model to tflite (dynamic) crashed the converter "
-                   "(SIGABRT); try the other kind (--kind step|sequence) or the other format")
+    assert err == (
+        f"Error: {model_dir}: converting the step model to tflite (dynamic) crashed the converter "
+        "(SIGABRT); try the other kind (--kind step|sequence) or the other format"
+    )
     assert list(out.iterdir()) == []  # no .partial file, no step.dynamic.tflite
 
 
-@pytest.mark.parametrize("agree, drop, expect", [
-    (0.98, 0.0, "warning: step.int8.tflite agrees with the float model on 98.0% of windows (< 99%); "
-                "try --mode int16x8"),
-    (0.995, 0.02, "warning: step.int8.tflite loses 2.0% accuracy (> 1%); try --mode int16x8"),
-    (0.995, 0.005, None),
-])
+@pytest.mark.parametrize(
+    "agree, drop, expect",
+    [
+        (
+            0.98,
+            0.0,
+            "warning: step.int8.tflite agrees with the float model on 98.0% of windows (< 99%); try --mode int16x8",
+        ),
+        (0.995, 0.02, "warning: step.int8.tflite loses 2.0% accuracy (> 1%); try --mode int16x8"),
+        (0.995, 0.005, None),
+    ],
+)
 def test_fidelity_warning_names_agreement_drop_and_int16x8(agree, drop, expect):
     from edgelstm.export.quantize import fidelity_warnings
 
     entry = {"file": "step.int8.tflite", "vs_reference": {"argmax_agreement": agree}, "accuracy_drop": drop}
     got = fidelity_warnings(entry, "int8")
-    assert (got[0].startswith(expect) if expect else got == []), got
+    assert got[0].startswith(expect) if expect else got == [], got

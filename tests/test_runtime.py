@@ -45,14 +45,18 @@ def recording(n: int = 120, seed: int = 1) -> np.ndarray:
 def offline(cfg, model, raw: np.ndarray, starts) -> np.ndarray:
     """The offline Keras model on each window of the raw recording, in the outputs' units."""
     x = (raw - np.asarray(MEAN, np.float32)) / np.asarray(STD, np.float32)
-    y = model(np.stack([x[s:s + T] for s in starts]), training=False).numpy()
+    y = model(np.stack([x[s : s + T] for s in starts]), training=False).numpy()
     if cfg.task != "classify":
         y = y * np.asarray(cfg.target_std, np.float32) + np.asarray(cfg.target_mean, np.float32)
     return y
 
 
-CASES = {"lstm": dict(arch="lstm"), "gru": dict(arch="gru"), "bilstm": dict(arch="bilstm"),
-         "lstm2-regress": dict(arch="lstm", layers=2, task="regress", n_outputs=2)}
+CASES = {
+    "lstm": dict(arch="lstm"),
+    "gru": dict(arch="gru"),
+    "bilstm": dict(arch="bilstm"),
+    "lstm2-regress": dict(arch="lstm", layers=2, task="regress", n_outputs=2),
+}
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +84,7 @@ def test_streaming_equals_offline_keras(models, raw, case):
     got = []
     for s in starts:
         runner.reset()
-        got.append(list(runner.stream(raw[s:s + T]))[-1].values)
+        got.append(list(runner.stream(raw[s : s + T]))[-1].values)
     assert np.abs(np.array(got) - offline(cfg, model, raw, starts)).max() <= 1e-5
 
 
@@ -197,8 +201,13 @@ def test_run_cli_stdin_json_and_csv(models, raw, tmp_path):
 
 
 def run_module(*args, stdin: str = "", timeout: float = 60):
-    return subprocess.run([sys.executable, "-m", "edgelstm.runtime", *map(str, args)], input=stdin,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "edgelstm.runtime", *map(str, args)],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_bad_lines_are_counted_and_skipped_with_one_warning(models):
@@ -236,12 +245,19 @@ def test_run_without_metadata_is_one_line_error(models, tmp_path):
 
 def test_run_cli_does_not_import_tensorflow(models):
     _, _, path = models["lstm"]
-    code = ("import sys; from edgelstm.cli import main\n"
-            "try:\n    main(['run', sys.argv[1], '--max-samples', '2'])\n"
-            "except SystemExit:\n    pass\n"
-            "print('TF' if any(m.split('.')[0] in ('tensorflow', 'tf_keras') for m in sys.modules) else 'noTF')")
-    p = subprocess.run([sys.executable, "-c", code, str(path)], input="1,2,3\n1,2,3\n1,2,3\n",
-                       capture_output=True, text=True, timeout=60)
+    code = (
+        "import sys; from edgelstm.cli import main\n"
+        "try:\n    main(['run', sys.argv[1], '--max-samples', '2'])\n"
+        "except SystemExit:\n    pass\n"
+        "print('TF' if any(m.split('.')[0] in ('tensorflow', 'tf_keras') for m in sys.modules) else 'noTF')"
+    )
+    p = subprocess.run(
+        [sys.executable, "-c", code, str(path)],
+        input="1,2,3\n1,2,3\n1,2,3\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert p.stdout.splitlines()[-1] == "noTF", p.stderr
     assert len(p.stdout.splitlines()) == 3
 
@@ -263,8 +279,12 @@ def test_bench_statistics_and_overhead_ratio_from_fixed_timings(models, monkeypa
 
     import edgelstm.runtime.bench as bench_mod
 
-    fixed = itertools.cycle([np.array([1000, 9000, 2000, 4000, 3000], np.int64),  # runner, ns: 1, 9, 2, 4, 3 us
-                             np.array([2500, 500, 1500, 1000, 2000], np.int64)])  # bare loop: 2.5, .5, 1.5, 1, 2 us
+    fixed = itertools.cycle(
+        [
+            np.array([1000, 9000, 2000, 4000, 3000], np.int64),  # runner, ns: 1, 9, 2, 4, 3 us
+            np.array([2500, 500, 1500, 1000, 2000], np.int64),
+        ]
+    )  # bare loop: 2.5, .5, 1.5, 1, 2 us
 
     def fake_time(fn, count):
         for i in range(count):
@@ -277,11 +297,29 @@ def test_bench_statistics_and_overhead_ratio_from_fixed_timings(models, monkeypa
     assert r.exit_code == 0, r.output
     d = json.loads(r.stdout)
     # sorted runner times 1, 2, 3, 4, 9 us: median 3, mean 19/5 = 3.8, p99 = 4 + 0.96 * (9 - 4) = 8.8
-    assert d["runner"] == pytest.approx({"count": 5, "min_us": 1.0, "median_us": 3.0, "mean_us": 3.8,
-                                         "p99_us": 8.8, "max_us": 9.0, "per_s": 263157.894736842})
+    assert d["runner"] == pytest.approx(
+        {
+            "count": 5,
+            "min_us": 1.0,
+            "median_us": 3.0,
+            "mean_us": 3.8,
+            "p99_us": 8.8,
+            "max_us": 9.0,
+            "per_s": 263157.894736842,
+        }
+    )
     # sorted bare times .5, 1, 1.5, 2, 2.5 us: median 1.5, mean 1.5, p99 = 2 + 0.96 * 0.5 = 2.48
-    assert d["bare"] == pytest.approx({"count": 5, "min_us": 0.5, "median_us": 1.5, "mean_us": 1.5,
-                                       "p99_us": 2.48, "max_us": 2.5, "per_s": 666666.666666667})
+    assert d["bare"] == pytest.approx(
+        {
+            "count": 5,
+            "min_us": 0.5,
+            "median_us": 1.5,
+            "mean_us": 1.5,
+            "p99_us": 2.48,
+            "max_us": 2.5,
+            "per_s": 666666.666666667,
+        }
+    )
     assert d["overhead_ratio"] == pytest.approx(2.0)  # runner median 3 us / bare median 1.5 us
     r = invoke("bench", path, "--count", "5", "--warmup", "1")
     assert r.exit_code == 0, r.output
@@ -301,11 +339,13 @@ def test_target_options_come_from_the_profile_and_the_command_line_wins():
     from edgelstm.errors import InputError
     from edgelstm.runtime.targetopts import target_options
 
-    assert target_options("raspberrypi4-aarch64", "m.tflite") == {"runtime": "litert", "threads": 4,
-                                                                  "delegate": None}
+    assert target_options("raspberrypi4-aarch64", "m.tflite") == {"runtime": "litert", "threads": 4, "delegate": None}
     assert target_options("raspberrypi4-aarch64", "m.tflite", threads=2)["threads"] == 2
-    assert target_options("coral-edgetpu", "m.tflite", runtime="litert") == {"runtime": "litert", "threads": 1,
-                                                                            "delegate": "edgetpu"}
+    assert target_options("coral-edgetpu", "m.tflite", runtime="litert") == {
+        "runtime": "litert",
+        "threads": 1,
+        "delegate": "edgetpu",
+    }
     with pytest.raises(InputError, match="^target coral-edgetpu runs tflite models, not m.onnx$"):
         target_options("coral-edgetpu", "m.onnx")
     with pytest.raises(InputError, match="^unknown target 'nope'; choose one of android-arm64, coral-edgetpu"):
@@ -318,8 +358,11 @@ def test_target_by_name_without_installed_profiles_asks_for_a_path(tmp_path, mon
     from edgelstm.runtime.targetopts import target_options
 
     monkeypatch.setattr(edgelstm.targets.profile, "TARGET_DIR", tmp_path / "targets")
-    with pytest.raises(InputError, match=r"^no target profiles are installed here \(.*targets is missing or empty\): "
-                                         r"pass the profile's path, --target path/to/coral-edgetpu.toml$"):
+    with pytest.raises(
+        InputError,
+        match=r"^no target profiles are installed here \(.*targets is missing or empty\): "
+        r"pass the profile's path, --target path/to/coral-edgetpu.toml$",
+    ):
         target_options("coral-edgetpu", "m.tflite")
 
 
@@ -332,9 +375,14 @@ def test_run_target_coral_says_clearly_that_libedgetpu_is_not_present(models):
     _, _, path = models["lstm"]
     p = run_module(path, "--target", "coral-edgetpu", stdin="1,2,3\n")
     assert p.returncode == 2 and p.stdout == "" and "Traceback" not in p.stderr, p.stderr
-    assert p.stderr.strip().splitlines()[-1].startswith(
-        "Error: the Coral Edge TPU delegate (libedgetpu.so.1) is not installed or no Edge TPU is attached: install "
-        "the Edge TPU runtime (Debian package libedgetpu1-std) and plug in the device"), p.stderr
+    assert (
+        p.stderr.strip()
+        .splitlines()[-1]
+        .startswith(
+            "Error: the Coral Edge TPU delegate (libedgetpu.so.1) is not installed or no Edge TPU is attached: install "
+            "the Edge TPU runtime (Debian package libedgetpu1-std) and plug in the device"
+        )
+    ), p.stderr
 
 
 def test_run_target_linux_streams_with_the_profiles_interpreter(models):

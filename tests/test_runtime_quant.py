@@ -16,8 +16,9 @@ def heldout(lstm_model):
 
 
 def test_int8_step_with_int8_io_agrees_with_keras(lstm_model, heldout, tmp_path):
-    r = invoke("quantize", lstm_model, "--mode", "int8", "--kind", "step", "--io", "int8", "--no-report",
-               "-o", tmp_path)
+    r = invoke(
+        "quantize", lstm_model, "--mode", "int8", "--kind", "step", "--io", "int8", "--no-report", "-o", tmp_path
+    )
     assert r.exit_code == 0, r.output
     path = tmp_path / "step.int8.tflite"
     runner = Runner()
@@ -44,12 +45,34 @@ def test_int8_step_with_int8_io_agrees_with_keras(lstm_model, heldout, tmp_path)
 def test_shared_state_quantization_is_as_accurate_as_the_converters(lstm_model, heldout, tmp_path, monkeypatch):
     """The flatbuffer edit (export/statequant.py) against the converter's own state quantization, requantized
     between steps by the hand loop: same agreement with Keras (within one window), no larger error."""
-    r = invoke("quantize", lstm_model, "--mode", "int8", "--kind", "step", "--io", "int8", "--no-report",
-               "-o", tmp_path / "shared")
+    r = invoke(
+        "quantize",
+        lstm_model,
+        "--mode",
+        "int8",
+        "--kind",
+        "step",
+        "--io",
+        "int8",
+        "--no-report",
+        "-o",
+        tmp_path / "shared",
+    )
     assert r.exit_code == 0, r.output
     monkeypatch.setenv("EDGELSTM_KEEP_STATE_QUANT", "1")
-    r = invoke("quantize", lstm_model, "--mode", "int8", "--kind", "step", "--io", "int8", "--no-report",
-               "-o", tmp_path / "own")
+    r = invoke(
+        "quantize",
+        lstm_model,
+        "--mode",
+        "int8",
+        "--kind",
+        "step",
+        "--io",
+        "int8",
+        "--no-report",
+        "-o",
+        tmp_path / "own",
+    )
     assert r.exit_code == 0, r.output
     own_path = tmp_path / "own" / "step.int8.tflite"
     from edgelstm.modelfile.read import read_metadata

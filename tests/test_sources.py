@@ -18,13 +18,16 @@ import pytest
 from edgelstm.runtime.sources import BadSample, Skipper, load_file, open_source, parse_text
 
 
-@pytest.mark.parametrize("text,why", [
-    ("1,2", "expected 3 values, got 2"),
-    ("1,2,3,4", "expected 3 values, got 4"),
-    ("1,x,3", "non-numeric value 'x'"),
-    ("1,nan,3", "NaN or infinite value"),
-    ("1,inf,3", "NaN or infinite value"),
-])
+@pytest.mark.parametrize(
+    "text,why",
+    [
+        ("1,2", "expected 3 values, got 2"),
+        ("1,2,3,4", "expected 3 values, got 4"),
+        ("1,x,3", "non-numeric value 'x'"),
+        ("1,nan,3", "NaN or infinite value"),
+        ("1,inf,3", "NaN or infinite value"),
+    ],
+)
 def test_parse_text_rejects_with_reason(text, why):
     with pytest.raises(ValueError, match=why):
         parse_text(text, 3)
@@ -88,17 +91,26 @@ def test_udp_source_text_and_packed_float32_with_bad_datagrams():
         time.sleep(0.01)
     tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     addr = ("127.0.0.1", ports[0])
-    for d in [b"1,2,3", b"x" * 5000, b"1,2", struct.pack("<3f", 4, 5, 6), struct.pack("<3f", 1, float("nan"), 2),
-              b"\xff\xfe\x00", b"7 8 9"]:
+    for d in [
+        b"1,2,3",
+        b"x" * 5000,
+        b"1,2",
+        struct.pack("<3f", 4, 5, 6),
+        struct.pack("<3f", 1, float("nan"), 2),
+        b"\xff\xfe\x00",
+        b"7 8 9",
+    ]:
         tx.sendto(d, addr)
     th.join(10)
     tx.close()
     assert got == [[1, 2, 3], [4, 5, 6], [7, 8, 9]]
     assert skip.count == 4
-    assert said == ["warning: udp datagram 2: oversized datagram (5000 bytes > 4096); skipped",
-                    "warning: udp datagram 3: expected 3 values, got 2; skipped",
-                    "warning: udp datagram 5: NaN or infinite value; skipped",
-                    "warning: udp datagram 6: neither text nor packed float32; skipped"]
+    assert said == [
+        "warning: udp datagram 2: oversized datagram (5000 bytes > 4096); skipped",
+        "warning: udp datagram 3: expected 3 values, got 2; skipped",
+        "warning: udp datagram 5: NaN or infinite value; skipped",
+        "warning: udp datagram 6: neither text nor packed float32; skipped",
+    ]
 
 
 def _pty():
@@ -156,8 +168,12 @@ def test_serial_reconnect_reopens_a_port_that_disappears(tmp_path):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_run_over_udp_flushes_and_exits_0_on_signal(models_dir, sig):
     path = models_dir
-    p = subprocess.Popen([sys.executable, "-u", "-m", "edgelstm.runtime", str(path), "udp://127.0.0.1:0"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [sys.executable, "-u", "-m", "edgelstm.runtime", str(path), "udp://127.0.0.1:0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     port = None
     for line in p.stderr:
         if line.startswith("listening on udp port "):

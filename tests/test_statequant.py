@@ -13,8 +13,9 @@ def _range(q):
     return (-128 - q[1]) * q[0], (127 - q[1]) * q[0]
 
 
-@pytest.mark.parametrize("q_in, q_out", [((0.0078, 0), (0.0079, -3)), ((0.01, 20), (0.008, -40)),
-                                         ((0.03, -128), (0.002, 10))])
+@pytest.mark.parametrize(
+    "q_in, q_out", [((0.0078, 0), (0.0079, -3)), ((0.01, 20), (0.008, -40)), ((0.03, -128), (0.002, 10))]
+)
 def test_common_quantization_covers_both_ranges(q_in, q_out):
     q = common_quantization(q_in, q_out)
     lo, hi = _range(q)

@@ -17,8 +17,14 @@ def test_lstm32_reaches_90_percent_on_sample_data(lstm_model):
 
 def test_model_dir_contents(lstm_model):
     names = {p.name for p in lstm_model.iterdir()}
-    assert {"model.keras", "config.json", "metrics.json", "history.json",
-            "training_curves.png", "confusion.png"} <= names
+    assert {
+        "model.keras",
+        "config.json",
+        "metrics.json",
+        "history.json",
+        "training_curves.png",
+        "confusion.png",
+    } <= names
     cfg = json.loads((lstm_model / "config.json").read_text())
     assert cfg["format"] == "edgelstm-model" and cfg["window"] == 100 and cfg["stride"] == 50
     assert cfg["channels"] == ["acc_x", "acc_y", "acc_z", "gyr_x", "gyr_y", "gyr_z"]

@@ -10,8 +10,13 @@ import click
 
 @click.command()
 @click.argument("model", type=click.Path(path_type=Path))
-@click.option("--runtime", type=click.Choice(["auto", "litert", "tflite-runtime", "onnxruntime", "tf"]),
-              default="auto", show_default=True, help="Interpreter to time.")
+@click.option(
+    "--runtime",
+    type=click.Choice(["auto", "litert", "tflite-runtime", "onnxruntime", "tf"]),
+    default="auto",
+    show_default=True,
+    help="Interpreter to time.",
+)
 @click.option("--threads", default=1, show_default=True, help="Interpreter threads.")
 @click.option("--count", default=2000, show_default=True, help="Timed steps (or windows).")
 @click.option("--warmup", default=100, show_default=True, help="Untimed steps first.")

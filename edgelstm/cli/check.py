@@ -45,12 +45,19 @@ def inspect(model: Path, as_json: bool) -> None:
     meta = info.get("metadata")
     click.echo(f"{model}: {info['format']}, {info['size_bytes'] / 1024:.1f} KB, {info['n_ops']} ops")
     if meta:
-        click.echo(f"model: {meta['kind']} {meta['arch']} {meta['units']}x{meta['layers']} {meta['task']}, "
-                   f"quantization {meta['quantization']}, window {meta['window']}, labels {meta['labels']}")
+        click.echo(
+            f"model: {meta['kind']} {meta['arch']} {meta['units']}x{meta['layers']} {meta['task']}, "
+            f"quantization {meta['quantization']}, window {meta['window']}, labels {meta['labels']}"
+        )
     else:
         click.echo(f"metadata: none ({info.get('metadata_error')})")
-    click.echo("ops: " + ", ".join(f"{op} x{n}" + (f" (v{info['op_versions'][op]})" if op in info["op_versions"]
-                                                    else "") for op, n in sorted(info["ops"].items())))
+    click.echo(
+        "ops: "
+        + ", ".join(
+            f"{op} x{n}" + (f" (v{info['op_versions'][op]})" if op in info["op_versions"] else "")
+            for op, n in sorted(info["ops"].items())
+        )
+    )
     for side in ("inputs", "outputs"):
         for name, t in info.get(side, {}).items():
             q = f" scale {t['scale']:.4g} zero point {t['zero_point']}" if t["scale"] else ""

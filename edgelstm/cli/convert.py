@@ -11,12 +11,28 @@ from .options import echo_err
 
 @click.command()
 @click.argument("model_dir", type=click.Path(path_type=Path))
-@click.option("--to", "to", type=click.Choice(["tflite", "onnx"]), default="tflite", show_default=True,
-              help="Output format (ONNX: tf2onnx, opset 17).")
-@click.option("--kind", type=click.Choice(["sequence", "step", "both"]), default="both", show_default=True,
-              help="Whole-window sequence model, external-state step model, or both.")
-@click.option("-o", "--out", type=click.Path(path_type=Path), default=None,
-              help="Folder for the files (default: the model directory).")
+@click.option(
+    "--to",
+    "to",
+    type=click.Choice(["tflite", "onnx"]),
+    default="tflite",
+    show_default=True,
+    help="Output format (ONNX: tf2onnx, opset 17).",
+)
+@click.option(
+    "--kind",
+    type=click.Choice(["sequence", "step", "both"]),
+    default="both",
+    show_default=True,
+    help="Whole-window sequence model, external-state step model, or both.",
+)
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Folder for the files (default: the model directory).",
+)
 def convert(model_dir: Path, to: str, kind: str, out: Path | None) -> None:
     """Export a trained model as float .tflite or .onnx (sequence.* and step.*), with edgelstm metadata inside.
 

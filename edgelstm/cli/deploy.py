@@ -11,41 +11,80 @@ from .options import echo_err
 
 def host_options(f):
     """Options shared by `deploy` and `remote`: how to reach and trust hosts."""
-    f = click.option("--timeout", default=15.0, show_default=True,
-                     help="Seconds without an answer before a host counts as lost.")(f)
-    f = click.option("--trust-new-host", is_flag=True,
-                     help="Accept (and save to known_hosts) the key of a host not yet in known_hosts.")(f)
+    f = click.option(
+        "--timeout", default=15.0, show_default=True, help="Seconds without an answer before a host counts as lost."
+    )(f)
+    f = click.option(
+        "--trust-new-host",
+        is_flag=True,
+        help="Accept (and save to known_hosts) the key of a host not yet in known_hosts.",
+    )(f)
     return f
 
 
 def format_table(results) -> str:
     rows = [("HOST", "RESULT", "SECONDS", "UPLOAD MB/s", "DETAIL")]
     for r in results:
-        rows.append((r.host, "ok" if r.ok else "FAILED", f"{r.seconds:.1f}",
-                     f"{r.throughput_mb_s:.1f}" if r.upload_seconds else "-", r.message))
+        rows.append(
+            (
+                r.host,
+                "ok" if r.ok else "FAILED",
+                f"{r.seconds:.1f}",
+                f"{r.throughput_mb_s:.1f}" if r.upload_seconds else "-",
+                r.message,
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row[:4], widths)) + "  " + row[4] for row in rows)
 
 
 @click.command()
 @click.argument("model", type=click.Path(path_type=Path))
-@click.option("--host", "hosts", multiple=True, required=True,
-              help="[user@]host[:port] or a ~/.ssh/config alias; repeat for a fleet.")
+@click.option(
+    "--host",
+    "hosts",
+    multiple=True,
+    required=True,
+    help="[user@]host[:port] or a ~/.ssh/config alias; repeat for a fleet.",
+)
 @click.option("--target", help="Target profile the model must satisfy.")
 @click.option("--keep", default=3, show_default=True, help="Model versions kept on the device (plus current/previous).")
 @click.option("--parallel", default=4, show_default=True, help="Hosts deployed to at the same time.")
-@click.option("--health-cmd", help="Health check: shell line with {python} and {model}, printing JSON numbers; run "
-              "here and on the device, results compared (default: the model on a fixed input).")
-@click.option("--health-expect", type=click.Path(path_type=Path),
-              help="JSON file with the numbers the health check must give (instead of running it here).")
+@click.option(
+    "--health-cmd",
+    help="Health check: shell line with {python} and {model}, printing JSON numbers; run "
+    "here and on the device, results compared (default: the model on a fixed input).",
+)
+@click.option(
+    "--health-expect",
+    type=click.Path(path_type=Path),
+    help="JSON file with the numbers the health check must give (instead of running it here).",
+)
 @click.option("--atol", type=float, help="Health check tolerance, max |Δ| (default 1e-4; 0.02 for int8/16x8 models).")
-@click.option("--install-runtime/--no-install-runtime", default=True, show_default=True,
-              help="Install the edgelstm runtime into ~/.edgelstm/venv when missing or outdated.")
+@click.option(
+    "--install-runtime/--no-install-runtime",
+    default=True,
+    show_default=True,
+    help="Install the edgelstm runtime into ~/.edgelstm/venv when missing or outdated.",
+)
 @click.option("--reinstall-runtime", is_flag=True, help="Reinstall the runtime even if its version matches.")
 @click.option("--runtime-wheel", type=click.Path(path_type=Path), help="Wheel to install (default: built here).")
 @host_options
-def deploy(model, hosts, target, keep, parallel, health_cmd, health_expect, atol, install_runtime,
-           reinstall_runtime, runtime_wheel, timeout, trust_new_host):
+def deploy(
+    model,
+    hosts,
+    target,
+    keep,
+    parallel,
+    health_cmd,
+    health_expect,
+    atol,
+    install_runtime,
+    reinstall_runtime,
+    runtime_wheel,
+    timeout,
+    trust_new_host,
+):
     """Upload MODEL to each host, verify it, switch to it atomically, health-check it, roll back on failure."""
     from ..deploy.deploy import DeployOptions, HealthCheck, deploy
     from ..deploy.ssh import ConnectOptions
@@ -60,8 +99,13 @@ def deploy(model, hosts, target, keep, parallel, health_cmd, health_expect, atol
         except (OSError, DeployError) as ex:
             raise InputError(f"{health_expect}: {ex}") from None
     opts = DeployOptions(
-        keep=keep, install_runtime=install_runtime, reinstall_runtime=reinstall_runtime, wheel=runtime_wheel,
-        health=HealthCheck(command=health_cmd, atol=atol, expected=expected), target=target, parallel=parallel,
+        keep=keep,
+        install_runtime=install_runtime,
+        reinstall_runtime=reinstall_runtime,
+        wheel=runtime_wheel,
+        health=HealthCheck(command=health_cmd, atol=atol, expected=expected),
+        target=target,
+        parallel=parallel,
         connect=ConnectOptions(trust_new_host=trust_new_host, timeout=timeout),
         notify=lambda host, msg: echo_err(f"{host}: {msg}"),
     )

@@ -15,19 +15,38 @@ PENDING = "n/a (not measured)"
 @click.command()
 @click.argument("data", type=click.Path(path_type=Path))
 @data_options
-@click.option("--teacher", type=click.Path(path_type=Path), required=True,
-              help="Model directory of the trained teacher (e.g. a BiLSTM); frozen while the student learns.")
-@click.option("--student", required=True,
-              help="ARCH:UNITS[xLAYERS], e.g. gru:16, lstm:32x2 (a bilstm student cannot stream).")
-@click.option("--temperature", default=4.0, show_default=True,
-              help="Softens the teacher's logits (classification); the KL term is scaled by T².")
-@click.option("--alpha", default=0.5, show_default=True,
-              help="Weight of the hard-label loss; 1 - alpha weighs the teacher's soft targets.")
+@click.option(
+    "--teacher",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Model directory of the trained teacher (e.g. a BiLSTM); frozen while the student learns.",
+)
+@click.option(
+    "--student", required=True, help="ARCH:UNITS[xLAYERS], e.g. gru:16, lstm:32x2 (a bilstm student cannot stream)."
+)
+@click.option(
+    "--temperature",
+    default=4.0,
+    show_default=True,
+    help="Softens the teacher's logits (classification); the KL term is scaled by T².",
+)
+@click.option(
+    "--alpha",
+    default=0.5,
+    show_default=True,
+    help="Weight of the hard-label loss; 1 - alpha weighs the teacher's soft targets.",
+)
 @fit_options
-@click.option("--int8/--no-int8", "measure_int8", default=True, show_default=True,
-              help="Quantize the step models to int8 and report their size and step latency.")
-@click.option("-o", "--out", type=click.Path(path_type=Path), required=True,
-              help="Model directory to write for the student.")
+@click.option(
+    "--int8/--no-int8",
+    "measure_int8",
+    default=True,
+    show_default=True,
+    help="Quantize the step models to int8 and report their size and step latency.",
+)
+@click.option(
+    "-o", "--out", type=click.Path(path_type=Path), required=True, help="Model directory to write for the student."
+)
 def distill(data: Path, spec, task: str, teacher: Path, student: str, out: Path, **opts) -> None:
     """Distill a trained teacher into a small student, and compare both with the student trained alone.
 
@@ -44,14 +63,16 @@ def distill(data: Path, spec, task: str, teacher: Path, student: str, out: Path,
     dopts.check()
     tcfg = load_config(teacher)
     ctx = click.get_current_context()
-    named = {k for k in ("task", "label_col", "group_col", "nan")
-             if ctx.get_parameter_source(k) != click.core.ParameterSource.DEFAULT}
+    named = {
+        k
+        for k in ("task", "label_col", "group_col", "nan")
+        if ctx.get_parameter_source(k) != click.core.ParameterSource.DEFAULT
+    }
     spec = column_spec_for(spec, tcfg, "task" in named, teacher, frozenset(named - {"task"}))
     ds = load(data, spec)
     report = run_distill(ds, teacher, student_spec, out, dopts, task=spec.task, progress=echo_err)
     click.echo(format_report(report))
-    click.echo(f"{out}: student model directory; report: {out / 'distill_report.json'}, "
-               f"{out / 'distill_report.png'}")
+    click.echo(f"{out}: student model directory; report: {out / 'distill_report.json'}, {out / 'distill_report.png'}")
 
 
 def _or_note(m: dict, key: str, fmt: str) -> str:
@@ -62,10 +83,15 @@ def format_report(report: dict) -> str:
     """The report as a plain-text table: one column per model, one row per figure."""
     models = report["models"]
     heads = {"teacher": "teacher", "student": "student (distilled)", "baseline": "baseline (no teacher)"}
-    metric_rows = [("accuracy", "accuracy"), ("macro_f1", "macro-F1")] if report["task"] == "classify" \
+    metric_rows = (
+        [("accuracy", "accuracy"), ("macro_f1", "macro-F1")]
+        if report["task"] == "classify"
         else [("rmse", "RMSE"), ("mae", "MAE")]
-    rows: list[tuple[str, list[str]]] = [("", [heads[m["role"]] for m in models]),
-                                         ("model", [m["model"] for m in models])]
+    )
+    rows: list[tuple[str, list[str]]] = [
+        ("", [heads[m["role"]] for m in models]),
+        ("model", [m["model"] for m in models]),
+    ]
     for key, name in metric_rows:
         rows.append((f"held-out {name}", [f"{m['test'][key]:.4f}" for m in models]))
     rows += [
@@ -82,11 +108,15 @@ def format_report(report: dict) -> str:
     rel = report["student_vs_teacher"]
     base = report["baseline_vs_teacher"]
     if report["task"] == "classify":
-        lines.append(f"student reaches {rel:.1%} of the teacher's accuracy (baseline without teacher: {base:.1%}) "
-                     f"with {report['param_ratio']:.1f}x fewer parameters")
+        lines.append(
+            f"student reaches {rel:.1%} of the teacher's accuracy (baseline without teacher: {base:.1%}) "
+            f"with {report['param_ratio']:.1f}x fewer parameters"
+        )
     else:
-        lines.append(f"student RMSE is {rel:.2f}x the teacher's (baseline without teacher: {base:.2f}x) "
-                     f"with {report['param_ratio']:.1f}x fewer parameters")
+        lines.append(
+            f"student RMSE is {rel:.2f}x the teacher's (baseline without teacher: {base:.2f}x) "
+            f"with {report['param_ratio']:.1f}x fewer parameters"
+        )
     if not report["split_matches_teacher"]:
         lines.append("warning: the teacher was trained on another split; its held-out figure may be optimistic")
     return "\n".join(lines)

@@ -13,10 +13,16 @@ from .options import echo_err
 @click.command()
 @click.argument("model", type=click.Path(path_type=Path))
 @click.argument("data", type=click.Path(path_type=Path))
-@click.option("--label-col", default=None,
-              help="CSV column holding the class or target [default: the model's training column, else label].")
-@click.option("--group-col", default=None,
-              help="CSV column naming the recording [default: the model's training column, else recording].")
+@click.option(
+    "--label-col",
+    default=None,
+    help="CSV column holding the class or target [default: the model's training column, else label].",
+)
+@click.option(
+    "--group-col",
+    default=None,
+    help="CSV column naming the recording [default: the model's training column, else recording].",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 def evaluate(model: Path, data: Path, label_col: str | None, group_col: str | None, as_json: bool) -> None:
     """Score a model (Keras dir, .tflite or .onnx) on every window of DATA, with the model's own normalization."""

@@ -10,23 +10,47 @@ import click
 def data_options(f):
     """How to read DATA: which columns are labels, targets, recordings, channels; what to do with NaN."""
 
-    @click.option("--task", type=click.Choice(["classify", "regress", "forecast"]), default="classify",
-                  show_default=True, help="Classify windows, regress a target, or forecast channels ahead.")
-    @click.option("--label-col", default="label", show_default=True,
-                  help="CSV column holding the class (classify) or the target (regress).")
-    @click.option("--target-col", "target_cols", multiple=True,
-                  help="Target column(s) for regress; channel(s) to forecast (default: all).")
-    @click.option("--group-col", default="recording", show_default=True,
-                  help="CSV column naming the recording; splits never cut across one.")
+    @click.option(
+        "--task",
+        type=click.Choice(["classify", "regress", "forecast"]),
+        default="classify",
+        show_default=True,
+        help="Classify windows, regress a target, or forecast channels ahead.",
+    )
+    @click.option(
+        "--label-col",
+        default="label",
+        show_default=True,
+        help="CSV column holding the class (classify) or the target (regress).",
+    )
+    @click.option(
+        "--target-col",
+        "target_cols",
+        multiple=True,
+        help="Target column(s) for regress; channel(s) to forecast (default: all).",
+    )
+    @click.option(
+        "--group-col",
+        default="recording",
+        show_default=True,
+        help="CSV column naming the recording; splits never cut across one.",
+    )
     @click.option("--channels", default="", help="Comma-separated channel columns (default: all numeric others).")
-    @click.option("--nan", type=click.Choice(["error", "drop", "interpolate"]), default="error",
-                  show_default=True, help="What to do with NaN/inf values in CSV data.")
+    @click.option(
+        "--nan",
+        type=click.Choice(["error", "drop", "interpolate"]),
+        default="error",
+        show_default=True,
+        help="What to do with NaN/inf values in CSV data.",
+    )
     @functools.wraps(f)
     def wrapper(*args, **kwargs):
         from ..data.dataset import ColumnSpec
 
         kwargs["spec"] = ColumnSpec(
-            task=kwargs["task"], label_col=kwargs.pop("label_col"), target_cols=kwargs.pop("target_cols"),
+            task=kwargs["task"],
+            label_col=kwargs.pop("label_col"),
+            target_cols=kwargs.pop("target_cols"),
             group_col=kwargs.pop("group_col"),
             channels=[c.strip() for c in kwargs.pop("channels").split(",") if c.strip()],
             nan=kwargs.pop("nan"),
@@ -42,17 +66,29 @@ def fit_options(f):
         click.option("--epochs", default=30, show_default=True, help="Most epochs (early stopping may end sooner)."),
         click.option("--batch-size", default=32, show_default=True),
         click.option("--lr", "learning_rate", default=3e-3, show_default=True, help="Adam learning rate."),
-        click.option("--clip", type=click.Choice(["norm", "value"]), default="norm", show_default=True,
-                     help="Gradient clipping by global norm or by value."),
+        click.option(
+            "--clip",
+            type=click.Choice(["norm", "value"]),
+            default="norm",
+            show_default=True,
+            help="Gradient clipping by global norm or by value.",
+        ),
         click.option("--clip-at", default=1.0, show_default=True, help="Clipping threshold."),
         click.option("--patience", default=6, show_default=True, help="Early stopping: epochs without improvement."),
-        click.option("--augment", type=int, default=None,
-                     help="Augmented copies of each training window: per-channel gain and jitter, so unseen subjects "
-                          "and int8 rounding do not flip decisions. Default: 3 for classification, 0 otherwise."),
-        click.option("--aug-gain", default=0.2, show_default=True,
-                     help="Augmentation: channel gain drawn from [1-g, 1+g] (classification only)."),
-        click.option("--aug-jitter", default=0.1, show_default=True,
-                     help="Augmentation: noise, in channel std units."),
+        click.option(
+            "--augment",
+            type=int,
+            default=None,
+            help="Augmented copies of each training window: per-channel gain and jitter, so unseen subjects "
+            "and int8 rounding do not flip decisions. Default: 3 for classification, 0 otherwise.",
+        ),
+        click.option(
+            "--aug-gain",
+            default=0.2,
+            show_default=True,
+            help="Augmentation: channel gain drawn from [1-g, 1+g] (classification only).",
+        ),
+        click.option("--aug-jitter", default=0.1, show_default=True, help="Augmentation: noise, in channel std units."),
     ]
     for option in reversed(options):
         f = option(f)

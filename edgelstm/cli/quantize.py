@@ -12,27 +12,66 @@ from .options import echo_err
 
 @click.command()
 @click.argument("model_dir", type=click.Path(path_type=Path))
-@click.option("--mode", type=click.Choice(QUANTIZED), default=None,
-              help="Quantization mode (default: int8, or the target's preferred mode).")
-@click.option("--calibration", default="default", show_default=True,
-              help="Calibration recipe name (calibration/*.toml), a .toml path, or an .npz of windows X [N, T, F].")
-@click.option("--target", default=None, help="Target profile (targets/*.toml): picks mode, kind and I/O types, "
-              "then checks the result against the target.")
-@click.option("--kind", type=click.Choice(["sequence", "step", "both"]), default=None,
-              help="Which model to quantize (default: step, or the target's preferred kind).")
-@click.option("--format", "fmt", type=click.Choice(["tflite", "onnx"]), default=None,
-              help="tflite (TF converter) or onnx (ONNX Runtime: static QDQ int8, or dynamic).")
-@click.option("--io", type=click.Choice(["float", "int8"]), default=None,
-              help="int8: integer tensors at the model boundary (state requantized by the runner); default float.")
-@click.option("-o", "--out", type=click.Path(path_type=Path), default=None,
-              help="Folder for the files and the report (default: the model directory).")
+@click.option(
+    "--mode",
+    type=click.Choice(QUANTIZED),
+    default=None,
+    help="Quantization mode (default: int8, or the target's preferred mode).",
+)
+@click.option(
+    "--calibration",
+    default="default",
+    show_default=True,
+    help="Calibration recipe name (calibration/*.toml), a .toml path, or an .npz of windows X [N, T, F].",
+)
+@click.option(
+    "--target",
+    default=None,
+    help="Target profile (targets/*.toml): picks mode, kind and I/O types, then checks the result against the target.",
+)
+@click.option(
+    "--kind",
+    type=click.Choice(["sequence", "step", "both"]),
+    default=None,
+    help="Which model to quantize (default: step, or the target's preferred kind).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["tflite", "onnx"]),
+    default=None,
+    help="tflite (TF converter) or onnx (ONNX Runtime: static QDQ int8, or dynamic).",
+)
+@click.option(
+    "--io",
+    type=click.Choice(["float", "int8"]),
+    default=None,
+    help="int8: integer tensors at the model boundary (state requantized by the runner); default float.",
+)
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Folder for the files and the report (default: the model directory).",
+)
 @click.option("--no-report", is_flag=True, help="Skip the accuracy report on the held-out split.")
 def quantize(model_dir: Path, mode, calibration, target, kind, fmt, io, out, no_report) -> None:
     """Quantize a trained model (in a subprocess) and write an accuracy report (report.json, report.html, PNGs)."""
     from ..export.quantize import quantize_with_report
 
-    result = quantize_with_report(model_dir, mode=mode, calibration=calibration, target=target, kind=kind, fmt=fmt,
-                                  io=io, out=out, report=not no_report, progress=echo_err)
+    result = quantize_with_report(
+        model_dir,
+        mode=mode,
+        calibration=calibration,
+        target=target,
+        kind=kind,
+        fmt=fmt,
+        io=io,
+        out=out,
+        report=not no_report,
+        progress=echo_err,
+    )
     for line in result_lines(result):
         click.echo(line)
     if result.violations:
@@ -49,8 +88,10 @@ def result_lines(result) -> list[str]:
             v = e["vs_reference"]
             parts = [f"{e['file']}:"]
             if "argmax_agreement" in v:
-                parts.append(f"accuracy {e['metrics']['accuracy']:.3f} (float {ref['accuracy']:.3f}),"
-                             f" argmax agreement {v['argmax_agreement']:.1%},")
+                parts.append(
+                    f"accuracy {e['metrics']['accuracy']:.3f} (float {ref['accuracy']:.3f}),"
+                    f" argmax agreement {v['argmax_agreement']:.1%},"
+                )
             else:
                 parts.append(f"RMSE {e['metrics']['rmse']:.4g} (float {ref['rmse']:.4g}),")
             parts.append(f"max |Δ| {v['max_abs_delta']:.3g}")

@@ -12,8 +12,12 @@ from .deploy import host_options
 def _connect(host: str, timeout: float, trust_new_host: bool):
     from ..deploy.ssh import Connection, ConnectOptions, HostSpec
 
-    return Connection(HostSpec.parse(host), ConnectOptions(trust_new_host=trust_new_host, timeout=timeout,
-                                                           notify=lambda m: click.echo(f"{host}: {m}", err=True)))
+    return Connection(
+        HostSpec.parse(host),
+        ConnectOptions(
+            trust_new_host=trust_new_host, timeout=timeout, notify=lambda m: click.echo(f"{host}: {m}", err=True)
+        ),
+    )
 
 
 @click.group()

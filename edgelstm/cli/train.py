@@ -28,8 +28,13 @@ def format_metrics(metrics: dict, task: str) -> str:
 @click.option("--window", default=100, show_default=True, help="Samples per window.")
 @click.option("--stride", default=50, show_default=True, help="Samples between window starts.")
 @click.option("--horizon", default=1, show_default=True, help="Forecast: steps ahead to predict.")
-@click.option("--merge", type=click.Choice(["concat", "sum"]), default="concat", show_default=True,
-              help="BiLSTM: how the two directions are merged.")
+@click.option(
+    "--merge",
+    type=click.Choice(["concat", "sum"]),
+    default="concat",
+    show_default=True,
+    help="BiLSTM: how the two directions are merged.",
+)
 @click.option("--dropout", default=0.0, show_default=True, help="Dropout after each recurrent layer.")
 @click.option("--peephole", is_flag=True, help="LSTM whose gates also see the cell state.")
 @fit_options

@@ -15,8 +15,9 @@ from .dataset import Windows
 from .normalize import Normalization
 
 
-def augment(w: Windows, norm: Normalization, copies: int, gain: float, jitter: float, seed: int,
-            scale_inputs: bool = True) -> Windows:
+def augment(
+    w: Windows, norm: Normalization, copies: int, gain: float, jitter: float, seed: int, scale_inputs: bool = True
+) -> Windows:
     """The windows plus `copies` augmented copies of each (raw units, like the input).
 
     gain: each copy's channels are scaled around the channel mean by a factor in [1 - gain, 1 + gain] (skipped when
@@ -36,6 +37,8 @@ def augment(w: Windows, norm: Normalization, copies: int, gain: float, jitter: f
         parts.append(mean + (X - mean) * g + noise)
     n = copies + 1
     return Windows(
-        np.concatenate(parts), np.concatenate([w.y] * n), np.concatenate([w.groups] * n),
+        np.concatenate(parts),
+        np.concatenate([w.y] * n),
+        np.concatenate([w.groups] * n),
         None if w.starts is None else np.concatenate([w.starts] * n),
     )

@@ -73,8 +73,13 @@ class ColumnSpec:
 
     def record(self) -> dict:
         """What training stores (config.training["columns"]) so its splits can be rebuilt from the same columns."""
-        return {"label_col": self.label_col, "target_cols": list(self.target_cols), "group_col": self.group_col,
-                "channels": list(self.channels), "nan": self.nan}
+        return {
+            "label_col": self.label_col,
+            "target_cols": list(self.target_cols),
+            "group_col": self.group_col,
+            "channels": list(self.channels),
+            "nan": self.nan,
+        }
 
 
 # ----------------------------------------------------------------------------------------------- readers
@@ -139,9 +144,7 @@ def _parse_csv(path: Path, text_cols: set[str]) -> _Table:
             try:
                 values[r, j] = float(cell)
             except ValueError:
-                raise InputError(
-                    f"{path} line {line}, column {header[i]}: not a number: {cell!r}"
-                ) from None
+                raise InputError(f"{path} line {line}, column {header[i]}: not a number: {cell!r}") from None
         for h, i in text_idx.items():
             text[h].append(row[i].strip())
     return _Table(header, values, text, lines)
@@ -158,16 +161,14 @@ def _read_csv_file(path: Path, spec: ColumnSpec, multi_recording: bool) -> Datas
 
     if spec.task == "classify" and spec.label_col not in header:
         raise InputError(
-            f"{path}: no label column {spec.label_col!r} (columns: {', '.join(header)}); "
-            "name it with --label-col"
+            f"{path}: no label column {spec.label_col!r} (columns: {', '.join(header)}); name it with --label-col"
         )
     targets: list[str] = []
     if spec.task == "regress":
         targets = list(spec.target_cols) or ([spec.label_col] if spec.label_col in col else [])
         if not targets:
             raise InputError(
-                f"{path}: no target column {spec.label_col!r} (columns: {', '.join(header)}); "
-                "name it with --target-col"
+                f"{path}: no target column {spec.label_col!r} (columns: {', '.join(header)}); name it with --target-col"
             )
     missing = [t for t in targets if t not in col]
     if missing:
@@ -236,9 +237,7 @@ def sort_labels(names: set[str]) -> list[str]:
         return sorted(names)
 
 
-def _apply_nan_policy(
-    v: np.ndarray, lines: np.ndarray, names: list[str], path: Path, policy: str
-) -> np.ndarray | None:
+def _apply_nan_policy(v: np.ndarray, lines: np.ndarray, names: list[str], path: Path, policy: str) -> np.ndarray | None:
     """Return a row mask to keep (drop), or None; interpolation fills `v` in place."""
     bad = ~np.isfinite(v)
     if not bad.any():
@@ -247,8 +246,7 @@ def _apply_nan_policy(
         r, c = np.argwhere(bad)[0]
         what = "NaN" if np.isnan(v[r, c]) else "infinite"
         raise InputError(
-            f"{path} line {int(lines[r])}, column {names[c]}: {what} value "
-            "(choose --nan drop or --nan interpolate)"
+            f"{path} line {int(lines[r])}, column {names[c]}: {what} value (choose --nan drop or --nan interpolate)"
         )
     if policy == "drop":
         return ~bad.any(axis=1)
@@ -269,9 +267,7 @@ def _read_csv_folder(folder: Path, spec: ColumnSpec) -> Dataset:
     first = parts[0]
     for p, part in zip(files[1:], parts[1:]):
         if part.channels != first.channels:
-            raise InputError(
-                f"{p}: channels {part.channels} differ from {files[0].name}'s {first.channels}"
-            )
+            raise InputError(f"{p}: channels {part.channels} differ from {files[0].name}'s {first.channels}")
     labels = sort_labels({name for part in parts for name in part.labels})
     recs = []
     for part in parts:

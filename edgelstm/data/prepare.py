@@ -30,9 +30,7 @@ def target_indices(ds: Dataset, task: str) -> list[int]:
     return [ds.channels.index(t) for t in ds.targets] if task == "forecast" else []
 
 
-def prepare(
-    ds: Dataset, window: int, stride: int, task: str, horizon: int = 1, seed: int = 0
-) -> Prepared:
+def prepare(ds: Dataset, window: int, stride: int, task: str, horizon: int = 1, seed: int = 0) -> Prepared:
     """Split by recording first, then window each split, then fit normalization on the training split only."""
     tidx = target_indices(ds, task)
     too_little = InputError(
@@ -42,8 +40,7 @@ def prepare(
     if ds.windows is not None:
         if ds.windows.X.shape[1] != window:
             raise InputError(
-                f"{ds.source}: holds windows of {ds.windows.X.shape[1]} samples; pass --window "
-                f"{ds.windows.X.shape[1]}"
+                f"{ds.source}: holds windows of {ds.windows.X.shape[1]} samples; pass --window {ds.windows.X.shape[1]}"
             )
         train, val, test = split_windows(ds.windows, task, seed=seed)
     else:
@@ -99,9 +96,11 @@ def training_columns(cfg: ModelConfig) -> ColumnSpec:
     rec = cfg.training.get("columns") or {}
     defaults = ColumnSpec()
     return ColumnSpec(
-        task=cfg.task, label_col=rec.get("label_col", defaults.label_col),
+        task=cfg.task,
+        label_col=rec.get("label_col", defaults.label_col),
         target_cols=tuple(cfg.targets) if cfg.task != "classify" else (),
-        group_col=rec.get("group_col", defaults.group_col), channels=tuple(cfg.channels),
+        group_col=rec.get("group_col", defaults.group_col),
+        channels=tuple(cfg.channels),
         nan=rec.get("nan", defaults.nan),
     )
 

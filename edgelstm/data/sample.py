@@ -72,9 +72,7 @@ def activity_recording(activity: str, seconds: float, rng: np.random.Generator) 
     return np.concatenate([acc, gyr], axis=1).astype(np.float32)
 
 
-def make_activity(
-    subjects: int = 10, seconds: float = 20.0, seed: int = 0
-) -> list[tuple[str, str, np.ndarray]]:
+def make_activity(subjects: int = 10, seconds: float = 20.0, seed: int = 0) -> list[tuple[str, str, np.ndarray]]:
     """[(recording id, activity, samples [n, 6])], one per subject and activity."""
     rng = np.random.default_rng(seed)
     out = []

@@ -71,8 +71,7 @@ def versions(root):
 
 def interpreters(python):
     try:
-        out = subprocess.run([python, "-c", _VERSIONS], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                             timeout=120)
+        out = subprocess.run([python, "-c", _VERSIONS], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=120)
         return json.loads(out.stdout.decode() or "{}")
     except Exception:
         return {}
@@ -82,9 +81,12 @@ def status(root):
     venv_python = os.path.join(root, "venv", "bin", "python")
     st = os.statvfs(os.path.dirname(root) if not os.path.isdir(root) else root)
     return {
-        "root": root, "arch": platform.machine(), "python": platform.python_version(),
+        "root": root,
+        "arch": platform.machine(),
+        "python": platform.python_version(),
         "free_bytes": st.f_bavail * st.f_frsize,
-        "current": link_target(root, "current"), "previous": link_target(root, "previous"),
+        "current": link_target(root, "current"),
+        "previous": link_target(root, "previous"),
         "versions": versions(root),
         "system": interpreters(sys.executable),
         "venv": interpreters(venv_python) if os.path.exists(venv_python) else None,

@@ -73,8 +73,9 @@ class HealthCheck:
             meta = read_metadata(model)
         except (ImportError, EdgeLSTMError):
             if model.suffix.lower() not in INTERPRETERS:
-                raise InputError(f"{model}: no built-in health check for a '{model.suffix}' file; give --health-cmd"
-                                 ) from None
+                raise InputError(
+                    f"{model}: no built-in health check for a '{model.suffix}' file; give --health-cmd"
+                ) from None
             return replace(self, runtime=False, stdin=None)
         atol = self.atol
         if atol is None and meta.get("quantization") in ("int8", "int16x8"):
@@ -119,8 +120,9 @@ class HealthCheck:
         worst = max((abs(a - b) for a, b in zip(expected, got)), default=0.0)
         atol = 1e-4 if self.atol is None else self.atol
         if not worst <= atol:
-            raise DeployError(f"health check failed: outputs differ from the local ones (max |Δ| {worst:.3g} > "
-                              f"{atol:g})")
+            raise DeployError(
+                f"health check failed: outputs differ from the local ones (max |Δ| {worst:.3g} > {atol:g})"
+            )
         return worst
 
 
@@ -132,8 +134,9 @@ def known_recording(meta: dict) -> str:
     norm = meta.get("normalization") or {}
     mean, std = norm.get("mean") or [0.0] * n, norm.get("std") or [1.0] * n
     rows = max(2 * int(meta.get("window") or 20), 40)
-    return "".join(",".join(f"{mean[j] + std[j] * math.sin(0.37 * i + j):.6f}" for j in range(n)) + "\n"
-                   for i in range(rows))
+    return "".join(
+        ",".join(f"{mean[j] + std[j] * math.sin(0.37 * i + j):.6f}" for j in range(n)) + "\n" for i in range(rows)
+    )
 
 
 def numbers(text: str, every_line: bool = False) -> list[float]:
@@ -202,8 +205,10 @@ def check_model(model: Path, st: Status, will_install: bool, target: str | None)
     size = model.stat().st_size
     need = size + 20_000_000 + (400_000_000 if will_install else 0)
     if st.free_bytes < need:
-        raise DeployError(f"not enough disk on the device: {st.free_bytes / 1e6:.0f} MB free under {st.root}, "
-                          f"{need / 1e6:.0f} MB needed")
+        raise DeployError(
+            f"not enough disk on the device: {st.free_bytes / 1e6:.0f} MB free under {st.root}, "
+            f"{need / 1e6:.0f} MB needed"
+        )
     if will_install and tuple(int(p) for p in st.python.split(".")[:2]) < (3, 11):
         raise DeployError(f"the edgelstm runtime needs Python >= 3.11; the device has {st.python}")
     wanted = INTERPRETERS.get(model.suffix.lower())
@@ -211,14 +216,19 @@ def check_model(model: Path, st: Status, will_install: bool, target: str | None)
         have = [m for m in wanted if m in st.interpreters()]
         installable = will_install and "ai_edge_litert" in wanted and st.arch in LITERT_ARCHES
         if not have and not installable:
-            why = f"no ai-edge-litert wheels exist for {st.arch}" if st.arch not in LITERT_ARCHES else \
-                "and --no-install-runtime was given"
-            raise DeployError(f"the device cannot load a {model.suffix} model: none of {', '.join(wanted)} is "
-                              f"installed there ({why})")
+            why = (
+                f"no ai-edge-litert wheels exist for {st.arch}"
+                if st.arch not in LITERT_ARCHES
+                else "and --no-install-runtime was given"
+            )
+            raise DeployError(
+                f"the device cannot load a {model.suffix} model: none of {', '.join(wanted)} is installed there ({why})"
+            )
         why = why_not(format=model.suffix.lower()[1:], mode=_quantization(model), runtime="tflite-runtime")
         if have == ["tflite_runtime"] and not installable and why:
-            raise DeployError(f"the device has only tflite-runtime: {why}; deploy another model, or install "
-                              "ai-edge-litert")
+            raise DeployError(
+                f"the device has only tflite-runtime: {why}; deploy another model, or install ai-edge-litert"
+            )
     return note
 
 
@@ -255,8 +265,11 @@ def build_wheel() -> Path:
         if not (src / "pyproject.toml").is_file():
             raise InputError("edgelstm is not installed from a source tree here; pass --runtime-wheel PATH")
         out = Path(tempfile.mkdtemp(prefix="edgelstm-wheel-"))
-        p = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(src)],
-                           capture_output=True, timeout=600)
+        p = subprocess.run(
+            [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(src)],
+            capture_output=True,
+            timeout=600,
+        )
         wheels = list(out.glob("edgelstm-*.whl"))
         if p.returncode != 0 or not wheels:
             last = (p.stderr.decode(errors="replace").strip().splitlines() or ["no wheel"])[-1]
@@ -273,8 +286,10 @@ def install_runtime(conn: Connection, dev: Device, st: Status, wheel: Path | Non
     conn.run(quote("mkdir", "-p", f"{st.root}/wheels"))
     conn.upload(wheel, remote)
     pip = f"{venv}/bin/python -m pip install -q --disable-pip-version-check"
-    line = (f"{{ test -x {quote(venv + '/bin/python')} || python3 -m venv {quote(venv)}; }} && "
-            f"{pip} {quote(remote + '[device]')} && {pip} --force-reinstall --no-deps {quote(remote)}")
+    line = (
+        f"{{ test -x {quote(venv + '/bin/python')} || python3 -m venv {quote(venv)}; }} && "
+        f"{pip} {quote(remote + '[device]')} && {pip} --force-reinstall --no-deps {quote(remote)}"
+    )
     rc, out, err = conn.run(line, timeout=900)
     if rc != 0:
         last = (err.strip().splitlines() or [f"exit code {rc}"])[-1]
@@ -295,8 +310,10 @@ def deploy_host(host: str, model: Path, sha: str, expected: list[float], opts: D
         st = dev.status()
         result.arch = st.arch
         interps = ", ".join(f"{k} {v}" for k, v in st.interpreters().items()) or "no interpreter"
-        say(f"{st.arch}, Python {st.python}, runtime {st.runtime_version or 'not installed'} ({interps}), "
-            f"{st.free_bytes / 1e6:.0f} MB free, current {short(st.current)}")
+        say(
+            f"{st.arch}, Python {st.python}, runtime {st.runtime_version or 'not installed'} ({interps}), "
+            f"{st.free_bytes / 1e6:.0f} MB free, current {short(st.current)}"
+        )
         will_install = opts.install_runtime and (opts.reinstall_runtime or st.runtime_version != __version__)
         note = check_model(model, st, will_install, opts.target)
         if note:
@@ -306,8 +323,10 @@ def deploy_host(host: str, model: Path, sha: str, expected: list[float], opts: D
             st = install_runtime(conn, dev, st, opts.wheel)
         result.runtime = st.runtime_version or ""
         if opts.health.runtime and st.venv is None:
-            raise DeployError(f"the health check runs the edgelstm runtime, which is not in {st.root}/venv: deploy "
-                              "without --no-install-runtime")
+            raise DeployError(
+                f"the health check runs the edgelstm runtime, which is not in {st.root}/venv: deploy "
+                "without --no-install-runtime"
+            )
         old_current, old_previous = st.current, st.previous
         if dev.agent("has", sha)["ok"]:
             say(f"version {short(sha)} is already on the device: no upload")
@@ -359,15 +378,21 @@ def _upload(conn, dev, model, sha, result, opts, say, old_current) -> None:
         conn.upload(model, f"{tmp}/{name}.part", progress=progress)
         commit = dev.agent("commit", sha, tmp, name, model.name)
     except DeployError as ex:
-        raise DeployError(f"{ex} at {sent[0] * 100 // max(size, 1)}% of the upload; the device's current model "
-                          f"is unchanged ({short(old_current)})") from None
+        raise DeployError(
+            f"{ex} at {sent[0] * 100 // max(size, 1)}% of the upload; the device's current model "
+            f"is unchanged ({short(old_current)})"
+        ) from None
     if not commit["ok"]:
-        raise DeployError(f"SHA-256 on the device is {short(commit['sha256'])}, expected {short(sha)}: upload "
-                          f"corrupted; the device's current model is unchanged ({short(old_current)})")
+        raise DeployError(
+            f"SHA-256 on the device is {short(commit['sha256'])}, expected {short(sha)}: upload "
+            f"corrupted; the device's current model is unchanged ({short(old_current)})"
+        )
     result.upload_seconds = time.perf_counter() - t
     result.uploaded_bytes = size
-    say(f"uploaded {size_text(size)} in {result.upload_seconds:.2f} s ({result.throughput_mb_s:.1f} MB/s), "
-        "SHA-256 verified on the device")
+    say(
+        f"uploaded {size_text(size)} in {result.upload_seconds:.2f} s ({result.throughput_mb_s:.1f} MB/s), "
+        "SHA-256 verified on the device"
+    )
 
 
 def restart_service(conn: Connection) -> bool:
@@ -396,8 +421,9 @@ def deploy(model: Path, hosts: list[str], opts: DeployOptions) -> list[DeployRes
         except EdgeLSTMError as ex:
             return DeployResult(host=host, ok=False, message=str(ex), sha256=sha, seconds=time.perf_counter() - t0)
         except Exception as ex:  # a library error we did not foresee still becomes this host's failure
-            return DeployResult(host=host, ok=False, message=f"{type(ex).__name__}: {ex}", sha256=sha,
-                                seconds=time.perf_counter() - t0)
+            return DeployResult(
+                host=host, ok=False, message=f"{type(ex).__name__}: {ex}", sha256=sha, seconds=time.perf_counter() - t0
+            )
 
     with ThreadPoolExecutor(max_workers=max(1, min(opts.parallel, len(hosts)))) as pool:
         return list(pool.map(one, hosts))

@@ -47,8 +47,13 @@ def run_tflite(path):
 def run_onnx(path):
     import onnxruntime as ort
 
-    types = {"tensor(float)": np.float32, "tensor(int8)": np.int8, "tensor(uint8)": np.uint8,
-             "tensor(int64)": np.int64, "tensor(int32)": np.int32}
+    types = {
+        "tensor(float)": np.float32,
+        "tensor(int8)": np.int8,
+        "tensor(uint8)": np.uint8,
+        "tensor(int64)": np.int64,
+        "tensor(int32)": np.int32,
+    }
     s = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     feeds = {}
     for i in s.get_inputs():

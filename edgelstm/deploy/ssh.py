@@ -96,9 +96,17 @@ class Connection:
         where = f"{self.user}@{self.hostname}:{self.port}"
         try:
             client.connect(
-                self.hostname, port=self.port, username=self.user, key_filename=keys or None, sock=sock,
-                timeout=self.opts.timeout, banner_timeout=self.opts.timeout, auth_timeout=self.opts.timeout,
-                channel_timeout=self.opts.timeout, allow_agent=True, look_for_keys=True,
+                self.hostname,
+                port=self.port,
+                username=self.user,
+                key_filename=keys or None,
+                sock=sock,
+                timeout=self.opts.timeout,
+                banner_timeout=self.opts.timeout,
+                auth_timeout=self.opts.timeout,
+                channel_timeout=self.opts.timeout,
+                allow_agent=True,
+                look_for_keys=True,
             )
         except HostKeyError:
             client.close()
@@ -111,8 +119,9 @@ class Connection:
             ) from None
         except paramiko.AuthenticationException:
             client.close()
-            raise DeployError(f"{where}: authentication failed (agent and keys tried; passwords are never used)") \
-                from None
+            raise DeployError(
+                f"{where}: authentication failed (agent and keys tried; passwords are never used)"
+            ) from None
         except (paramiko.SSHException, *LINK_ERRORS) as ex:
             client.close()
             raise DeployError(f"cannot connect to {where}: {_reason(ex)}") from None

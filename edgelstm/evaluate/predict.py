@@ -41,8 +41,12 @@ class KerasPredictor(Predictor):
         self.cfg, self.model = load_keras(path)
         c = self.cfg
         self.meta = build_metadata(
-            c, "sequence", "float", [tensor_entry("x", "window", [1, c.window, c.n_features])],
-            [tensor_entry("y", "y", [1, c.n_outputs])], format="keras",
+            c,
+            "sequence",
+            "float",
+            [tensor_entry("x", "window", [1, c.window, c.n_features])],
+            [tensor_entry("y", "y", [1, c.n_outputs])],
+            format="keras",
         )
 
     def predict(self, X, progress=None):
@@ -84,8 +88,13 @@ def open_model(path: str | Path) -> Predictor:
     raise ModelFileError(f"{path}: not a model edgelstm knows (a model directory, .tflite or .onnx)")
 
 
-def evaluate_data(model: str | Path, data: str | Path, label_col: str | None = None, group_col: str | None = None,
-                  progress: Callable[[str], None] | None = None) -> dict:
+def evaluate_data(
+    model: str | Path,
+    data: str | Path,
+    label_col: str | None = None,
+    group_col: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict:
     """Metrics of any model form on every window of a dataset (window/stride/channels from the model; label and
     recording columns as given, else as the model's training data had them, else `label` and `recording`)."""
     from ..data.dataset import ColumnSpec, load
@@ -97,9 +106,13 @@ def evaluate_data(model: str | Path, data: str | Path, label_col: str | None = N
     trained = m.get("columns") or {}
     label_col = label_col or trained.get("label_col") or ColumnSpec.label_col
     group_col = group_col or trained.get("group_col") or ColumnSpec.group_col
-    spec = ColumnSpec(task=m["task"], label_col=label_col, group_col=group_col,
-                      target_cols=tuple(m["targets"]) if m["task"] != "classify" else (),
-                      channels=tuple(m["channels"]))
+    spec = ColumnSpec(
+        task=m["task"],
+        label_col=label_col,
+        group_col=group_col,
+        target_cols=tuple(m["targets"]) if m["task"] != "classify" else (),
+        channels=tuple(m["channels"]),
+    )
     ds = load(data, spec)
     if ds.n_features != m["n_features"]:
         raise InputError(f"{data}: has {ds.n_features} channels; {model} expects {m['n_features']}")

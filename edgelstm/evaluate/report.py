@@ -15,8 +15,9 @@ from pathlib import Path
 from .metrics import agreement, scores
 
 
-def build_report(model_dir: Path, models: list[Path], data: str | None = None,
-                 progress: Callable[[str], None] | None = None) -> dict:
+def build_report(
+    model_dir: Path, models: list[Path], data: str | None = None, progress: Callable[[str], None] | None = None
+) -> dict:
     """Evaluate the Keras reference and each model file on the held-out split of the training data."""
     from ..data.prepare import load_splits
     from .predict import open_model
@@ -26,7 +27,9 @@ def build_report(model_dir: Path, models: list[Path], data: str | None = None,
     classify = ref.meta["task"] == "classify"
     ref_out = ref.predict(test.X)
     report = {
-        "model_dir": str(model_dir), "n_windows": int(len(test.X)), "task": ref.meta["task"],
+        "model_dir": str(model_dir),
+        "n_windows": int(len(test.X)),
+        "task": ref.meta["task"],
         "reference": {"file": "model.keras", "metrics": scores(ref.meta, test.y, ref_out)},
         "models": [],
     }
@@ -37,8 +40,14 @@ def build_report(model_dir: Path, models: list[Path], data: str | None = None,
         p = open_model(path)
         out = p.predict(test.X)
         m = scores(p.meta, test.y, out)
-        entry = {"file": path.name, "kind": p.meta["kind"], "quantization": p.meta["quantization"],
-                 "size_bytes": path.stat().st_size, "metrics": m, "vs_reference": agreement(ref_out, out, classify)}
+        entry = {
+            "file": path.name,
+            "kind": p.meta["kind"],
+            "quantization": p.meta["quantization"],
+            "size_bytes": path.stat().st_size,
+            "metrics": m,
+            "vs_reference": agreement(ref_out, out, classify),
+        }
         if classify:
             entry["accuracy_drop"] = report["reference"]["metrics"]["accuracy"] - m["accuracy"]
         report["models"].append(entry)
@@ -88,19 +97,24 @@ def _html(r: dict) -> str:
     cols = ["accuracy", "macro_f1"] if classify else ["rmse", "mae"]
     vcols = ["argmax_agreement"] * classify + ["max_abs_delta", "rmse", "mae", "cosine", "l2r"]
     head = "".join(f"<th>{c}</th>" for c in ["model", "kind", "quantization", "KB", *cols, *(f"Δ {c}" for c in vcols)])
-    rows = ["<tr><td>model.keras (reference)</td><td>sequence</td><td>float</td><td></td>"
-            + "".join(f"<td>{_fmt(r['reference']['metrics'][c])}</td>" for c in cols)
-            + "<td></td>" * len(vcols) + "</tr>"]
+    rows = [
+        "<tr><td>model.keras (reference)</td><td>sequence</td><td>float</td><td></td>"
+        + "".join(f"<td>{_fmt(r['reference']['metrics'][c])}</td>" for c in cols)
+        + "<td></td>" * len(vcols)
+        + "</tr>"
+    ]
     for e in r["models"]:
         rows.append(
             f"<tr><td>{html.escape(e['file'])}</td><td>{e['kind']}</td><td>{e['quantization']}</td>"
             f"<td>{e['size_bytes'] / 1024:.1f}</td>"
             + "".join(f"<td>{_fmt(e['metrics'][c])}</td>" for c in cols)
-            + "".join(f"<td>{_fmt(e['vs_reference'][c])}</td>" for c in vcols) + "</tr>"
+            + "".join(f"<td>{_fmt(e['vs_reference'][c])}</td>" for c in vcols)
+            + "</tr>"
         )
     imgs = "".join(
         f"<figure><img src='{html.escape(p)}'><figcaption>{html.escape(p)}</figcaption></figure>"
-        for ps in r["plots"].values() for p in ps
+        for ps in r["plots"].values()
+        for p in ps
     )
     return (
         "<!doctype html><meta charset='utf-8'><title>edgelstm accuracy report</title>"

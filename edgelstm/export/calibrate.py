@@ -80,8 +80,9 @@ def calibration_windows(cfg: ModelConfig, recipe: Recipe) -> np.ndarray:
                 f"{recipe.npz}: calibration data has {X.shape[2]} features; the model expects {cfg.n_features}"
             )
         if X.shape[1] != cfg.window:
-            raise InputError(f"{recipe.npz}: calibration windows have {X.shape[1]} samples; the model expects "
-                             f"{cfg.window}")
+            raise InputError(
+                f"{recipe.npz}: calibration windows have {X.shape[1]} samples; the model expects {cfg.window}"
+            )
         return model_inputs(cfg, X).astype(np.float32)
     from ..data.prepare import load_splits
 

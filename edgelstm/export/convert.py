@@ -39,16 +39,30 @@ def check_model_dir(model_dir: Path):
     return cfg
 
 
-def export_one(model_dir: Path, out_dir: Path, kind: str, to: str, quantization: str = "float",
-               calibration: str | None = None, extra: dict | None = None,
-               progress: Callable[[str], None] | None = None) -> Path:
+def export_one(
+    model_dir: Path,
+    out_dir: Path,
+    kind: str,
+    to: str,
+    quantization: str = "float",
+    calibration: str | None = None,
+    extra: dict | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Path:
     """One conversion in a subprocess, written to a temporary file and renamed only when complete."""
     created = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
     final = out_dir / output_name(kind, to, quantization)
     tmp = out_dir / f".{final.name}.partial-{os.getpid()}"
-    job = {"model_dir": str(model_dir), "kind": kind, "to": to, "quantization": quantization,
-           "calibration": calibration, "out": str(tmp), "extra": extra or {}}
+    job = {
+        "model_dir": str(model_dir),
+        "kind": kind,
+        "to": to,
+        "quantization": quantization,
+        "calibration": calibration,
+        "out": str(tmp),
+        "extra": extra or {},
+    }
     try:
         convert_in_subprocess(job, progress)
         os.replace(tmp, final)
@@ -61,8 +75,13 @@ def export_one(model_dir: Path, out_dir: Path, kind: str, to: str, quantization:
     return final
 
 
-def convert(model_dir: str | Path, to: str = "tflite", kind: str = "both", out: str | Path | None = None,
-            progress: Callable[[str], None] | None = None) -> list[Path]:
+def convert(
+    model_dir: str | Path,
+    to: str = "tflite",
+    kind: str = "both",
+    out: str | Path | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> list[Path]:
     """Float exports; returns the written files."""
     say = progress or (lambda _m: None)
     model_dir = Path(model_dir)

@@ -33,7 +33,10 @@ def convert_in_subprocess(job: dict, progress: Callable[[str], None] | None = No
         with open(errfile, "w") as err:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "edgelstm.export.worker", str(jobfile)],
-                stdout=subprocess.PIPE, stderr=err, text=True, env=env,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                text=True,
+                env=env,
             )
             result, error = None, None
             for line in proc.stdout:

@@ -38,8 +38,9 @@ def step_onnx(step: StepModel, **extra) -> bytes:
     inputs += [tensor_entry(n, "state", [1, u]) for n, u in step.states]
     outputs = [tensor_entry("y", "y", [1, step.cfg.n_outputs])]
     outputs += [tensor_entry(f"{n}_out", "state", [1, u], state_input=n) for n, u in step.states]
-    meta = build_metadata(step.cfg, "step", extra.pop("quantization", "float"), inputs, outputs,
-                          format="onnx", opset=OPSET, **extra)
+    meta = build_metadata(
+        step.cfg, "step", extra.pop("quantization", "float"), inputs, outputs, format="onnx", opset=OPSET, **extra
+    )
     return add_onnx_metadata(model.SerializeToString(), meta)
 
 
@@ -56,6 +57,7 @@ def sequence_onnx(cfg, model, **extra) -> bytes:
     onnx_model = _tidy(onnx_model, {seq.output_names[0]: "y"})
     inputs = [tensor_entry("x", "window", [1, cfg.window, cfg.n_features])]
     outputs = [tensor_entry("y", "y", [1, cfg.n_outputs])]
-    meta = build_metadata(cfg, "sequence", extra.pop("quantization", "float"), inputs, outputs,
-                          format="onnx", opset=OPSET, **extra)
+    meta = build_metadata(
+        cfg, "sequence", extra.pop("quantization", "float"), inputs, outputs, format="onnx", opset=OPSET, **extra
+    )
     return add_onnx_metadata(onnx_model.SerializeToString(), meta)

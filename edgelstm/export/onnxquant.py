@@ -33,6 +33,7 @@ def quantize_onnx(blob: bytes, mode: str, representative, out_hint: str = "") ->
         if mode == "dynamic":
             quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
         else:
+
             class Reader(CalibrationDataReader):
                 def __init__(self) -> None:
                     self.it = iter(representative())
@@ -40,8 +41,14 @@ def quantize_onnx(blob: bytes, mode: str, representative, out_hint: str = "") ->
                 def get_next(self):
                     return next(self.it, None)
 
-            quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ,
-                            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+            quantize_static(
+                str(src),
+                str(dst),
+                Reader(),
+                quant_format=QuantFormat.QDQ,
+                activation_type=QuantType.QInt8,
+                weight_type=QuantType.QInt8,
+            )
         out = dst.read_bytes()
     meta["quantization"] = mode
     return add_onnx_metadata(out, meta)

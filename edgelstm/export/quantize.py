@@ -53,9 +53,16 @@ def check_supported(cfg, kinds: list[str], fmt: str, mode: str) -> None:
             raise InputError(f"cannot make the {mode} {k} model of this {arch} as {fmt}: {why}")
 
 
-def quantize(model_dir: str | Path, mode: str, calibration: str | Path = "default", kind: str = "step",
-             fmt: str = "tflite", out: str | Path | None = None, io: str = "float",
-             progress: Callable[[str], None] | None = None) -> list[Path]:
+def quantize(
+    model_dir: str | Path,
+    mode: str,
+    calibration: str | Path = "default",
+    kind: str = "step",
+    fmt: str = "tflite",
+    out: str | Path | None = None,
+    io: str = "float",
+    progress: Callable[[str], None] | None = None,
+) -> list[Path]:
     """Quantize the step and/or sequence model; returns the written files.
 
     io="float" keeps float tensors at the model boundary (the runner carries float state between steps; the
@@ -108,8 +115,18 @@ def quantize(model_dir: str | Path, mode: str, calibration: str | Path = "defaul
     return written
 
 
-def quantize_with_report(model_dir, mode=None, calibration="default", target=None, kind=None, fmt=None, io=None,
-                         out=None, report=True, progress=None) -> QuantizeResult:
+def quantize_with_report(
+    model_dir,
+    mode=None,
+    calibration="default",
+    target=None,
+    kind=None,
+    fmt=None,
+    io=None,
+    out=None,
+    report=True,
+    progress=None,
+) -> QuantizeResult:
     """What `edgelstm quantize` does: target defaults, quantize, report, target check."""
     model_dir = Path(model_dir)
     tgt = None
@@ -118,8 +135,10 @@ def quantize_with_report(model_dir, mode=None, calibration="default", target=Non
 
         tgt = load_target(target)
         if mode is None and tgt.quantization == "float":
-            raise InputError(f"target {tgt.name} prefers float models: export them with `edgelstm convert`, "
-                             f"or pass --mode ({', '.join(m for m in tgt.modes if m != 'float')})")
+            raise InputError(
+                f"target {tgt.name} prefers float models: export them with `edgelstm convert`, "
+                f"or pass --mode ({', '.join(m for m in tgt.modes if m != 'float')})"
+            )
         mode = mode or tgt.quantization
         kind = kind or tgt.kind
         fmt = fmt or tgt.format
@@ -156,10 +175,12 @@ def size_note(path: Path, mode: str) -> str | None:
     size, float_size = path.stat().st_size, float_path.stat().st_size
     if size < float_size:
         return None
-    return (f"note: {path.name} ({size:,} B) is not smaller than the float {float_path.name} ({float_size:,} B): "
-            "a model this small has more quantization parameters (~36 B per tensor) than int8 saves on its weights "
-            "(3 B each; full-integer files win from ~12 units). Keep it for an int8-only target such as the Edge TPU; "
-            "elsewhere the float file is smaller")
+    return (
+        f"note: {path.name} ({size:,} B) is not smaller than the float {float_path.name} ({float_size:,} B): "
+        "a model this small has more quantization parameters (~36 B per tensor) than int8 saves on its weights "
+        "(3 B each; full-integer files win from ~12 units). Keep it for an int8-only target such as the Edge TPU; "
+        "elsewhere the float file is smaller"
+    )
 
 
 def fidelity_warnings(entry: dict, mode: str) -> list[str]:
@@ -175,6 +196,9 @@ def fidelity_warnings(entry: dict, mode: str) -> list[str]:
         why.append(f"loses {drop:.1%} accuracy (> {MAX_ACCURACY_DROP:.0%})")
     if not why:
         return []
-    hint = "; try --mode int16x8 (16-bit activations and state; LiteRT on CPU runs it, the Edge TPU does not)" \
-        if mode == "int8" else ""
+    hint = (
+        "; try --mode int16x8 (16-bit activations and state; LiteRT on CPU runs it, the Edge TPU does not)"
+        if mode == "int8"
+        else ""
+    )
     return [f"warning: {entry['file']} {' and '.join(why)}{hint}"]

@@ -19,9 +19,11 @@ def _tensor(d: dict) -> dict:
     q = d.get("quantization_parameters", {})
     scales = np.asarray(q.get("scales", []))
     return {
-        "name": d["name"], "shape": [int(s) for s in d.get("shape_signature", d["shape"])],
+        "name": d["name"],
+        "shape": [int(s) for s in d.get("shape_signature", d["shape"])],
         "dtype": np.dtype(d["dtype"]).name,
-        "scale": float(scale) if scale else None, "zero_point": int(zp) if scale else None,
+        "scale": float(scale) if scale else None,
+        "zero_point": int(zp) if scale else None,
         "per_channel": bool(scales.size > 1),
     }
 
@@ -46,8 +48,9 @@ def _tflite(path: Path) -> dict:
     versions = tflite_operator_versions(data, str(path))  # also rejects a non-TFLite file early
     try:
         # without the default XNNPACK delegate, which would replace the model's ops by DELEGATE nodes
-        it = Interpreter(model_path=str(path),
-                         experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+        it = Interpreter(
+            model_path=str(path), experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        )
         it.allocate_tensors()
     except (ValueError, RuntimeError) as ex:
         raise ModelFileError(f"{path}: cannot load the TFLite model ({str(ex).strip().splitlines()[0]})") from None
@@ -66,11 +69,17 @@ def _tflite(path: Path) -> dict:
     io = {}
     if "serving_default" in sig:
         r = it.get_signature_runner("serving_default")
-        io = {"inputs": {k: _tensor(v) for k, v in r.get_input_details().items()},
-              "outputs": {k: _tensor(v) for k, v in r.get_output_details().items()}}
+        io = {
+            "inputs": {k: _tensor(v) for k, v in r.get_input_details().items()},
+            "outputs": {k: _tensor(v) for k, v in r.get_output_details().items()},
+        }
     return {
-        "format": "tflite", "ops": dict(Counter(names)), "op_versions": op_versions,
-        "n_ops": len(names), "tensors": tensors, **io,
+        "format": "tflite",
+        "ops": dict(Counter(names)),
+        "op_versions": op_versions,
+        "n_ops": len(names),
+        "tensors": tensors,
+        **io,
         "op_tensors": [{"op": o["op_name"], "outputs": [int(i) for i in o["outputs"]]} for o in ops],
     }
 
@@ -88,14 +97,25 @@ def _onnx(path: Path) -> dict:
     def vi(v) -> dict:
         t = v.type.tensor_type
         dims = [d.dim_value if d.HasField("dim_value") else -1 for d in t.shape.dim]
-        return {"name": v.name, "shape": dims, "dtype": onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name,
-                "scale": None, "zero_point": None, "per_channel": False}
+        return {
+            "name": v.name,
+            "shape": dims,
+            "dtype": onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name,
+            "scale": None,
+            "zero_point": None,
+            "per_channel": False,
+        }
 
     return {
-        "format": "onnx", "opset": max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")),
-                                       default=None),
-        "ops": dict(Counter(names)), "op_versions": {}, "n_ops": len(names), "tensors": [],
-        "inputs": {v.name: vi(v) for v in g.input}, "outputs": {v.name: vi(v) for v in g.output},
-        "initializer_dtypes": dict(Counter(onnx.helper.tensor_dtype_to_np_dtype(i.data_type).name
-                                           for i in g.initializer)),
+        "format": "onnx",
+        "opset": max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=None),
+        "ops": dict(Counter(names)),
+        "op_versions": {},
+        "n_ops": len(names),
+        "tensors": [],
+        "inputs": {v.name: vi(v) for v in g.input},
+        "outputs": {v.name: vi(v) for v in g.output},
+        "initializer_dtypes": dict(
+            Counter(onnx.helper.tensor_dtype_to_np_dtype(i.data_type).name for i in g.initializer)
+        ),
     }

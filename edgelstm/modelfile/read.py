@@ -19,14 +19,31 @@ KINDS = ("step", "sequence")
 INPUT_ROLES = ("x", "x_reverse", "state", "window")
 OUTPUT_ROLES = ("y", "state")
 REQUIRED = (
-    "schema", "edgelstm_version", "kind", "arch", "task", "layers", "units", "merge", "labels", "channels",
-    "targets", "horizon", "normalization", "target_normalization", "window", "stride", "sample_rate",
-    "quantization", "inputs", "outputs",
+    "schema",
+    "edgelstm_version",
+    "kind",
+    "arch",
+    "task",
+    "layers",
+    "units",
+    "merge",
+    "labels",
+    "channels",
+    "targets",
+    "horizon",
+    "normalization",
+    "target_normalization",
+    "window",
+    "stride",
+    "sample_rate",
+    "quantization",
+    "inputs",
+    "outputs",
 )
 
 
 def model_format(path: Path) -> str:
-    """"tflite" or "onnx" for an existing model file; anything else is a one-line error naming the file."""
+    """ "tflite" or "onnx" for an existing model file; anything else is a one-line error naming the file."""
     if not path.is_file():
         raise ModelFileError(f"{path}: no such model file")
     suffix = path.suffix.lower()

@@ -94,7 +94,10 @@ def build_metadata(cfg, kind: str, quantization: str, inputs: list[dict], output
 def tensor_entry(name: str, role: str, shape, dtype: str = "float32", scale=None, zero_point=None, **extra) -> dict:
     """One inputs/outputs entry; scale and zero_point stay None for float tensors."""
     return {
-        "name": name, "role": role, "shape": [int(s) for s in shape], "dtype": dtype,
+        "name": name,
+        "role": role,
+        "shape": [int(s) for s in shape],
+        "dtype": dtype,
         "scale": None if scale is None else shortest_float32(scale),
         "zero_point": None if zero_point is None else int(zero_point),
         **extra,

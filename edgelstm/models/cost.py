@@ -23,7 +23,12 @@ def cell_macs(arch: str, n_in: int, units: int, peephole: bool = False) -> int:
 
 
 def macs_per_step(
-    arch: str, units: int, layers: int, n_features: int, n_outputs: int, merge: str = "concat",
+    arch: str,
+    units: int,
+    layers: int,
+    n_features: int,
+    n_outputs: int,
+    merge: str = "concat",
     peephole: bool = False,
 ) -> int:
     """MACs per input sample: every layer (both directions of a BiLSTM) plus the dense head, as the step model

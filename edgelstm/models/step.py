@@ -106,8 +106,9 @@ class StepModel:
 
         it = TFStepInterpreter(self, batch, on_invoke)
         ins = [{"name": n, "role": n if n.startswith("x") else "state"} for n in self.input_names]
-        outs = [{"name": "y", "role": "y"}] + [{"name": f"{n}_out", "role": "state", "state_input": n}
-                                                for n, _ in self.states]
+        outs = [{"name": "y", "role": "y"}] + [
+            {"name": f"{n}_out", "role": "state", "state_input": n} for n, _ in self.states
+        ]
         F = self.cfg.n_features
         return bind(it, ins, outs, np.zeros(F, np.float32), np.ones(F, np.float32), "TF step model")
 
@@ -171,10 +172,13 @@ def _tf_cell(tf, cell: Cell, fused: bool = True) -> dict:
         u = cell.recurrent.shape[0]
         b, rb = cell.bias
         return {
-            "k": tf.constant(cell.kernel[:, : 2 * u]), "r": tf.constant(cell.recurrent[:, : 2 * u]),
+            "k": tf.constant(cell.kernel[:, : 2 * u]),
+            "r": tf.constant(cell.recurrent[:, : 2 * u]),
             "b": tf.constant(b[: 2 * u] + rb[: 2 * u]),
-            "kc": tf.constant(cell.kernel[:, 2 * u :]), "rc": tf.constant(cell.recurrent[:, 2 * u :]),
-            "bc": tf.constant(b[2 * u :]), "rbc": tf.constant(rb[2 * u :]),
+            "kc": tf.constant(cell.kernel[:, 2 * u :]),
+            "rc": tf.constant(cell.recurrent[:, 2 * u :]),
+            "bc": tf.constant(b[2 * u :]),
+            "rbc": tf.constant(rb[2 * u :]),
         }
     w = {"k": tf.constant(cell.kernel), "r": tf.constant(cell.recurrent), "b": tf.constant(cell.bias)}
     if cell.peephole is not None:
@@ -191,8 +195,10 @@ def _tf_cell_per_gate(tf, cell: Cell) -> dict:
     else:
         b, rb = np.split(cell.bias, n), [None] * n
     w = {
-        "gates": [tf.constant(a) for a in k], "r": [tf.constant(a) for a in r],
-        "b": [tf.constant(a) for a in b], "rb": [None if a is None else tf.constant(a) for a in rb],
+        "gates": [tf.constant(a) for a in k],
+        "r": [tf.constant(a) for a in r],
+        "b": [tf.constant(a) for a in b],
+        "rb": [None if a is None else tf.constant(a) for a in rb],
     }
     if cell.peephole is not None:
         w["p"] = [tf.constant(cell.peephole[i]) for i in range(3)]

@@ -6,5 +6,4 @@ from ..errors import MetadataError, RuntimeUnavailable
 from .interpreter import Interpreter, open_interpreter
 from .stream import ModelInfo, Result, Runner
 
-__all__ = ["Interpreter", "MetadataError", "ModelInfo", "Result", "Runner", "RuntimeUnavailable",
-           "open_interpreter"]
+__all__ = ["Interpreter", "MetadataError", "ModelInfo", "Result", "Runner", "RuntimeUnavailable", "open_interpreter"]

@@ -21,23 +21,39 @@ class _Formatter(argparse.HelpFormatter):
 
 def parser(prog: str = "python -m edgelstm.runtime") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog=prog, formatter_class=_Formatter,
-        description="Stream samples through a step (or windowed sequence) model; one output line each.")
+        prog=prog,
+        formatter_class=_Formatter,
+        description="Stream samples through a step (or windowed sequence) model; one output line each.",
+    )
     p.add_argument("model", help="a .tflite or .onnx model converted by edgelstm (it carries its own metadata)")
-    p.add_argument("source", nargs="?", default="-",
-                   help="- (stdin, one line of separated values per sample), file:PATH (CSV/NPZ), "
-                        "udp://127.0.0.1:PORT, serial:///dev/ttyUSB0?baud=115200 (default: stdin)")
-    p.add_argument("--runtime", default="auto",
-                   choices=["auto", "litert", "tflite-runtime", "onnxruntime", "tf"],
-                   help="interpreter (default: the first installed of litert, tflite-runtime, onnxruntime, tf)")
+    p.add_argument(
+        "source",
+        nargs="?",
+        default="-",
+        help="- (stdin, one line of separated values per sample), file:PATH (CSV/NPZ), "
+        "udp://127.0.0.1:PORT, serial:///dev/ttyUSB0?baud=115200 (default: stdin)",
+    )
+    p.add_argument(
+        "--runtime",
+        default="auto",
+        choices=["auto", "litert", "tflite-runtime", "onnxruntime", "tf"],
+        help="interpreter (default: the first installed of litert, tflite-runtime, onnxruntime, tf)",
+    )
     p.add_argument("--threads", type=int, help="interpreter threads (default 1, or the target's)")
     p.add_argument("--delegate", choices=["edgetpu"], help="load a delegate (Coral: libedgetpu)")
-    p.add_argument("--target", metavar="NAME",
-                   help="target profile (targets/NAME.toml, or a path to one): takes runtime, threads and "
-                        "delegate from it (Coral: --delegate edgetpu); options given here win")
-    p.add_argument("--no-default-delegates", action="store_true", default=None,
-                   help="LiteRT without its default XNNPACK delegate (needed under qemu emulation; also "
-                        "EDGELSTM_NO_DEFAULT_DELEGATES=1)")
+    p.add_argument(
+        "--target",
+        metavar="NAME",
+        help="target profile (targets/NAME.toml, or a path to one): takes runtime, threads and "
+        "delegate from it (Coral: --delegate edgetpu); options given here win",
+    )
+    p.add_argument(
+        "--no-default-delegates",
+        action="store_true",
+        default=None,
+        help="LiteRT without its default XNNPACK delegate (needed under qemu emulation; also "
+        "EDGELSTM_NO_DEFAULT_DELEGATES=1)",
+    )
     p.add_argument("--every", type=int, default=1, metavar="K", help="emit every K-th output (default 1)")
     p.add_argument("--reset-after", type=float, metavar="SECONDS", help="reset the state after this much silence")
     p.add_argument("--window", type=int, metavar="W", help="windowed run (BiLSTM, sequence models): window length")
@@ -70,15 +86,30 @@ def run(args: argparse.Namespace, err=None) -> int:
         from .targetopts import target_options
 
         opts = target_options(args.target, args.model, args.runtime, args.threads, args.delegate, say=say)
-    runner = Runner(runtime=opts["runtime"], threads=opts["threads"], delegate=opts["delegate"],
-                    no_default_delegates=args.no_default_delegates, every=args.every,
-                    reset_after=args.reset_after, window=args.window, hop=args.hop, rate=args.rate)
+    runner = Runner(
+        runtime=opts["runtime"],
+        threads=opts["threads"],
+        delegate=opts["delegate"],
+        no_default_delegates=args.no_default_delegates,
+        every=args.every,
+        reset_after=args.reset_after,
+        window=args.window,
+        hop=args.hop,
+        rate=args.rate,
+    )
     info = runner.open(args.model)
     skip = Skipper(strict=args.strict, warn=say)
     rate = args.rate or info.sample_rate
-    samples = open_source(args.source, info.n_features, skip, channels=info.channels, realtime=args.realtime,
-                          rate=rate, reconnect=args.reconnect,
-                          ready=lambda port: say(f"listening on udp port {port}"))
+    samples = open_source(
+        args.source,
+        info.n_features,
+        skip,
+        channels=info.channels,
+        realtime=args.realtime,
+        rate=rate,
+        reconnect=args.reconnect,
+        ready=lambda port: say(f"listening on udp port {port}"),
+    )
     if args.max_samples is not None:
         samples = islice(samples, args.max_samples)
     counted = _Counter(samples)

@@ -21,9 +21,15 @@ from .stream import Runner
 
 def _stats(ns: np.ndarray) -> dict:
     us = ns / 1000.0
-    return {"count": int(len(us)), "min_us": float(us.min()), "median_us": float(np.median(us)),
-            "mean_us": float(us.mean()), "p99_us": float(np.percentile(us, 99)), "max_us": float(us.max()),
-            "per_s": float(1e6 / us.mean())}
+    return {
+        "count": int(len(us)),
+        "min_us": float(us.min()),
+        "median_us": float(np.median(us)),
+        "mean_us": float(us.mean()),
+        "p99_us": float(np.percentile(us, 99)),
+        "max_us": float(us.max()),
+        "per_s": float(1e6 / us.mean()),
+    }
 
 
 def _time(fn: Callable[[int], object], count: int) -> np.ndarray:
@@ -50,8 +56,14 @@ def current_rss_kb() -> int:
         return peak_rss_kb()
 
 
-def bench(model: str | Path, runtime: str | None = None, threads: int = 1, count: int = 2000, warmup: int = 100,
-          no_default_delegates: bool | None = None) -> dict:
+def bench(
+    model: str | Path,
+    runtime: str | None = None,
+    threads: int = 1,
+    count: int = 2000,
+    warmup: int = 100,
+    no_default_delegates: bool | None = None,
+) -> dict:
     """Init, first inference, warm-up, then per-step (or per-window) statistics for runner and bare loop."""
     t0 = time.perf_counter_ns()
     runner = Runner(runtime=runtime, threads=threads, no_default_delegates=no_default_delegates)
@@ -78,9 +90,16 @@ def bench(model: str | Path, runtime: str | None = None, threads: int = 1, count
     runner_ns = _time(lambda i: step(i + 1 + warmup), count)
     bare_ns = _bare(runner, data, count, warmup)
     result = {
-        "model": str(model), "backend": info.backend, "threads": threads, "kind": info.kind, "unit": unit,
-        "quantization": info.quantization, "model_bytes": Path(model).stat().st_size,
-        "init_us": init_us, "first_us": first_us, "warmup": warmup,
+        "model": str(model),
+        "backend": info.backend,
+        "threads": threads,
+        "kind": info.kind,
+        "unit": unit,
+        "quantization": info.quantization,
+        "model_bytes": Path(model).stat().st_size,
+        "init_us": init_us,
+        "first_us": first_us,
+        "warmup": warmup,
         "runner": _stats(runner_ns),
         "bare": _stats(bare_ns) if bare_ns is not None else None,
         "peak_rss_kb": peak_rss_kb(),
@@ -134,10 +153,15 @@ def format_report(r: dict) -> str:
     for name in ("runner", "bare"):
         s = r.get(name)
         if s:
-            label = "Runner.step" if name == "runner" and u == "step" else ("runner" if name == "runner" else
-                                                                             "bare invoke loop")
-            lines.append(f"{label} per {u}: count={s['count']} min={s['min_us']:.1f} median={s['median_us']:.1f} "
-                         f"p99={s['p99_us']:.1f} max={s['max_us']:.1f} us, {s['per_s']:.0f} {u}s/s")
+            label = (
+                "Runner.step"
+                if name == "runner" and u == "step"
+                else ("runner" if name == "runner" else "bare invoke loop")
+            )
+            lines.append(
+                f"{label} per {u}: count={s['count']} min={s['min_us']:.1f} median={s['median_us']:.1f} "
+                f"p99={s['p99_us']:.1f} max={s['max_us']:.1f} us, {s['per_s']:.0f} {u}s/s"
+            )
     if r.get("overhead_ratio") is not None:
         lines.append(f"runner overhead: {r['overhead_ratio']:.2f}x the bare loop (median)")
     lines.append(f"Peak RSS: {r['peak_rss_kb'] / 1024:.1f} MiB")

@@ -151,11 +151,19 @@ class ViewEngine(Engine):
         triggered: a byte always indexes a 256-entry table) spares numpy the temporary copy that take(out=...)
         makes in its default mode, which doubled its cost.
         """
-        ns: dict = {"invoke": self.it.invoke, "xrow": self.xv.reshape(-1), "clip": clip, "add": np.add,
-                    "subtract": np.subtract, "multiply": np.multiply, "rint": np.rint}
+        ns: dict = {
+            "invoke": self.it.invoke,
+            "xrow": self.xv.reshape(-1),
+            "clip": clip,
+            "add": np.add,
+            "subtract": np.subtract,
+            "multiply": np.multiply,
+            "rint": np.rint,
+        }
         yv = self.yv
-        ns["read_y"] = partial(self.ytable.take, yv) if self.ytable is not None else (
-            yv.copy if self.yq is None else self.raw_y)
+        ns["read_y"] = (
+            partial(self.ytable.take, yv) if self.ytable is not None else (yv.copy if self.yq is None else self.raw_y)
+        )
         body = []
         if self.xq is None:
             ns.update(mean=self.mean, inv_std=self.inv_std)
@@ -163,8 +171,13 @@ class ViewEngine(Engine):
         else:
             m = self.xmap
             ns.update(a=m.a, b=m.b, lo=m.lo, hi=m.hi, f=self._scratch)
-            body += ["multiply(sample, a, out=f)", "add(f, b, out=f)", "clip(f, lo, hi, out=f)", "rint(f, out=f)",
-                     "xrow[...] = f"]  # whole numbers within the dtype's range: the cast is exact
+            body += [
+                "multiply(sample, a, out=f)",
+                "add(f, b, out=f)",
+                "clip(f, lo, hi, out=f)",
+                "rint(f, out=f)",
+                "xrow[...] = f",
+            ]  # whole numbers within the dtype's range: the cast is exact
         body.append("invoke()")
         for i, (vin, vout) in enumerate(self.copies):
             ns[f"vin{i}"], ns[f"vout{i}"] = vin, vout
@@ -178,8 +191,11 @@ class ViewEngine(Engine):
         body.append("return read_y()")
         # everything the step uses is a closure variable of `make` (the fastest lookup from a nested function)
         names = sorted(ns)
-        src = (f"def make({', '.join(names)}):\n    def step(sample):\n"
-               + "".join(f"        {line}\n" for line in body) + "    return step\n")
+        src = (
+            f"def make({', '.join(names)}):\n    def step(sample):\n"
+            + "".join(f"        {line}\n" for line in body)
+            + "    return step\n"
+        )
         scope: dict = {}
         exec(compile(src, "<edgelstm runner step>", "exec"), scope)
         return scope["make"](**ns)
@@ -190,24 +206,33 @@ class ViewEngine(Engine):
             vin[...] = quantize(f, qin) if qin else f
 
 
-def bind(it: Interpreter, inputs: list[dict], outputs: list[dict], mean: np.ndarray, inv_std: np.ndarray,
-         where: str = "model") -> Engine:
+def bind(
+    it: Interpreter,
+    inputs: list[dict],
+    outputs: list[dict],
+    mean: np.ndarray,
+    inv_std: np.ndarray,
+    where: str = "model",
+) -> Engine:
     """An engine for `it`, its tensors found by the roles the metadata gives them (x, x_reverse or window; y;
     state outputs naming the input they feed)."""
     by_role: dict[str, list[dict]] = {}
     for side, specs, tensors in (("in", inputs, it.inputs), ("out", outputs, it.outputs)):
         for spec in specs:
             if spec["name"] not in tensors:
-                raise MetadataError(f"{where}: metadata names {side}put {spec['name']!r}, the model has "
-                                    f"{', '.join(sorted(tensors))}")
+                raise MetadataError(
+                    f"{where}: metadata names {side}put {spec['name']!r}, the model has {', '.join(sorted(tensors))}"
+                )
             by_role.setdefault(f"{side}:{spec['role']}", []).append(spec)
     pairs = []
     for o in by_role.get("out:state", []):
         tin, tout = it.inputs[o["state_input"]], it.outputs[o["name"]]
         qin, qout = quantizer(tin), quantizer(tout)
         if o.get("shared_quantization") and qin != qout:
-            raise MetadataError(f"{where}: metadata says state output {o['name']!r} shares the quantization of "
-                                f"{o['state_input']!r}, but the model's tensors differ ({qout} vs {qin})")
+            raise MetadataError(
+                f"{where}: metadata says state output {o['name']!r} shares the quantization of "
+                f"{o['state_input']!r}, but the model's tensors differ ({qout} vs {qin})"
+            )
         pairs.append((tin, tout, qin, qout))
     xs = by_role.get("in:x") or by_role.get("in:window")
     x = it.inputs[xs[0]["name"]]

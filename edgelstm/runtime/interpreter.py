@@ -64,8 +64,9 @@ class Interpreter:
 
 
 class TFLiteInterpreter(Interpreter):
-    def __init__(self, path: Path, backend: str, module, threads: int | None, delegate: str | None,
-                 no_default_delegates: bool) -> None:
+    def __init__(
+        self, path: Path, backend: str, module, threads: int | None, delegate: str | None, no_default_delegates: bool
+    ) -> None:
         self.backend = backend
         kwargs: dict = {"model_path": str(path), "num_threads": threads or 1}
         if delegate == "edgetpu":
@@ -80,8 +81,9 @@ class TFLiteInterpreter(Interpreter):
             raise InputError(f"{path}: {backend} cannot load this model: {str(ex).strip().splitlines()[0]}") from None
         self.inputs, self.outputs = self._signature_tensors()
         raw = getattr(self._it, "_interpreter", None)
-        if raw is not None and all(hasattr(raw, m) for m in ("SetTensor", "GetTensor", "Invoke", "tensor",
-                                                              "ResetVariableTensors")):
+        if raw is not None and all(
+            hasattr(raw, m) for m in ("SetTensor", "GetTensor", "Invoke", "tensor", "ResetVariableTensors")
+        ):
             # The wrapper's own calls: the public invoke() refuses to run while views into tensors exist
             # (views() below), and each public call adds a Python layer per step.
             self._raw = raw
@@ -149,8 +151,14 @@ class OnnxInterpreter(Interpreter):
             self._sess = module.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         except Exception as ex:  # onnxruntime raises its own untyped errors for unreadable models
             raise InputError(f"{path}: onnxruntime cannot load this model: {str(ex).splitlines()[0]}") from None
-        types = {"tensor(float)": np.float32, "tensor(int8)": np.int8, "tensor(uint8)": np.uint8,
-                 "tensor(int16)": np.int16, "tensor(int32)": np.int32, "tensor(int64)": np.int64}
+        types = {
+            "tensor(float)": np.float32,
+            "tensor(int8)": np.int8,
+            "tensor(uint8)": np.uint8,
+            "tensor(int16)": np.int16,
+            "tensor(int32)": np.int32,
+            "tensor(int64)": np.int64,
+        }
 
         def tensor(a) -> Tensor:
             shape = tuple(s if isinstance(s, int) else 1 for s in a.shape)
@@ -175,7 +183,7 @@ class OnnxInterpreter(Interpreter):
 def _plain(tensor_name: str) -> str:
     """`serving_default_x:0` → `x`."""
     name = tensor_name.split(":")[0]
-    return name[len("serving_default_"):] if name.startswith("serving_default_") else name
+    return name[len("serving_default_") :] if name.startswith("serving_default_") else name
 
 
 def _attr(module, name: str):
@@ -187,8 +195,9 @@ def _attr(module, name: str):
 def _load_edgetpu(module):
     load = _attr(module, "load_delegate")
     last = None
-    libs = {"linux": EDGETPU_LIBS[:1], "darwin": EDGETPU_LIBS[1:2], "win32": EDGETPU_LIBS[2:]}.get(sys.platform,
-                                                                                                  EDGETPU_LIBS)
+    libs = {"linux": EDGETPU_LIBS[:1], "darwin": EDGETPU_LIBS[1:2], "win32": EDGETPU_LIBS[2:]}.get(
+        sys.platform, EDGETPU_LIBS
+    )
     # LiteRT's Delegate.__del__ fails on a delegate that never loaded ("no attribute '_library'") and prints a
     # traceback after our one-line error; that is noise, so it is silenced while the half-made delegate goes away.
     hook = sys.unraisablehook
@@ -238,8 +247,13 @@ def choose(path: Path, runtime: str | None = None) -> str:
     )
 
 
-def open_interpreter(path: str | Path, runtime: str | None = None, threads: int | None = None,
-                     delegate: str | None = None, no_default_delegates: bool | None = None) -> Interpreter:
+def open_interpreter(
+    path: str | Path,
+    runtime: str | None = None,
+    threads: int | None = None,
+    delegate: str | None = None,
+    no_default_delegates: bool | None = None,
+) -> Interpreter:
     """Load a .tflite or .onnx model with the chosen (or first available) runtime."""
     path = Path(path)
     if not path.is_file():

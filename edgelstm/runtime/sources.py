@@ -115,8 +115,10 @@ def load_file(path: Path, n: int, channels: list[str] | None = None) -> np.ndarr
             numeric = [i for i, c in enumerate(rows[1] if len(rows) > 1 else []) if _is_float(c)]
             cols = numeric if len(numeric) == n else None
             if cols is None:
-                raise InputError(f"{path}: cannot tell which {n} columns are the model's channels "
-                                 f"({', '.join(channels or [])}); header: {', '.join(header)}")
+                raise InputError(
+                    f"{path}: cannot tell which {n} columns are the model's channels "
+                    f"({', '.join(channels or [])}); header: {', '.join(header)}"
+                )
     out = np.empty((len(rows) - start, n), dtype=np.float32)
     for i, row in enumerate(rows[start:]):
         vals = [row[c] for c in cols] if cols else row
@@ -127,8 +129,9 @@ def load_file(path: Path, n: int, channels: list[str] | None = None) -> np.ndarr
     return out
 
 
-def file_source(path: Path, n: int, channels: list[str] | None = None, realtime: bool = False,
-                rate: float | None = None) -> Iterator[np.ndarray]:
+def file_source(
+    path: Path, n: int, channels: list[str] | None = None, realtime: bool = False, rate: float | None = None
+) -> Iterator[np.ndarray]:
     X = load_file(path, n, channels)
     if not realtime:
         yield from X
@@ -143,8 +146,14 @@ def file_source(path: Path, n: int, channels: list[str] | None = None, realtime:
         yield row
 
 
-def udp_source(host: str, port: int, n: int, skip: Skipper, ready: Callable[[int], None] | None = None,
-               max_datagram: int = MAX_DATAGRAM) -> Iterator[np.ndarray]:
+def udp_source(
+    host: str,
+    port: int,
+    n: int,
+    skip: Skipper,
+    ready: Callable[[int], None] | None = None,
+    max_datagram: int = MAX_DATAGRAM,
+) -> Iterator[np.ndarray]:
     """One sample per datagram: text (separated values) or n packed little-endian float32."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
@@ -187,8 +196,15 @@ def _printable(data: bytes) -> bool:
     return all(32 <= b < 127 or b in (9, 10, 13) for b in data)
 
 
-def serial_source(port: str, baud: int, n: int, skip: Skipper, reconnect: bool = False,
-                  max_backoff: float = 5.0, warn: Callable[[str], None] | None = None) -> Iterator[np.ndarray]:
+def serial_source(
+    port: str,
+    baud: int,
+    n: int,
+    skip: Skipper,
+    reconnect: bool = False,
+    max_backoff: float = 5.0,
+    warn: Callable[[str], None] | None = None,
+) -> Iterator[np.ndarray]:
     """Lines from a serial port; with reconnect, a port that disappears is reopened with exponential backoff."""
     try:
         import serial
@@ -234,9 +250,17 @@ def _serial_lines(conn, serial) -> Iterator[bytes]:
         yield line
 
 
-def open_source(spec: str, n: int, skip: Skipper, *, channels: list[str] | None = None, realtime: bool = False,
-                rate: float | None = None, reconnect: bool = False,
-                ready: Callable[[int], None] | None = None) -> Iterator[np.ndarray]:
+def open_source(
+    spec: str,
+    n: int,
+    skip: Skipper,
+    *,
+    channels: list[str] | None = None,
+    realtime: bool = False,
+    rate: float | None = None,
+    reconnect: bool = False,
+    ready: Callable[[int], None] | None = None,
+) -> Iterator[np.ndarray]:
     """`-`/`stdin`, `file:PATH` (or a plain path), `udp://HOST:PORT`, `serial:///dev/ttyX?baud=N`."""
     if spec in ("-", "stdin"):
         return stdin_source(n, skip)
@@ -255,5 +279,5 @@ def open_source(spec: str, n: int, skip: Skipper, *, channels: list[str] | None 
         if not u.path:
             raise InputError(f"{spec}: give a device, e.g. serial:///dev/ttyUSB0?baud=115200")
         return serial_source(u.path, baud, n, skip, reconnect=reconnect)
-    path = Path(spec[len("file:"):] if spec.startswith("file:") else spec)
+    path = Path(spec[len("file:") :] if spec.startswith("file:") else spec)
     return file_source(path, n, channels, realtime, rate)

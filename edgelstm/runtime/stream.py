@@ -81,11 +81,21 @@ class Result:
 class Runner:
     """`info = runner.open(model)`, then `runner.step(sample)` per sample or `runner.stream(samples)`."""
 
-    def __init__(self, runtime: str | None = None, threads: int | None = None, delegate: str | None = None,
-                 no_default_delegates: bool | None = None, every: int = 1, reset_after: float | None = None,
-                 window: int | None = None, hop: int | None = None, rate: float | None = None) -> None:
-        self._opts = dict(runtime=runtime, threads=threads, delegate=delegate,
-                          no_default_delegates=no_default_delegates)
+    def __init__(
+        self,
+        runtime: str | None = None,
+        threads: int | None = None,
+        delegate: str | None = None,
+        no_default_delegates: bool | None = None,
+        every: int = 1,
+        reset_after: float | None = None,
+        window: int | None = None,
+        hop: int | None = None,
+        rate: float | None = None,
+    ) -> None:
+        self._opts = dict(
+            runtime=runtime, threads=threads, delegate=delegate, no_default_delegates=no_default_delegates
+        )
         self.every = max(1, int(every))
         self.reset_after = reset_after
         self._window = window
@@ -115,11 +125,21 @@ class Runner:
         n_outputs = int(np.prod(y_shape[1:])) if len(y_shape) > 1 else int(y_shape[0])
         kind = meta["kind"]
         self.info = ModelInfo(
-            path=path, backend=it.backend, kind=kind, arch=meta.get("arch", "?"), task=meta["task"],
-            n_features=len(self._mean), n_outputs=n_outputs, labels=list(meta.get("labels") or []),
-            channels=list(meta.get("channels") or []), targets=list(meta.get("targets") or []),
-            window=meta.get("window"), stride=meta.get("stride"), sample_rate=meta.get("sample_rate"),
-            quantization=meta.get("quantization", "float"), meta=meta,
+            path=path,
+            backend=it.backend,
+            kind=kind,
+            arch=meta.get("arch", "?"),
+            task=meta["task"],
+            n_features=len(self._mean),
+            n_outputs=n_outputs,
+            labels=list(meta.get("labels") or []),
+            channels=list(meta.get("channels") or []),
+            targets=list(meta.get("targets") or []),
+            window=meta.get("window"),
+            stride=meta.get("stride"),
+            sample_rate=meta.get("sample_rate"),
+            quantization=meta.get("quantization", "float"),
+            meta=meta,
         )
         raw_step = self._engine.make_step()
         post = self._post
@@ -225,5 +245,5 @@ class Runner:
             self._n += 1
             self._filled += 1
             if self._filled >= W and (self._filled - W) % self.hop == 0:
-                y = self.run_window(ring[pos + 1:pos + 1 + W])
+                y = self.run_window(ring[pos + 1 : pos + 1 + W])
                 yield self._result(t - W + 1 + self.centre, y, self.lookahead)

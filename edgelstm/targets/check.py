@@ -52,11 +52,18 @@ def check_model_full(model: str | Path, target: Target) -> tuple[list[str], list
                 t = by_index.get(i)
                 if t and t["dtype"] not in ("int8", "int32"):
                     tname = t["name"] or f"#{i}"  # compacted files keep names only at the I/O (export/compact.py)
-                    out.append(f"{name}: tensor {tname} (output of {o['op']}) is {t['dtype']}; "
-                               f"{target.name} needs int8 everywhere")
+                    out.append(
+                        f"{name}: tensor {tname} (output of {o['op']}) is {t['dtype']}; "
+                        f"{target.name} needs int8 everywhere"
+                    )
     if meta and info["format"] in target.formats and quant in target.modes:  # what the lines above did not say
-        why = why_not(table_arch(meta.get("arch", ""), meta.get("layers", 1), meta.get("peephole", False)),
-                      meta.get("kind"), info["format"], quant, target.engine(info["format"]))
+        why = why_not(
+            table_arch(meta.get("arch", ""), meta.get("layers", 1), meta.get("peephole", False)),
+            meta.get("kind"),
+            info["format"],
+            quant,
+            target.engine(info["format"]),
+        )
         if why:
             out.append(f"{name}: {why}")
     warnings = []
@@ -64,6 +71,8 @@ def check_model_full(model: str | Path, target: Target) -> tuple[list[str], list
         for op, maxv in lim.get("max_op_versions", {}).items():
             v = info["op_versions"].get(op)
             if v is not None and v > maxv:
-                warnings.append(f"{name}: op {op} version {v} cannot be loaded by {spec} (max {maxv}); "
-                                f"use {target.runtime} {target.runtime_min_version}+")
+                warnings.append(
+                    f"{name}: op {op} version {v} cannot be loaded by {spec} (max {maxv}); "
+                    f"use {target.runtime} {target.runtime_min_version}+"
+                )
     return out, warnings

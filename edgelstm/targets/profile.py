@@ -10,8 +10,18 @@ from ..errors import InputError
 from ..resources import data_dir, read_toml
 
 TARGET_DIR = data_dir("targets")
-REQUIRED = ("name", "description", "runtime", "runtime_min_version", "format", "kind", "quantization", "modes", "io",
-            "threads")
+REQUIRED = (
+    "name",
+    "description",
+    "runtime",
+    "runtime_min_version",
+    "format",
+    "kind",
+    "quantization",
+    "modes",
+    "io",
+    "threads",
+)
 
 
 @dataclass
@@ -38,8 +48,12 @@ class Target:
     def __post_init__(self) -> None:
         self.formats = self.formats or [self.format]
         where = self.path or self.name
-        checks = (("format", self.format, ("tflite", "onnx")), ("kind", self.kind, ("step", "sequence")),
-                  ("io", self.io, ("float", "int8")), ("quantization", self.quantization, MODES))
+        checks = (
+            ("format", self.format, ("tflite", "onnx")),
+            ("kind", self.kind, ("step", "sequence")),
+            ("io", self.io, ("float", "int8")),
+            ("quantization", self.quantization, MODES),
+        )
         for key, val, allowed in checks:
             if val not in allowed:
                 raise InputError(f"{where}: {key} {val!r} is not one of {', '.join(allowed)}")

@@ -45,7 +45,7 @@ class StudentSpec:
 
 
 def parse_student(text: str) -> StudentSpec:
-    """"gru:16" → GRU, 16 units, 1 layer; "lstm:32x2" → two stacked 32-unit LSTM layers."""
+    """ "gru:16" → GRU, 16 units, 1 layer; "lstm:32x2" → two stacked 32-unit LSTM layers."""
     m = _STUDENT.match(text.strip().lower())
     if not m or m["arch"] not in ARCHS:
         raise InputError(
@@ -74,8 +74,9 @@ class DistillOptions(FitOptions):
         self.check_fit()
 
 
-def column_spec_for(spec: ColumnSpec, teacher: ModelConfig, task_given: bool, where: str | Path,
-                    given: frozenset[str] = frozenset()) -> ColumnSpec:
+def column_spec_for(
+    spec: ColumnSpec, teacher: ModelConfig, task_given: bool, where: str | Path, given: frozenset[str] = frozenset()
+) -> ColumnSpec:
     """Read DATA the way the teacher was trained: its task, targets, label and recording columns and NaN policy
     (config.training["columns"]), except what the user named (`given`: label_col, group_col, nan).
 
@@ -124,9 +125,7 @@ def check_teacher(teacher: ModelConfig, ds: Dataset, task: str, where: str | Pat
     need = teacher.window + (teacher.horizon if task == "forecast" else 0)
     longest = max((len(r.x) for r in ds.recordings), default=need)
     if longest < need:  # the window is the teacher's, so `train`'s hint (a smaller --window) does not apply
-        raise InputError(
-            f"{t} needs {need} samples per window but the longest recording in {ds.source} has {longest}"
-        )
+        raise InputError(f"{t} needs {need} samples per window but the longest recording in {ds.source} has {longest}")
 
 
 # ------------------------------------------------------------------------------------------------- losses
@@ -206,8 +205,9 @@ def _entry(name: str, cfg: ModelConfig, params: int, test: dict, epochs_run: int
         "model": f"{cfg.arch}:{cfg.units}x{cfg.layers}",
         "path": path,
         "params": params,
-        "macs_per_step": macs_per_step(cfg.arch, cfg.units, cfg.layers, cfg.n_features, cfg.n_outputs,
-                                       cfg.merge, cfg.peephole),
+        "macs_per_step": macs_per_step(
+            cfg.arch, cfg.units, cfg.layers, cfg.n_features, cfg.n_outputs, cfg.merge, cfg.peephole
+        ),
         "streams": streams(cfg.arch),
         "test": _headline(cfg.task, test),
         "epochs_run": epochs_run,
@@ -238,8 +238,13 @@ def measure_int8(model_dir: str | Path, cfg: ModelConfig, say: Progress) -> dict
 
 
 def distill(
-    ds: Dataset, teacher_dir: str | Path, student: StudentSpec, out: str | Path, opts: DistillOptions | None = None,
-    task: str | None = None, progress: Progress | None = None,
+    ds: Dataset,
+    teacher_dir: str | Path,
+    student: StudentSpec,
+    out: str | Path,
+    opts: DistillOptions | None = None,
+    task: str | None = None,
+    progress: Progress | None = None,
 ) -> dict:
     """Distill the teacher in `teacher_dir` into `student`, write the student's model directory `out` with
     distill_report.json and distill_report.png; returns the report."""
@@ -265,8 +270,14 @@ def distill(
 
 
 def _distill(
-    ds: Dataset, tcfg: ModelConfig, teacher_dir: str | Path, student: StudentSpec, out: Path, opts: DistillOptions,
-    task: str, say: Progress,
+    ds: Dataset,
+    tcfg: ModelConfig,
+    teacher_dir: str | Path,
+    student: StudentSpec,
+    out: Path,
+    opts: DistillOptions,
+    task: str,
+    say: Progress,
 ) -> dict:
     from .._deps import keras as _keras
     from ..models.build import build_model, count_params
@@ -278,25 +289,38 @@ def _distill(
     prep = prepare(ds, tcfg.window, tcfg.stride, task, tcfg.horizon, seed)
     same_split = _split_matches(prep, tcfg)
     if not same_split:
-        say("warning: this data's training split differs from the teacher's (other normalization statistics): "
-            "the teacher may have seen windows that are held out here")
+        say(
+            "warning: this data's training split differs from the teacher's (other normalization statistics): "
+            "the teacher may have seen windows that are held out here"
+        )
     _, teacher = load_keras(teacher_dir)
     teacher.trainable = False
     topts = TrainOptions(
-        arch=student.arch, task=task, units=student.units, layers=student.layers, window=tcfg.window,
-        stride=tcfg.stride, horizon=tcfg.horizon, seed=seed, **opts.fit_options(),
+        arch=student.arch,
+        task=task,
+        units=student.units,
+        layers=student.layers,
+        window=tcfg.window,
+        stride=tcfg.stride,
+        horizon=tcfg.horizon,
+        seed=seed,
+        **opts.fit_options(),
     )
     topts.check()
     cfg = make_config(ds, prep, topts)
     cfg.training = {
-        **asdict(topts), "data": ds.source, "columns": ds.columns,
+        **asdict(topts),
+        "data": ds.source,
+        "columns": ds.columns,
         "distill": {"teacher": str(teacher_dir), "temperature": opts.temperature, "alpha": opts.alpha},
     }
 
     teacher_test = score(tcfg, prep.test, predict(teacher, tcfg, prep.test.X))
     t_params = count_params(teacher)
-    say(f"teacher: {tcfg.arch} {tcfg.units}x{tcfg.layers}, {t_params} parameters, held-out "
-        + ", ".join(f"{k} {v:.4g}" for k, v in _headline(task, teacher_test).items()))
+    say(
+        f"teacher: {tcfg.arch} {tcfg.units}x{tcfg.layers}, {t_params} parameters, held-out "
+        + ", ".join(f"{k} {v:.4g}" for k, v in _headline(task, teacher_test).items())
+    )
     # student and baseline train on the same augmented windows, the student against the teacher's outputs on them
     fprep = augmented(prep, topts, say)
     soft_train, soft_val = (teacher_soft_targets(teacher, tcfg, cfg, w.X) for w in (fprep.train, prep.val))
@@ -304,8 +328,9 @@ def _distill(
     def hard(y: np.ndarray) -> np.ndarray:
         return y[:, None].astype(np.float32) if task == "classify" else model_targets(cfg, y).astype(np.float32)
 
-    targets = tuple(np.concatenate([hard(w.y), s], axis=1) for w, s in ((fprep.train, soft_train),
-                                                                        (prep.val, soft_val)))
+    targets = tuple(
+        np.concatenate([hard(w.y), s], axis=1) for w, s in ((fprep.train, soft_train), (prep.val, soft_val))
+    )
     if task == "classify":
         loss, metrics = classification_loss(opts.temperature, opts.alpha)
     else:
@@ -314,14 +339,17 @@ def _distill(
     keras.utils.set_random_seed(seed)
     model = build_model(cfg)
     s_params = count_params(model)
-    say(f"student: {cfg.arch} {cfg.units}x{cfg.layers}, {s_params} parameters "
-        f"({t_params / s_params:.1f}x fewer than the teacher)")
+    say(
+        f"student: {cfg.arch} {cfg.units}x{cfg.layers}, {s_params} parameters "
+        f"({t_params / s_params:.1f}x fewer than the teacher)"
+    )
     if not streams(cfg.arch):
         say("note: a BiLSTM student cannot stream (it needs the whole window); choose lstm or gru for real time")
     # classification trains the logits (shared weights), so the saved student stays a plain model with its softmax
     trained = keras.Model(model.input, model.get_layer("logits").output) if task == "classify" else model
-    history = fit(trained, cfg, fprep, topts, lambda m: say(f"distill {m}"), loss=loss, targets=targets,
-                  metrics=metrics)
+    history = fit(
+        trained, cfg, fprep, topts, lambda m: say(f"distill {m}"), loss=loss, targets=targets, metrics=metrics
+    )
     student_test = score(cfg, prep.test, predict(model, cfg, prep.test.X))
 
     keras.utils.set_random_seed(seed)  # the same initial weights and shuffling, without the teacher
@@ -353,8 +381,9 @@ def _distill(
         (folder / REPORT_JSON).write_text(json.dumps(report, indent=2) + "\n")
         plots.distill_report(report, folder / REPORT_PNG)
 
-    write_model_dir(out, model, cfg, prep, history,
-                    extra_metrics={"distilled_from": str(teacher_dir)}, extra_files=write_report)
+    write_model_dir(
+        out, model, cfg, prep, history, extra_metrics={"distilled_from": str(teacher_dir)}, extra_files=write_report
+    )
     if opts.measure_int8:
         teacher_entry, student_entry, base_entry = report["models"]
         say("int8: quantizing the step models for size and step latency")

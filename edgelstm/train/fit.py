@@ -83,18 +83,30 @@ def make_config(ds: Dataset, prep: Prepared, opts: TrainOptions, **model_overrid
     mean, std = prep.norm.to_lists()
     tmean, tstd = prep.target_norm.to_lists() if prep.target_norm else ([], [])
     fields = dict(
-        arch=opts.arch, task=opts.task, units=opts.units, layers=opts.layers, merge=opts.merge,
-        dropout=opts.dropout, peephole=opts.peephole,
+        arch=opts.arch,
+        task=opts.task,
+        units=opts.units,
+        layers=opts.layers,
+        merge=opts.merge,
+        dropout=opts.dropout,
+        peephole=opts.peephole,
     )
     fields.update(model_overrides)
     try:
         return ModelConfig(
             **fields,
-            window=opts.window, stride=opts.stride,
+            window=opts.window,
+            stride=opts.stride,
             horizon=opts.horizon if opts.task == "forecast" else 1,
-            n_features=ds.n_features, n_outputs=prep.n_outputs, channels=list(ds.channels),
+            n_features=ds.n_features,
+            n_outputs=prep.n_outputs,
+            channels=list(ds.channels),
             labels=list(ds.labels) if opts.task == "classify" else [],
-            targets=list(ds.targets), norm_mean=mean, norm_std=std, target_mean=tmean, target_std=tstd,
+            targets=list(ds.targets),
+            norm_mean=mean,
+            norm_std=std,
+            target_mean=tmean,
+            target_std=tstd,
             sample_rate=ds.sample_rate,
         )
     except ValueError as ex:
@@ -120,8 +132,14 @@ def progress_callback(keras, progress: Progress | None, epochs: int):
 
 
 def fit(
-    model, cfg: ModelConfig, prep: Prepared, opts: TrainOptions, progress: Progress | None, loss=None,
-    targets: tuple[np.ndarray, np.ndarray] | None = None, metrics: list | None = None,
+    model,
+    cfg: ModelConfig,
+    prep: Prepared,
+    opts: TrainOptions,
+    progress: Progress | None,
+    loss=None,
+    targets: tuple[np.ndarray, np.ndarray] | None = None,
+    metrics: list | None = None,
 ):
     """Compile and fit with early stopping on the validation split; returns the Keras history dict.
 
@@ -139,9 +157,13 @@ def fit(
     )
     y_train, y_val = targets or (model_targets(cfg, prep.train.y), model_targets(cfg, prep.val.y))
     hist = model.fit(
-        model_inputs(cfg, prep.train.X), y_train,
+        model_inputs(cfg, prep.train.X),
+        y_train,
         validation_data=(model_inputs(cfg, prep.val.X), y_val),
-        epochs=opts.epochs, batch_size=opts.batch_size, shuffle=True, verbose=0,
+        epochs=opts.epochs,
+        batch_size=opts.batch_size,
+        shuffle=True,
+        verbose=0,
         callbacks=[
             keras.callbacks.EarlyStopping(patience=opts.patience, restore_best_weights=True),
             progress_callback(keras, progress, opts.epochs),
@@ -155,7 +177,12 @@ def predict(model, cfg: ModelConfig, X: np.ndarray) -> np.ndarray:
 
 
 def write_model_dir(
-    out: Path, model, cfg: ModelConfig, prep: Prepared, history: dict, extra_metrics: dict | None = None,
+    out: Path,
+    model,
+    cfg: ModelConfig,
+    prep: Prepared,
+    history: dict,
+    extra_metrics: dict | None = None,
     extra_files: Callable[[Path], None] | None = None,
 ) -> dict:
     """Save the model, its config and held-out metrics with plots; returns the metrics.
@@ -170,8 +197,10 @@ def write_model_dir(
         "validation": score(cfg, prep.val, predict(model, cfg, prep.val.X)),
         "params": count_params(model),
         "epochs_run": len(next(iter(history.values()))) if history else 0,
-        "split": {k: {"windows": len(w), "recordings": sorted(set(w.groups.tolist()))}
-                  for k, w in (("train", prep.train), ("validation", prep.val), ("test", prep.test))},
+        "split": {
+            k: {"windows": len(w), "recordings": sorted(set(w.groups.tolist()))}
+            for k, w in (("train", prep.train), ("validation", prep.val), ("test", prep.test))
+        },
         **(extra_metrics or {}),
     }
     with staging(out) as tmp:
@@ -217,10 +246,19 @@ def augmented(prep: Prepared, opts: TrainOptions, progress: Progress | None = No
         return prep
     from ..data.augment import augment
 
-    train = augment(prep.train, prep.norm, opts.augment, opts.aug_gain, opts.aug_jitter, opts.seed,
-                    scale_inputs=opts.task == "classify")
+    train = augment(
+        prep.train,
+        prep.norm,
+        opts.augment,
+        opts.aug_gain,
+        opts.aug_jitter,
+        opts.seed,
+        scale_inputs=opts.task == "classify",
+    )
     if progress:
         gain = f"gain ±{opts.aug_gain:.0%}, " if opts.task == "classify" else ""
-        progress(f"augmenting: {opts.augment} copies of each training window ({gain}jitter {opts.aug_jitter:g} σ)"
-                 f" → {len(train)} windows")
+        progress(
+            f"augmenting: {opts.augment} copies of each training window ({gain}jitter {opts.aug_jitter:g} σ)"
+            f" → {len(train)} windows"
+        )
     return replace(prep, train=train)
