@@ -177,6 +177,8 @@ def _tiny_model(seed: int = 0, **kw):
     args.update(kw)
     cfg = ModelConfig(**args)
     cfg.norm_mean, cfg.norm_std = [0.0] * cfg.n_features, [1.0] * cfg.n_features
+    if cfg.task == "classify" and not cfg.labels:  # as train writes them: the runner names the class it outputs
+        cfg.labels = [f"c{i}" for i in range(cfg.n_outputs)]
     model = build_model(cfg, batch_size=None)
     rng = np.random.default_rng(seed)
     model.set_weights([rng.normal(0, 0.5, w.shape).astype(np.float32) for w in model.get_weights()])

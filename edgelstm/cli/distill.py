@@ -65,7 +65,7 @@ def distill(data: Path, spec, task: str, teacher: Path, student: str, out: Path,
     ctx = click.get_current_context()
     named = {
         k
-        for k in ("task", "label_col", "group_col", "nan")
+        for k in ("task", "label_col", "group_col", "subject_col", "nan")
         if ctx.get_parameter_source(k) != click.core.ParameterSource.DEFAULT
     }
     spec = column_spec_for(spec, tcfg, "task" in named, teacher, frozenset(named - {"task"}))

@@ -35,6 +35,11 @@ def data_options(f):
         show_default=True,
         help="CSV column naming the recording; splits never cut across one.",
     )
+    @click.option(
+        "--subject-col",
+        default=None,
+        help="CSV column naming the subject (or device) of each recording, for --split-by subject.",
+    )
     @click.option("--channels", default="", help="Comma-separated channel columns (default: all numeric others).")
     @click.option(
         "--nan",
@@ -52,6 +57,7 @@ def data_options(f):
             label_col=kwargs.pop("label_col"),
             target_cols=kwargs.pop("target_cols"),
             group_col=kwargs.pop("group_col"),
+            subject_col=kwargs.pop("subject_col"),
             channels=[c.strip() for c in kwargs.pop("channels").split(",") if c.strip()],
             nan=kwargs.pop("nan"),
         )
@@ -89,6 +95,30 @@ def fit_options(f):
             help="Augmentation: channel gain drawn from [1-g, 1+g] (classification only).",
         ),
         click.option("--aug-jitter", default=0.1, show_default=True, help="Augmentation: noise, in channel std units."),
+        click.option(
+            "--aug-rotate",
+            default=0.0,
+            show_default=True,
+            help="Augmentation: rotate axis triplets (channels named like acc_x/acc_y/acc_z) by up to this many "
+            "degrees, as a device worn another way would.",
+        ),
+        click.option(
+            "--lr-schedule",
+            type=click.Choice(["constant", "cosine", "plateau"]),
+            default="constant",
+            show_default=True,
+            help="Learning rate over epochs: constant, a half cosine to 0, or halved when validation loss stalls.",
+        ),
+        click.option("--warmup", default=0, show_default=True, help="Epochs of linear learning-rate warm-up."),
+        click.option("--weight-decay", default=0.0, show_default=True, help="> 0: AdamW with this decoupled decay."),
+        click.option("--label-smoothing", default=0.0, show_default=True, help="Classification: label smoothing."),
+        click.option(
+            "--class-weight",
+            type=click.Choice(["none", "balanced"]),
+            default="none",
+            show_default=True,
+            help="Classification: weigh each class by N / (K n_c), so rare classes count as much as common ones.",
+        ),
     ]
     for option in reversed(options):
         f = option(f)

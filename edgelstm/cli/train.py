@@ -12,11 +12,12 @@ from .options import data_options, echo_err, fit_options
 def format_metrics(metrics: dict, task: str) -> str:
     t = metrics["test"]
     if task == "classify":
-        return f"held-out accuracy {t['accuracy']:.3f}, macro-F1 {t['macro_f1']:.3f} ({t['n']} windows)"
-    line = f"held-out RMSE {t['rmse']:.4g}, MAE {t['mae']:.4g} ({t['n']} windows)"
-    if "rmse_persistence" in t:
-        line += f"; persistence baseline RMSE {t['rmse_persistence']:.4g}"
-    return line
+        line = f"held-out accuracy {t['accuracy']:.3f}, macro-F1 {t['macro_f1']:.3f} ({t['n']} windows)"
+    else:
+        line = f"held-out RMSE {t['rmse']:.4g}, MAE {t['mae']:.4g} ({t['n']} windows)"
+        if "rmse_persistence" in t:
+            line += f"; persistence baseline RMSE {t['rmse_persistence']:.4g}"
+    return f"{line}; {metrics['protocol']}" if metrics.get("protocol") else line
 
 
 @click.command()
@@ -25,8 +26,48 @@ def format_metrics(metrics: dict, task: str) -> str:
 @click.option("--arch", type=click.Choice(["lstm", "gru", "bilstm"]), default="lstm", show_default=True)
 @click.option("--units", default=64, show_default=True, help="Units per recurrent layer (per direction).")
 @click.option("--layers", default=1, show_default=True, help="Stacked recurrent layers.")
-@click.option("--window", default=100, show_default=True, help="Samples per window.")
-@click.option("--stride", default=50, show_default=True, help="Samples between window starts.")
+@click.option(
+    "--window", type=int, default=None, help="Samples per window (default: an NPZ's own window length, else 100)."
+)
+@click.option(
+    "--stride",
+    type=int,
+    default=None,
+    help="Samples between window starts (default: half a window to classify; 1 to regress or forecast, so "
+    "every target is trained on).",
+)
+@click.option(
+    "--val",
+    "val_data",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Your own validation set (read like DATA): early stopping watches it; nothing of DATA is held "
+    "out for validation.",
+)
+@click.option(
+    "--test",
+    "test_data",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Your own test set (e.g. an official test split, or unseen subjects): metrics.json scores it; "
+    "nothing of DATA is held out as test.",
+)
+@click.option(
+    "--cv",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Cross-validate K folds by subject (else recording) first: mean ± sd over folds in metrics.json; the saved "
+    "model is then trained on all of DATA.",
+)
+@click.option(
+    "--split-by",
+    type=click.Choice(["subject", "recording", "time"]),
+    default="recording",
+    show_default=True,
+    help="What validation and test never share with training: subjects (NPZ 'subjects' or --subject-col), "
+    "recordings, or the last part of each recording in time.",
+)
 @click.option("--horizon", default=1, show_default=True, help="Forecast: steps ahead to predict.")
 @click.option(
     "--merge",
@@ -41,14 +82,27 @@ def format_metrics(metrics: dict, task: str) -> str:
 @click.option("--seed", default=0, show_default=True)
 @click.option("--rate", type=float, default=None, help="Sample rate in Hz (default: from a time column).")
 @click.option("-o", "--out", type=click.Path(path_type=Path), required=True, help="Model directory to write.")
-def train(data: Path, spec, out: Path, rate: float | None, **opts) -> None:
+def train(data: Path, spec, out: Path, rate: float | None, val_data, test_data, cv: int, **opts) -> None:
     """Train an LSTM, GRU or BiLSTM on windowed multichannel time series (CSV, folder of CSVs, or NPZ)."""
     from ..data.dataset import load
+    from ..train.crossval import train_cv
     from ..train.fit import TrainOptions
     from ..train.fit import train as run_train
 
-    ds = load(data, spec)
+    ds, val, test = (load(p, spec) if p else None for p in (data, val_data, test_data))
     if rate:
         ds.sample_rate = rate
-    metrics = run_train(ds, TrainOptions(**opts), out, progress=echo_err)
+    if cv:
+        metrics = train_cv(ds, TrainOptions(**opts), out, cv, progress=echo_err, val=val, test=test)
+    else:
+        metrics = run_train(ds, TrainOptions(**opts), out, progress=echo_err, val=val, test=test)
+    if "cv" in metrics:
+        click.echo(f"{out}: {format_cv(metrics['cv'], opts['task'])}")
     click.echo(f"{out}: {format_metrics(metrics, opts['task'])}")
+
+
+def format_cv(cv: dict, task: str) -> str:
+    names = {"accuracy": "accuracy", "macro_f1": "macro-F1", "rmse": "RMSE", "mae": "MAE"}
+    keys = ("accuracy", "macro_f1") if task == "classify" else ("rmse", "mae")
+    figures = ", ".join(f"{names[k]} {cv[k]['mean']:.3f} ± {cv[k]['sd']:.3f}" for k in keys)
+    return f"cross-validated {figures} over {cv['folds']} folds by {cv['by']} (mean ± sd)"

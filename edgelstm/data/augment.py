@@ -9,20 +9,54 @@ argmax agreement with float from 98.4 % to 99.5 %.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from .dataset import Windows
 from .normalize import Normalization
 
 
+def axis_triplets(channels: list[str]) -> list[tuple[int, int, int]]:
+    """Channel indices of each (x, y, z) triplet named like acc_x/acc_y/acc_z, gyrX/gyrY/gyrZ or ax/ay/az: the
+    axes one sensor measures in its own frame, which a device worn another way turns together."""
+    found: dict[str, dict[str, int]] = {}
+    for i, name in enumerate(channels):
+        m = re.fullmatch(r"(.*?)[_.\- ]?([xyzXYZ])", name)
+        if m:
+            found.setdefault(m.group(1).lower(), {})[m.group(2).lower()] = i
+    return [(axes["x"], axes["y"], axes["z"]) for axes in found.values() if set(axes) == {"x", "y", "z"}]
+
+
+def random_rotations(rng: np.random.Generator, n: int, max_degrees: float) -> np.ndarray:
+    """n rotation matrices [n, 3, 3] about uniformly random axes by angles up to max_degrees (Rodrigues)."""
+    axis = rng.normal(size=(n, 3))
+    axis /= np.linalg.norm(axis, axis=1, keepdims=True)
+    theta = np.radians(rng.uniform(-max_degrees, max_degrees, n))
+    K = np.zeros((n, 3, 3))
+    K[:, 0, 1], K[:, 0, 2], K[:, 1, 2] = -axis[:, 2], axis[:, 1], -axis[:, 0]
+    K -= K.transpose(0, 2, 1)
+    s, c = np.sin(theta)[:, None, None], np.cos(theta)[:, None, None]
+    return (np.eye(3) + s * K + (1 - c) * K @ K).astype(np.float32)
+
+
 def augment(
-    w: Windows, norm: Normalization, copies: int, gain: float, jitter: float, seed: int, scale_inputs: bool = True
+    w: Windows,
+    norm: Normalization,
+    copies: int,
+    gain: float,
+    jitter: float,
+    seed: int,
+    scale_inputs: bool = True,
+    rotate: float = 0.0,
+    triplets: list[tuple[int, int, int]] | None = None,
 ) -> Windows:
     """The windows plus `copies` augmented copies of each (raw units, like the input).
 
     gain: each copy's channels are scaled around the channel mean by a factor in [1 - gain, 1 + gain] (skipped when
     scale_inputs is False: a regression target that is a function of the inputs' amplitude would no longer match);
-    jitter: Gaussian noise with this many channel standard deviations.
+    jitter: Gaussian noise with this many channel standard deviations; rotate: each copy's axis triplets turned by
+    one random rotation of up to this many degrees (the same for every triplet of a window: one device, one frame).
     """
     if copies <= 0:
         return w
@@ -32,9 +66,15 @@ def augment(
     X = np.asarray(w.X, np.float32)
     parts = [X]
     for _ in range(copies):
+        Xr = X
+        if rotate and triplets:
+            R = random_rotations(rng, len(X), rotate)
+            Xr = X.copy()
+            for t in triplets:
+                Xr[:, :, list(t)] = np.einsum("nij,ntj->nti", R, X[:, :, list(t)])
         g = rng.uniform(1 - gain, 1 + gain, (len(X), 1, X.shape[2])).astype(np.float32) if scale_inputs else 1.0
         noise = rng.normal(0.0, jitter, X.shape).astype(np.float32) * std
-        parts.append(mean + (X - mean) * g + noise)
+        parts.append(mean + (Xr - mean) * g + noise)
     n = copies + 1
     return Windows(
         np.concatenate(parts),

@@ -23,23 +23,27 @@ class Recording:
     name: str
     x: np.ndarray
     y: np.ndarray | None = None
+    subject: str | None = None  # who (or which device) recorded it: --split-by subject keeps a subject whole
 
 
 @dataclass
 class Windows:
-    """Model-ready windows: X [N, T, F]; y [N] class index or [N, K] targets; groups [N] recording ids."""
+    """Model-ready windows: X [N, T, F]; y [N] class index or [N, K] targets; groups [N] recording ids;
+    subjects [N] subject ids where the data names them."""
 
     X: np.ndarray
     y: np.ndarray
     groups: np.ndarray
     starts: np.ndarray | None = None
+    subjects: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.X)
 
     def take(self, idx: np.ndarray) -> Windows:
         starts = None if self.starts is None else self.starts[idx]
-        return Windows(self.X[idx], self.y[idx], self.groups[idx], starts)
+        subjects = None if self.subjects is None else self.subjects[idx]
+        return Windows(self.X[idx], self.y[idx], self.groups[idx], starts, subjects)
 
 
 @dataclass
@@ -70,6 +74,7 @@ class ColumnSpec:
     group_col: str = "recording"
     channels: Sequence[str] = ()
     nan: str = "error"
+    subject_col: str | None = None
 
     def record(self) -> dict:
         """What training stores (config.training["columns"]) so its splits can be rebuilt from the same columns."""
@@ -77,6 +82,7 @@ class ColumnSpec:
             "label_col": self.label_col,
             "target_cols": list(self.target_cols),
             "group_col": self.group_col,
+            "subject_col": self.subject_col,
             "channels": list(self.channels),
             "nan": self.nan,
         }
@@ -154,8 +160,12 @@ def _read_csv_file(path: Path, spec: ColumnSpec, multi_recording: bool) -> Datas
     text_cols = {spec.group_col} if multi_recording else set()
     if spec.task == "classify":
         text_cols.add(spec.label_col)
+    if spec.subject_col:
+        text_cols.add(spec.subject_col)
     table = _parse_csv(path, text_cols)
     header = table.header
+    if spec.subject_col and spec.subject_col not in header:
+        raise InputError(f"{path}: no subject column {spec.subject_col!r} (columns: {', '.join(header)})")
     numeric_names = [h for h in header if h not in text_cols]
     col = {h: j for j, h in enumerate(numeric_names)}
 
@@ -205,6 +215,7 @@ def _read_csv_file(path: Path, spec: ColumnSpec, multi_recording: bool) -> Datas
         line = int(table.lines[label_text.index("")])
         raise InputError(f"{path} line {line}, column {spec.label_col}: empty label")
     label_idx = {name: i for i, name in enumerate(labels)}
+    subject_text = table.text.get(spec.subject_col) if spec.subject_col else None
 
     recs: list[Recording] = []
     rates: list[float] = []
@@ -224,9 +235,21 @@ def _read_csv_file(path: Path, spec: ColumnSpec, multi_recording: bool) -> Datas
             dt = dt[dt > 0]
             if len(dt):
                 rates.append(round(1.0 / float(np.median(dt)), 6))
-        recs.append(Recording(str(name), v[:, : len(channels)].astype(np.float32), y))
+        subject = None
+        if subject_text is not None:
+            subject = _one_subject([subject_text[r] for r in rows], path, name, table.lines[rows])
+        recs.append(Recording(str(name), v[:, : len(channels)].astype(np.float32), y, subject))
     rate = float(np.median(rates)) if rates else None
     return Dataset(str(path), channels, recs, None, labels, targets, rate)
+
+
+def _one_subject(values: list[str], path: Path, recording: str, lines=None) -> str:
+    """A recording belongs to one subject: a split by subject could not keep it whole otherwise."""
+    found = list(dict.fromkeys(values))
+    if len(found) != 1 or found[0] == "":
+        where = f" (line {int(lines[0])})" if lines is not None and len(lines) else ""
+        raise InputError(f"{path}: recording {recording!r} has subject ids {found[:3]}{where}; a recording needs one")
+    return found[0]
 
 
 def sort_labels(names: set[str]) -> list[str]:
@@ -324,15 +347,23 @@ def _read_npz(path: Path, spec: ColumnSpec) -> Dataset:
     groups = arrays.get("groups")
     if groups is not None and len(groups) != len(X):
         raise InputError(f"{path}: groups has {len(groups)} rows but X has {len(X)}")
+    subjects = arrays.get("subjects")
+    if subjects is not None:
+        if subjects.ndim != 1 or len(subjects) != len(X):
+            raise InputError(
+                f"{path}: subjects must have one entry per row of X ({len(X)}), found shape {list(subjects.shape)}"
+            )
+        subjects = subjects.astype(str)
     targets = channels if spec.task == "forecast" else ([] if spec.task == "classify" else ["y"])
     if X.ndim == 3:
         if spec.task == "forecast":
             raise InputError(f"{path}: forecasting needs a continuous stream X [N, F], not windows")
         g = np.asarray(groups).astype(str) if groups is not None else np.arange(len(X)).astype(str)
-        return Dataset(str(path), channels, [], Windows(X, y, g), labels, targets)
+        return Dataset(str(path), channels, [], Windows(X, y, g, subjects=subjects), labels, targets)
     g = np.asarray(groups).astype(str) if groups is not None else np.full(len(X), path.stem)
     recs = []
     for name in dict.fromkeys(g.tolist()):
         rows = np.nonzero(g == name)[0]
-        recs.append(Recording(name, X[rows], None if y is None else y[rows]))
+        subject = None if subjects is None else _one_subject(subjects[rows].tolist(), path, name)
+        recs.append(Recording(name, X[rows], None if y is None else y[rows], subject))
     return Dataset(str(path), channels, recs, None, labels, targets)

@@ -11,7 +11,7 @@ from ..errors import InputError
 from ..models.config import ModelConfig
 from .dataset import ColumnSpec, Dataset, Windows, load
 from .normalize import Normalization
-from .splits import split_recordings, split_windows
+from .splits import fractions_for, split_recordings, split_windows
 from .windows import make_windows
 
 
@@ -30,30 +30,61 @@ def target_indices(ds: Dataset, task: str) -> list[int]:
     return [ds.channels.index(t) for t in ds.targets] if task == "forecast" else []
 
 
-def prepare(ds: Dataset, window: int, stride: int, task: str, horizon: int = 1, seed: int = 0) -> Prepared:
-    """Split by recording first, then window each split, then fit normalization on the training split only."""
+def prepare(
+    ds: Dataset,
+    window: int,
+    stride: int,
+    task: str,
+    horizon: int = 1,
+    seed: int = 0,
+    val: Dataset | None = None,
+    test: Dataset | None = None,
+    split_by: str = "recording",
+    hold_out_test: bool = True,
+) -> Prepared:
+    """Split first (by subject, recording or time; a validation or test set the user gave replaces that share of
+    `ds`), then window each split, then fit normalization on the training split only. hold_out_test=False keeps
+    no test split (cross-validation's final model: its figures are the folds')."""
     tidx = target_indices(ds, task)
+    fractions = fractions_for(val is not None, test is not None or not hold_out_test)
+    unit = {"subject": "subject", "time": "time"}.get(split_by, "recording")
     too_little = InputError(
-        f"{ds.source}: too little data for train, validation and test splits by recording; "
+        f"{ds.source}: too little data for train, validation and test splits by {unit}; "
         "add recordings, or lower --window or --stride"
     )
+
+    def windows_of(d: Dataset, recs=None) -> Windows:
+        if recs is None and d.windows is not None:
+            if d.windows.X.shape[1] != window:
+                raise InputError(f"{d.source}: holds windows of {d.windows.X.shape[1]} samples, not {window}")
+            return d.windows
+        return make_windows(
+            d.recordings if recs is None else recs, window, stride, task, horizon, tidx or None, d.source
+        )
+
     if ds.windows is not None:
         if ds.windows.X.shape[1] != window:
             raise InputError(
                 f"{ds.source}: holds windows of {ds.windows.X.shape[1]} samples; pass --window {ds.windows.X.shape[1]}"
             )
-        train, val, test = split_windows(ds.windows, task, seed=seed)
+        parts = list(split_windows(ds.windows, task, fractions, seed, split_by, ds.source))
     else:
         # windowing everything first names the data when the window is longer than every recording
         make_windows(ds.recordings, window, stride, task, horizon, tidx or None, ds.source)
-        try:
-            train, val, test = (
-                make_windows(p, window, stride, task, horizon, tidx or None, ds.source)
-                for p in split_recordings(ds.recordings, task, seed=seed)
-            )
-        except InputError:
-            raise too_little from None
-    if min(len(train), len(val), len(test)) == 0:
+        parts = []
+        for share, recs in zip(fractions, split_recordings(ds.recordings, task, fractions, seed, split_by, ds.source)):
+            try:
+                parts.append(windows_of(ds, recs) if share else None)
+            except InputError:
+                raise too_little from None
+    for k, given in ((1, val), (2, test)):
+        if given is not None:
+            _check_same_kind(ds, given)
+            parts[k] = windows_of(given)
+    if test is None and not hold_out_test:
+        parts[2] = parts[0].take(np.arange(0))
+    train, val_w, test_w = parts
+    if any(p is None or len(p) == 0 for p in parts[: 3 if hold_out_test or test is not None else 2]):
         raise too_little
     norm = Normalization.fit(train.X)
     if task == "classify":
@@ -68,7 +99,7 @@ def prepare(ds: Dataset, window: int, stride: int, task: str, horizon: int = 1, 
     else:
         tnorm = Normalization.fit(train.y[:, None, :])
         n_out = train.y.shape[1]
-    return Prepared(train, val, test, norm, tnorm, tidx, n_out)
+    return Prepared(train, val_w, test_w, norm, tnorm, tidx, n_out)
 
 
 def model_inputs(cfg: ModelConfig, X: np.ndarray) -> np.ndarray:
@@ -100,6 +131,7 @@ def training_columns(cfg: ModelConfig) -> ColumnSpec:
         label_col=rec.get("label_col", defaults.label_col),
         target_cols=tuple(cfg.targets) if cfg.task != "classify" else (),
         group_col=rec.get("group_col", defaults.group_col),
+        subject_col=rec.get("subject_col"),
         channels=tuple(cfg.channels),
         nan=rec.get("nan", defaults.nan),
     )
@@ -110,5 +142,35 @@ def load_splits(cfg: ModelConfig, data: str | Path | None = None):
     source = data or cfg.training.get("data")
     if not source:
         raise InputError("the model directory does not record its training data; pass the data explicitly")
-    ds = load(source, training_columns(cfg))
-    return prepare(ds, cfg.window, cfg.stride, cfg.task, cfg.horizon, seed=int(cfg.training.get("seed", 0)))
+    spec = training_columns(cfg)
+    ds = load(source, spec)
+    given = {
+        k: load(cfg.training[f"{k}_data"], spec) if cfg.training.get(f"{k}_data") else None for k in ("val", "test")
+    }
+    return prepare(
+        ds,
+        cfg.window,
+        cfg.stride,
+        cfg.task,
+        cfg.horizon,
+        seed=int(cfg.training.get("seed", 0)),
+        split_by=cfg.training.get("split_by", "recording"),
+        **given,
+    )
+
+
+def _check_same_kind(ds: Dataset, other: Dataset) -> None:
+    """A validation or test set must have the training data's channels and classes (its labels are re-indexed
+    into the training data's label list)."""
+    if other.channels != ds.channels:
+        raise InputError(f"{other.source}: channels {other.channels} differ from {ds.source}'s {ds.channels}")
+    if ds.labels and other.labels != ds.labels:
+        unknown = sorted(set(other.labels) - set(ds.labels))
+        if unknown:
+            raise InputError(f"{other.source}: labels {', '.join(unknown)} do not occur in {ds.source}")
+        remap = np.array([ds.labels.index(lab) for lab in other.labels], dtype=np.int64)
+        if other.windows is not None:
+            other.windows.y = remap[other.windows.y]
+        for rec in other.recordings:
+            rec.y = remap[rec.y]
+        other.labels = list(ds.labels)

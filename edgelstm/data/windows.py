@@ -32,7 +32,7 @@ def make_windows(
 ) -> Windows:
     """Cut recordings into windows; the label of a class window is its majority (ties: the latest sample's)."""
     tail = horizon if task == "forecast" else 0
-    xs, ys, gs, ss = [], [], [], []
+    xs, ys, gs, ss, subj = [], [], [], [], []
     for rec in recs:
         starts = window_starts(len(rec.x), window, stride, tail)
         if not len(starts):
@@ -50,6 +50,7 @@ def make_windows(
             ys.append(rec.x[fut][:, :, cols].reshape(len(starts), -1).astype(np.float32))
         gs.append(np.full(len(starts), rec.name))
         ss.append(starts)
+        subj.append(np.full(len(starts), rec.subject if rec.subject is not None else ""))
     if not xs:
         longest = max((len(r.x) for r in recs), default=0)
         need = window + tail
@@ -57,7 +58,8 @@ def make_windows(
             f"{source}: window {window}{f' + horizon {tail}' if tail else ''} is longer than every "
             f"recording (longest has {longest} samples, needs {need}); use a smaller --window"
         )
-    return Windows(np.concatenate(xs), np.concatenate(ys), np.concatenate(gs), np.concatenate(ss))
+    subjects = np.concatenate(subj) if any(r.subject is not None for r in recs) else None
+    return Windows(np.concatenate(xs), np.concatenate(ys), np.concatenate(gs), np.concatenate(ss), subjects)
 
 
 def majority(row: np.ndarray) -> int:

@@ -25,10 +25,11 @@ def resolve_kinds(cfg, kind: str, say: Callable[[str], None]) -> list[str]:
     why = why_not(table_arch(cfg.arch, cfg.layers, cfg.peephole), "step")
     if why is None:
         return ["sequence", "step"] if kind == "both" else [kind]
+    why = why.replace("a stacked BiLSTM", f"a stacked BiLSTM ({cfg.layers} layers)", 1)
     if kind == "step":
-        raise InputError(f"{cfg.layers}-layer {cfg.arch}: {why}")
+        raise InputError(why)
     if kind == "both":
-        say(f"note: {cfg.layers}-layer {cfg.arch}: {why}; writing the sequence model only")
+        say(f"note: {why.split(':')[0]}; writing the sequence model only")
     return ["sequence"]
 
 

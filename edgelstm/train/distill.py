@@ -78,7 +78,7 @@ def column_spec_for(
     spec: ColumnSpec, teacher: ModelConfig, task_given: bool, where: str | Path, given: frozenset[str] = frozenset()
 ) -> ColumnSpec:
     """Read DATA the way the teacher was trained: its task, targets, label and recording columns and NaN policy
-    (config.training["columns"]), except what the user named (`given`: label_col, group_col, nan).
+    (config.training["columns"]), except what the user named (`given`: label_col, group_col, subject_col, nan).
 
     A --task other than the teacher's is refused here, before reading DATA the wrong way fails less clearly.
     """
@@ -88,7 +88,7 @@ def column_spec_for(
     if not targets and task != "classify" and task == teacher.task:
         targets = tuple(teacher.targets)
     trained = teacher.training.get("columns") or {}
-    kept = {k: trained[k] for k in ("label_col", "group_col", "nan") if k in trained and k not in given}
+    kept = {k: trained[k] for k in ("label_col", "group_col", "subject_col", "nan") if k in trained and k not in given}
     return replace(spec, task=task, target_cols=targets, **kept)
 
 
@@ -286,7 +286,8 @@ def _distill(
 
     keras = _keras()
     seed = int(tcfg.training.get("seed", 0))
-    prep = prepare(ds, tcfg.window, tcfg.stride, task, tcfg.horizon, seed)
+    split_by = tcfg.training.get("split_by", "recording")
+    prep = prepare(ds, tcfg.window, tcfg.stride, task, tcfg.horizon, seed, split_by=split_by)
     same_split = _split_matches(prep, tcfg)
     if not same_split:
         say(
@@ -304,6 +305,7 @@ def _distill(
         stride=tcfg.stride,
         horizon=tcfg.horizon,
         seed=seed,
+        split_by=split_by,
         **opts.fit_options(),
     )
     topts.check()
@@ -322,7 +324,7 @@ def _distill(
         + ", ".join(f"{k} {v:.4g}" for k, v in _headline(task, teacher_test).items())
     )
     # student and baseline train on the same augmented windows, the student against the teacher's outputs on them
-    fprep = augmented(prep, topts, say)
+    fprep = augmented(prep, topts, say, cfg.channels)
     soft_train, soft_val = (teacher_soft_targets(teacher, tcfg, cfg, w.X) for w in (fprep.train, prep.val))
 
     def hard(y: np.ndarray) -> np.ndarray:

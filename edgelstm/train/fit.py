@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
@@ -12,6 +13,7 @@ import numpy as np
 
 from ..data.dataset import Dataset
 from ..data.prepare import Prepared, model_inputs, model_targets, prepare
+from ..data.splits import SPLIT_BY
 from ..errors import InputError
 from ..evaluate.metrics import score
 from ..models.config import ModelConfig
@@ -22,6 +24,8 @@ Progress = Callable[[str], None]
 
 # Augmented copies of each training window for classification (augment.py says why)
 DEFAULT_AUGMENT = 3
+DEFAULT_WINDOW = 100
+LR_SCHEDULES = ("constant", "cosine", "plateau")
 
 
 @dataclass
@@ -37,6 +41,12 @@ class FitOptions:
     augment: int | None = None  # augmented copies per training window; None: 3 for classification, 0 otherwise
     aug_gain: float = 0.2
     aug_jitter: float = 0.1
+    aug_rotate: float = 0.0  # degrees: random 3-D rotations of axis triplets (acc_x/acc_y/acc_z …) per copy
+    lr_schedule: str = "constant"  # constant | cosine (after `warmup` epochs of linear warm-up) | plateau
+    warmup: int = 0
+    weight_decay: float = 0.0  # > 0: AdamW (decoupled weight decay)
+    label_smoothing: float = 0.0
+    class_weight: str = "none"  # none | balanced (each class weighs N / (K n_c))
 
     def check_fit(self) -> None:
         for name in ("epochs", "batch_size"):
@@ -48,6 +58,16 @@ class FitOptions:
             raise InputError("--augment must be 0 or more")
         if not 0 <= self.aug_gain < 1 or self.aug_jitter < 0:
             raise InputError("--aug-gain must be in [0, 1) and --aug-jitter at least 0")
+        if not 0 <= self.aug_rotate <= 180:
+            raise InputError("--aug-rotate must be in [0, 180] degrees")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise InputError(f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)}")
+        if self.warmup < 0 or self.warmup >= self.epochs:
+            raise InputError("--warmup must be at least 0 and fewer than --epochs")
+        if self.weight_decay < 0 or not 0 <= self.label_smoothing < 1:
+            raise InputError("--weight-decay must be at least 0 and --label-smoothing in [0, 1)")
+        if self.class_weight not in ("none", "balanced"):
+            raise InputError("--class-weight must be 'none' or 'balanced'")
 
     def fit_options(self) -> dict:
         """This object's FitOptions fields, to hand on (distill's student is trained with them)."""
@@ -60,13 +80,22 @@ class TrainOptions(FitOptions):
     task: str = "classify"
     units: int = 64
     layers: int = 1
-    window: int = 100
-    stride: int = 50
+    window: int | None = None  # None: an NPZ's own window length, else DEFAULT_WINDOW
+    stride: int | None = None  # None: half a window for classification; 1 (every target) otherwise
     horizon: int = 1
     merge: str = "concat"
     dropout: float = 0.0
     peephole: bool = False
     seed: int = 0
+    split_by: str = "recording"  # what no two splits share: subject, recording, or time
+
+    def resolve(self, ds: Dataset) -> None:
+        """The window and stride the data implies where none was given. Regression and forecast windows keep
+        every target: a forecaster trained at stride 50 on 14,016 half-hours saw 195 windows."""
+        if self.window is None:
+            self.window = int(ds.windows.X.shape[1]) if ds.windows is not None else DEFAULT_WINDOW
+        if self.stride is None:
+            self.stride = max(1, self.window // 2) if self.task == "classify" else 1
 
     def check(self) -> None:
         for name in ("units", "layers", "window", "stride", "horizon"):
@@ -74,6 +103,8 @@ class TrainOptions(FitOptions):
                 raise InputError(f"--{name.replace('_', '-')} must be at least 1")
         if not 0 <= self.dropout < 1:
             raise InputError("--dropout must be in [0, 1)")
+        if self.split_by not in SPLIT_BY:
+            raise InputError(f"--split-by must be one of {', '.join(SPLIT_BY)}")
         self.check_fit()
         if self.augment is None:
             self.augment = DEFAULT_AUGMENT if self.task == "classify" else 0
@@ -92,30 +123,57 @@ def make_config(ds: Dataset, prep: Prepared, opts: TrainOptions, **model_overrid
         peephole=opts.peephole,
     )
     fields.update(model_overrides)
-    try:
-        return ModelConfig(
-            **fields,
-            window=opts.window,
-            stride=opts.stride,
-            horizon=opts.horizon if opts.task == "forecast" else 1,
-            n_features=ds.n_features,
-            n_outputs=prep.n_outputs,
-            channels=list(ds.channels),
-            labels=list(ds.labels) if opts.task == "classify" else [],
-            targets=list(ds.targets),
-            norm_mean=mean,
-            norm_std=std,
-            target_mean=tmean,
-            target_std=tstd,
-            sample_rate=ds.sample_rate,
-        )
-    except ValueError as ex:
-        raise InputError(str(ex)) from None
+    return ModelConfig(
+        **fields,
+        window=opts.window,
+        stride=opts.stride,
+        horizon=opts.horizon if opts.task == "forecast" else 1,
+        n_features=ds.n_features,
+        n_outputs=prep.n_outputs,
+        channels=list(ds.channels),
+        labels=list(ds.labels) if opts.task == "classify" else [],
+        targets=list(ds.targets),
+        norm_mean=mean,
+        norm_std=std,
+        target_mean=tmean,
+        target_std=tstd,
+        sample_rate=ds.sample_rate,
+    )
 
 
-def optimizer(keras, opts: TrainOptions):
+def optimizer(keras, opts: FitOptions):
     clip = {"clipnorm": opts.clip_at} if opts.clip == "norm" else {"clipvalue": opts.clip_at}
+    if opts.weight_decay > 0:
+        return keras.optimizers.AdamW(learning_rate=opts.learning_rate, weight_decay=opts.weight_decay, **clip)
     return keras.optimizers.Adam(learning_rate=opts.learning_rate, **clip)
+
+
+def lr_at(epoch: int, opts: FitOptions) -> float:
+    """The cosine schedule with linear warm-up: base · (e+1)/w during warm-up, then a half cosine to 0."""
+    base, w, n = opts.learning_rate, opts.warmup, opts.epochs
+    if epoch < w:
+        return base * (epoch + 1) / w
+    return 0.5 * base * (1.0 + math.cos(math.pi * (epoch - w) / max(1, n - w)))
+
+
+def schedule_callbacks(keras, opts: FitOptions) -> list:
+    if opts.lr_schedule == "cosine":
+        return [keras.callbacks.LearningRateScheduler(lambda e, _lr: lr_at(e, opts))]
+    if opts.lr_schedule == "plateau":
+        return [keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=max(1, opts.patience // 2), min_lr=1e-5)]
+    if opts.warmup:
+        return [
+            keras.callbacks.LearningRateScheduler(
+                lambda e, lr: lr_at(e, opts) if e < opts.warmup else opts.learning_rate
+            )
+        ]
+    return []
+
+
+def class_weights(y: np.ndarray, n_classes: int) -> dict[int, float]:
+    """N / (K n_c) per class present: a rare class weighs as much in the loss as a common one."""
+    counts = np.bincount(y, minlength=n_classes)
+    return {c: float(len(y) / (n_classes * n)) for c, n in enumerate(counts) if n}
 
 
 def progress_callback(keras, progress: Progress | None, epochs: int):
@@ -150,12 +208,20 @@ def fit(
 
     keras = _keras()
     classify = cfg.task == "classify"
+    y_train, y_val = targets or (model_targets(cfg, prep.train.y), model_targets(cfg, prep.val.y))
+    default_loss = "sparse_categorical_crossentropy" if classify else "mse"
+    if loss is None and classify and opts.label_smoothing:
+        # label smoothing needs one-hot targets (the sparse loss has no such option)
+        default_loss = keras.losses.CategoricalCrossentropy(label_smoothing=opts.label_smoothing)
+        y_train, y_val = (np.eye(cfg.n_outputs, dtype=np.float32)[y] for y in (y_train, y_val))
     model.compile(
         optimizer=optimizer(keras, opts),
-        loss=loss or ("sparse_categorical_crossentropy" if classify else "mse"),
+        loss=loss or default_loss,
         metrics=metrics or (["accuracy"] if classify else ["mae"]),
     )
-    y_train, y_val = targets or (model_targets(cfg, prep.train.y), model_targets(cfg, prep.val.y))
+    weights = None
+    if classify and opts.class_weight == "balanced" and targets is None:
+        weights = class_weights(prep.train.y, cfg.n_outputs)
     hist = model.fit(
         model_inputs(cfg, prep.train.X),
         y_train,
@@ -164,8 +230,10 @@ def fit(
         batch_size=opts.batch_size,
         shuffle=True,
         verbose=0,
+        class_weight=weights,
         callbacks=[
-            keras.callbacks.EarlyStopping(patience=opts.patience, restore_best_weights=True),
+            keras.callbacks.EarlyStopping(monitor="val_loss", patience=opts.patience, restore_best_weights=True),
+            *schedule_callbacks(keras, opts),
             progress_callback(keras, progress, opts.epochs),
         ],
     )
@@ -176,6 +244,24 @@ def predict(model, cfg: ModelConfig, X: np.ndarray) -> np.ndarray:
     return model.predict(model_inputs(cfg, X), batch_size=256, verbose=0)
 
 
+def protocol(cfg: ModelConfig) -> str:
+    """How the held-out figures were made, said with every number (k-fold over windows of the same recordings
+    overstates accuracy on the next subject)."""
+    t = cfg.training
+    if t.get("test_data"):
+        return f"the test file {t['test_data']} (nothing of the training data held out)"
+    if t.get("cv"):
+        return (
+            f"leave-{t['cv_by']}-out cross-validation, {t['cv']} folds: out-of-fold predictions of {t['cv']} "
+            f"models; the saved model is trained on all of the data"
+        )
+    by = t.get("split_by", "recording")
+    what = {"subject": "subjects", "recording": "recordings", "time": "the last part of each recording, in time"}[by]
+    if by == "time":
+        return f"held out: {what} (15 %)"
+    return f"held out: 15 % of the {what}, unseen in training (seed {t.get('seed', 0)})"
+
+
 def write_model_dir(
     out: Path,
     model,
@@ -184,21 +270,28 @@ def write_model_dir(
     history: dict,
     extra_metrics: dict | None = None,
     extra_files: Callable[[Path], None] | None = None,
+    test_metrics: dict | None = None,
 ) -> dict:
     """Save the model, its config and held-out metrics with plots; returns the metrics.
 
-    `extra_files(folder)` writes more files (a distillation report) into the same atomic staging folder.
+    `extra_files(folder)` writes more files (a distillation report) into the same atomic staging folder;
+    `test_metrics` stand for a test split that was not held out (cross-validation's out-of-fold figures).
     """
     from .. import plots
     from ..models.build import count_params
 
     metrics = {
-        "test": score(cfg, prep.test, predict(model, cfg, prep.test.X)),
+        "test": test_metrics or score(cfg, prep.test, predict(model, cfg, prep.test.X)),
         "validation": score(cfg, prep.val, predict(model, cfg, prep.val.X)),
         "params": count_params(model),
         "epochs_run": len(next(iter(history.values()))) if history else 0,
+        "protocol": protocol(cfg),
         "split": {
-            k: {"windows": len(w), "recordings": sorted(set(w.groups.tolist()))}
+            k: {
+                "windows": len(w),
+                "recordings": sorted(set(w.groups.tolist())),
+                **({"subjects": sorted(set(w.subjects.tolist()))} if w.subjects is not None else {}),
+            }
             for k, w in (("train", prep.train), ("validation", prep.val), ("test", prep.test))
         },
         **(extra_metrics or {}),
@@ -217,17 +310,30 @@ def write_model_dir(
     return metrics
 
 
-def train(ds: Dataset, opts: TrainOptions, out: str | Path, progress: Progress | None = None) -> dict:
-    """Train on `ds` and write the model directory `out`; returns metrics.json's content."""
-    opts.check()
-    check_replaceable(out)
+def fit_one(
+    ds: Dataset,
+    opts: TrainOptions,
+    progress: Progress | None = None,
+    val: Dataset | None = None,
+    test: Dataset | None = None,
+    hold_out_test: bool = True,
+):
+    """Split, build and fit one model: (model, cfg, prep, history). train and each cross-validation fold use it."""
     from .._deps import keras as _keras
     from ..models.build import build_model
 
     keras = _keras()
-    prep = prepare(ds, opts.window, opts.stride, opts.task, opts.horizon, opts.seed)
+    prep = prepare(
+        ds, opts.window, opts.stride, opts.task, opts.horizon, opts.seed, val, test, opts.split_by, hold_out_test
+    )
     cfg = make_config(ds, prep, opts)
-    cfg.training = {**asdict(opts), "data": ds.source, "columns": ds.columns}
+    cfg.training = {
+        **asdict(opts),
+        "data": ds.source,
+        "val_data": val.source if val else None,
+        "test_data": test.source if test else None,
+        "columns": ds.columns,
+    }
     if progress:
         from ..data.splits import describe_split
 
@@ -236,16 +342,37 @@ def train(ds: Dataset, opts: TrainOptions, out: str | Path, progress: Progress |
     model = build_model(cfg)
     if progress:
         progress(f"model: {cfg.arch} {cfg.units}x{cfg.layers}, {model.count_params()} parameters")
-    history = fit(model, cfg, augmented(prep, opts, progress), opts, progress)
+    history = fit(model, cfg, augmented(prep, opts, progress, cfg.channels), opts, progress)
+    return model, cfg, prep, history
+
+
+def train(
+    ds: Dataset,
+    opts: TrainOptions,
+    out: str | Path,
+    progress: Progress | None = None,
+    val: Dataset | None = None,
+    test: Dataset | None = None,
+) -> dict:
+    """Train on `ds` and write the model directory `out`; returns metrics.json's content. `val` / `test`: the
+    user's own validation / test sets (then nothing of `ds` is held out for that split). Cross-validation:
+    crossval.train_cv."""
+    opts.resolve(ds)
+    opts.check()
+    check_replaceable(out)
+    model, cfg, prep, history = fit_one(ds, opts, progress, val, test)
     return write_model_dir(Path(out), model, cfg, prep, history)
 
 
-def augmented(prep: Prepared, opts: TrainOptions, progress: Progress | None = None) -> Prepared:
+def augmented(
+    prep: Prepared, opts: TrainOptions, progress: Progress | None = None, channels: list[str] | None = None
+) -> Prepared:
     """prep with its training windows augmented as opts ask (validation and test never are)."""
     if not opts.augment:
         return prep
-    from ..data.augment import augment
+    from ..data.augment import augment, axis_triplets
 
+    triplets = axis_triplets(channels or []) if opts.aug_rotate else []
     train = augment(
         prep.train,
         prep.norm,
@@ -254,11 +381,14 @@ def augmented(prep: Prepared, opts: TrainOptions, progress: Progress | None = No
         opts.aug_jitter,
         opts.seed,
         scale_inputs=opts.task == "classify",
+        rotate=opts.aug_rotate,
+        triplets=triplets,
     )
     if progress:
         gain = f"gain ±{opts.aug_gain:.0%}, " if opts.task == "classify" else ""
         progress(
-            f"augmenting: {opts.augment} copies of each training window ({gain}jitter {opts.aug_jitter:g} σ)"
-            f" → {len(train)} windows"
+            f"augmenting: {opts.augment} copies of each training window ({gain}jitter {opts.aug_jitter:g} σ"
+            + (f", rotations up to {opts.aug_rotate:g}° of {len(triplets)} axis triplet(s)" if triplets else "")
+            + f") → {len(train)} windows"
         )
     return replace(prep, train=train)
