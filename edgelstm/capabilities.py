@@ -50,6 +50,7 @@ class Rule:
     mode: str | tuple[str, ...]
     runtime: str | tuple[str, ...]
     why: str
+    length: str | tuple[str, ...] = ANY  # "fixed" windows, or "variable"-length sequences (masked padding)
 
     def matches(self, **combo: str | None) -> bool:
         """A field the rule constrains must be given and be one of the rule's: asking whether a model can be made
@@ -64,6 +65,25 @@ class Rule:
 
 
 RULES: tuple[Rule, ...] = (
+    Rule(
+        ("bilstm", "bilstm-stacked"),
+        ANY,
+        ANY,
+        ANY,
+        ANY,
+        "a BiLSTM over variable-length sequences needs each direction's padding masked apart; not supported yet",
+        length="variable",
+    ),
+    Rule(
+        ANY,
+        "sequence",
+        ANY,
+        ANY,
+        ANY,
+        "a variable-length model's sequence model would need its padding mask at run time; the step model steps "
+        "each sequence over its own samples",
+        length="variable",
+    ),
     Rule(
         "bilstm-stacked",
         "step",
@@ -120,6 +140,11 @@ RULES: tuple[Rule, ...] = (
 )
 
 
+def model_length(cfg) -> str:
+    """ "variable" for a model trained on variable-length sequences (masked padding), else "fixed"."""
+    return "variable" if getattr(cfg, "masked", False) else "fixed"
+
+
 def table_arch(arch: str, layers: int = 1, peephole: bool = False) -> str:
     """A model config's arch as the table names it."""
     if arch == "bilstm" and layers > 1:
@@ -135,9 +160,10 @@ def why_not(
     format: str | None = None,
     mode: str | None = None,
     runtime: str | None = None,
+    length: str | None = None,
 ) -> str | None:
     """None when the combination is supported, else the first matching rule's reason (fields left None: not asked)."""
-    combo = dict(arch=arch, kind=kind, format=format, mode=mode, runtime=runtime)
+    combo = dict(arch=arch, kind=kind, format=format, mode=mode, runtime=runtime, length=length)
     for rule in RULES:
         if rule.matches(**combo):
             return rule.why
@@ -162,7 +188,7 @@ def support_table() -> str:
 
 def _describe(rule: Rule) -> str:
     parts = []
-    for key in ("arch", "kind", "format", "mode", "runtime"):
+    for key in ("arch", "kind", "format", "mode", "runtime", "length"):
         v = getattr(rule, key)
         if v != ANY:
             parts.append(f"{key} {'/'.join(v) if isinstance(v, tuple) else v}")

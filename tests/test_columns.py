@@ -57,6 +57,7 @@ def test_columns_are_recorded_at_training(renamed_model):
         "label_col": "activity",
         "target_cols": [],
         "group_col": "session",
+        "subject_col": None,
         "channels": CHANNELS.split(","),
         "nan": "error",
     }

@@ -303,6 +303,31 @@ def _read_csv_folder(folder: Path, spec: ColumnSpec) -> Dataset:
     return Dataset(str(folder), first.channels, recs, None, labels, first.targets, rate)
 
 
+def _padded_sequences(X: np.ndarray, lengths: np.ndarray, path: Path, task: str) -> np.ndarray:
+    """Variable-length sequences (X flat [sum T, F] + `lengths`) as [N, T_max, F], pre-padded with NaN: each
+    sequence ends at the last step, where the model's output is read, and the padding is masked in training."""
+    if task == "forecast":
+        raise InputError(f"{path}: 'lengths' (variable-length sequences) is for classification and regression")
+    if X.ndim != 2:
+        raise InputError(
+            f"{path}: with 'lengths', X must be the sequences one after another, [sum T, F]; found shape "
+            f"{list(X.shape)}"
+        )
+    if lengths.ndim != 1 or lengths.dtype.kind not in "iu" or len(lengths) == 0 or lengths.min() < 1:
+        raise InputError(f"{path}: 'lengths' must be whole numbers of at least 1, one per sequence")
+    if int(lengths.sum()) != len(X):
+        raise InputError(f"{path}: 'lengths' add up to {int(lengths.sum())} samples but X has {len(X)}")
+    if not np.isfinite(X).all():
+        where = np.argwhere(~np.isfinite(X))[0].tolist()
+        raise InputError(f"{path}: X has a NaN/inf value at index {where} (clean NPZ data before use)")
+    T = int(lengths.max())
+    out = np.full((len(lengths), T, X.shape[1]), np.nan, np.float32)
+    ends = np.cumsum(lengths)
+    for i, (end, n) in enumerate(zip(ends, lengths)):
+        out[i, T - n :] = X[end - n : end]
+    return out
+
+
 def _read_npz(path: Path, spec: ColumnSpec) -> Dataset:
     try:
         z = np.load(path, allow_pickle=False)
@@ -315,6 +340,9 @@ def _read_npz(path: Path, spec: ColumnSpec) -> Dataset:
     if X.dtype.kind not in "fiu":
         raise InputError(f"{path}: X must be numeric, found dtype {X.dtype}")
     X = X.astype(np.float32)
+    lengths = arrays.get("lengths")
+    if lengths is not None:
+        X = _padded_sequences(X, lengths, path, spec.task)
     if X.ndim not in (2, 3):
         raise InputError(f"{path}: X must be [N, T, F] windows or [N, F] samples, found shape {X.shape}")
     y = arrays.get("y")
@@ -336,7 +364,7 @@ def _read_npz(path: Path, spec: ColumnSpec) -> Dataset:
         y = y.astype(np.float32)
         if y.ndim == 1:
             y = y[:, None]
-    bad = ~np.isfinite(X)
+    bad = ~np.isfinite(X) if lengths is None else np.isinf(X)  # padding is NaN by construction
     if bad.any():
         where = np.argwhere(bad)[0].tolist()
         raise InputError(f"{path}: X has a NaN/inf value at index {where} (clean NPZ data before use)")

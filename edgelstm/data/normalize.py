@@ -20,6 +20,8 @@ class Normalization:
     @classmethod
     def fit(cls, X: np.ndarray) -> Normalization:
         flat = X.reshape(-1, X.shape[-1]).astype(np.float64)
+        if np.isnan(flat).any():  # variable-length sequences are pre-padded with NaN: statistics of real samples
+            flat = flat[~np.isnan(flat).any(axis=1)]
         mean = flat.mean(axis=0)
         std = flat.std(axis=0)
         std[std < 1e-8] = 1.0  # a constant channel stays as it is, centred

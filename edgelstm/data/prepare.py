@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import InputError
-from ..models.config import ModelConfig
+from ..models.config import PAD, ModelConfig
 from .dataset import ColumnSpec, Dataset, Windows, load
 from .normalize import Normalization
 from .splits import fractions_for, split_recordings, split_windows
@@ -55,19 +55,15 @@ def prepare(
 
     def windows_of(d: Dataset, recs=None) -> Windows:
         if recs is None and d.windows is not None:
-            if d.windows.X.shape[1] != window:
-                raise InputError(f"{d.source}: holds windows of {d.windows.X.shape[1]} samples, not {window}")
-            return d.windows
+            return fit_length(d.windows, window, d.source)
         return make_windows(
             d.recordings if recs is None else recs, window, stride, task, horizon, tidx or None, d.source
         )
 
     if ds.windows is not None:
-        if ds.windows.X.shape[1] != window:
-            raise InputError(
-                f"{ds.source}: holds windows of {ds.windows.X.shape[1]} samples; pass --window {ds.windows.X.shape[1]}"
-            )
-        parts = list(split_windows(ds.windows, task, fractions, seed, split_by, ds.source))
+        parts = list(
+            split_windows(fit_length(ds.windows, window, ds.source), task, fractions, seed, split_by, ds.source)
+        )
     else:
         # windowing everything first names the data when the window is longer than every recording
         make_windows(ds.recordings, window, stride, task, horizon, tidx or None, ds.source)
@@ -102,8 +98,34 @@ def prepare(
     return Prepared(train, val_w, test_w, norm, tnorm, tidx, n_out)
 
 
-def model_inputs(cfg: ModelConfig, X: np.ndarray) -> np.ndarray:
-    return Normalization.from_lists(cfg.norm_mean, cfg.norm_std).apply(X)
+def fit_length(w: Windows, window: int, source: str) -> Windows:
+    """Windows of exactly `window` samples (pad_to)."""
+    X = pad_to(w.X, window, source)
+    return w if X is w.X else replace(w, X=X)
+
+
+def pad_to(X: np.ndarray, window: int, source: str) -> np.ndarray:
+    """[N, window, F]: variable-length sequences (NaN-padded) shorter than that get more padding in front; fixed
+    windows must already fit."""
+    T = X.shape[1]
+    if T == window:
+        return X
+    padded = bool(np.isnan(X).any())
+    if T < window and padded:
+        return np.concatenate([np.full((len(X), window - T, X.shape[2]), np.nan, np.float32), X], axis=1)
+    if not padded:
+        raise InputError(f"{source}: holds windows of {T} samples; the model's are {window} (pass --window {T})")
+    raise InputError(f"{source}: holds sequences of up to {T} samples; the model takes at most {window}")
+
+
+def model_inputs(cfg: ModelConfig, X: np.ndarray, keep_padding: bool = False) -> np.ndarray:
+    """Normalized model inputs. Variable-length sequences arrive pre-padded with NaN (never a sample's value:
+    readers refuse NaN); the Keras model sees PAD there, which its Masking layer skips, so each sequence starts
+    from zero state as the step model does. keep_padding=True keeps NaN (the step engine skips those steps)."""
+    Z = Normalization.from_lists(cfg.norm_mean, cfg.norm_std).apply(X)
+    if not keep_padding and np.isnan(Z).any():
+        Z = np.where(np.isnan(Z), np.float32(PAD), Z)
+    return Z
 
 
 def model_targets(cfg: ModelConfig, y: np.ndarray) -> np.ndarray:

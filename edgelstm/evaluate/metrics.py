@@ -6,7 +6,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..data.dataset import Windows
+from ..data.normalize import Normalization
 from ..data.prepare import outputs_to_units
+from ..errors import InputError
 from ..models.config import ModelConfig
 
 
@@ -50,13 +52,46 @@ def regression(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
     }
 
 
-def scores(meta: dict, y_true: np.ndarray, outputs: np.ndarray) -> dict:
-    """Metrics of outputs against the truth, in the data's units (meta: the model's metadata)."""
+def scores(
+    meta: dict, y_true: np.ndarray, outputs: np.ndarray, X: np.ndarray | None = None, season: int | None = None
+) -> dict:
+    """Metrics of outputs against the truth, in the data's units (meta: the model's metadata; a model directory's
+    config says the same through `score`). Forecasts given their input windows X also get the naive baselines on
+    the same windows: persistence (the last value stays) and, with `season`, seasonal-naive (the value one season
+    earlier) — a forecaster that loses to them is not worth deploying."""
     if meta["task"] == "classify":
         return classification(y_true, np.argmax(outputs, axis=-1), meta["labels"])
+    m = regression(y_true, outputs_in_units(meta, outputs))
+    if meta["task"] == "forecast" and X is not None:
+        tidx = [meta["channels"].index(t) for t in meta["targets"]]
+        m.update(forecast_baselines(X, y_true, tidx, int(meta["horizon"]), season))
+    return m
+
+
+def outputs_in_units(meta: dict, outputs: np.ndarray) -> np.ndarray:
+    """Regression/forecast outputs de-normalized with the metadata's target normalization."""
     tn = meta["target_normalization"]
-    units = outputs * np.asarray(tn["std"]) + np.asarray(tn["mean"]) if tn else outputs
-    return regression(y_true, units)
+    return Normalization.from_lists(tn["mean"], tn["std"]).invert(outputs) if tn else outputs
+
+
+def forecast_baselines(
+    X: np.ndarray, y_true: np.ndarray, tidx: list[int], horizon: int, season: int | None = None
+) -> dict:
+    """RMSE and MAE of the naive forecasts on the same windows (targets laid out step-major, as make_windows)."""
+    T = X.shape[1]
+    persistence = np.tile(X[:, -1, tidx], horizon)
+    p = regression(y_true, persistence)
+    out = {"rmse_persistence": p["rmse"], "mae_persistence": p["mae"]}
+    if season:
+        if not horizon <= season <= T:
+            raise InputError(
+                f"--season {season} must be at least the horizon ({horizon}) and fit in the window ({T} samples)"
+            )
+        # step h (1-based) is forecast by the value `season` samples before it: X[:, T + h - 1 - season]
+        naive = np.concatenate([X[:, T + h - 1 - season, tidx] for h in range(1, horizon + 1)], axis=1)
+        s = regression(y_true, naive)
+        out.update({"season": int(season), "rmse_seasonal_naive": s["rmse"], "mae_seasonal_naive": s["mae"]})
+    return out
 
 
 def agreement(ref: np.ndarray, out: np.ndarray, classify: bool) -> dict:
@@ -82,8 +117,5 @@ def score(cfg: ModelConfig, w: Windows, outputs: np.ndarray) -> dict:
         return classification(w.y, np.argmax(outputs, axis=-1), cfg.labels)
     m = regression(w.y, outputs_to_units(cfg, outputs))
     if cfg.task == "forecast":
-        tidx = [cfg.channels.index(t) for t in cfg.targets]
-        last = w.X[:, -1, tidx]
-        persistence = np.tile(last, cfg.horizon)  # the naive forecast: the last value stays
-        m["rmse_persistence"] = regression(w.y, persistence)["rmse"]
+        m.update(forecast_baselines(w.X, w.y, [cfg.channels.index(t) for t in cfg.targets], cfg.horizon))
     return m

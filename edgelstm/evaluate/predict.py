@@ -50,9 +50,12 @@ class KerasPredictor(Predictor):
         )
 
     def predict(self, X, progress=None):
-        from ..data.prepare import model_inputs
+        from ..data.prepare import model_inputs, pad_to
 
-        return self.model.predict(model_inputs(self.cfg, self.check(X)), verbose=0, batch_size=256)
+        X = self.check(X)
+        if self.cfg.masked:  # variable-length sequences: padded (in front) to the model's window
+            X = pad_to(X, self.cfg.window, str(self.path))
+        return self.model.predict(model_inputs(self.cfg, X), verbose=0, batch_size=256)
 
 
 class FilePredictor(Predictor):
@@ -90,26 +93,62 @@ def open_model(path: str | Path) -> Predictor:
 
 def evaluate_data(
     model: str | Path,
-    data: str | Path,
+    data: str | Path | None = None,
     label_col: str | None = None,
     group_col: str | None = None,
     progress: Callable[[str], None] | None = None,
+    split: str = "all",
+    stride: int | None = None,
+    season: int | None = None,
+    predictions: str | Path | None = None,
+    model_dir: str | Path | None = None,
 ) -> dict:
-    """Metrics of any model form on every window of a dataset (window/stride/channels from the model; label and
-    recording columns as given, else as the model's training data had them, else `label` and `recording`)."""
-    from ..data.dataset import ColumnSpec, load
-    from ..data.windows import make_windows
+    """Metrics of any model form on windows of a dataset: every window of DATA (`split="all"`), or the held-out
+    test split recorded at training (`split="test"`, DATA omitted: rebuilt from the model directory's
+    config.json). Window and channels come from the model; label and recording columns as given, else as the
+    model's training data had them. `stride`: classification windows at the training stride by default,
+    regression and forecasts at every step (a stride that divides a daily period would score a few hours only).
+    `predictions`: a CSV of per-window truth, prediction and scores."""
     from .metrics import scores
 
     p = open_model(model)
     m = p.meta
+    if stride is not None and stride < 1:
+        raise InputError("--stride must be at least 1")
+    if season is not None and not int(m["horizon"]) <= season <= int(m["window"]):
+        raise InputError(
+            f"--season {season} must be at least the horizon ({m['horizon']}) and fit in the window "
+            f"({m['window']} samples)"
+        )
+    if predictions is not None:
+        check_writable(Path(predictions))
+    if split == "test":
+        if data is not None:
+            raise InputError("--split test scores the held-out split recorded at training: give no DATA")
+        w = _test_split(Path(model), model_dir)
+    elif split == "all":
+        if data is None:
+            raise InputError("give DATA, or --split test for the held-out split recorded at training")
+        w = _all_windows(m, Path(model), data, label_col, group_col, stride)
+    else:
+        raise InputError(f"unknown split {split!r}; choose test or all")
+    out = p.predict(w.X, progress)
+    result = scores(m, w.y, out, X=w.X, season=season) | {"split": split}
+    if predictions is not None:
+        write_predictions(Path(predictions), m, w, out)
+        result["predictions"] = str(predictions)
+    return result
+
+
+def _all_windows(m: dict, model: Path, data, label_col, group_col, stride):
+    from ..data.dataset import ColumnSpec, load
+    from ..data.windows import make_windows
+
     trained = m.get("columns") or {}
-    label_col = label_col or trained.get("label_col") or ColumnSpec.label_col
-    group_col = group_col or trained.get("group_col") or ColumnSpec.group_col
     spec = ColumnSpec(
         task=m["task"],
-        label_col=label_col,
-        group_col=group_col,
+        label_col=label_col or trained.get("label_col") or ColumnSpec.label_col,
+        group_col=group_col or trained.get("group_col") or ColumnSpec.group_col,
         target_cols=tuple(m["targets"]) if m["task"] != "classify" else (),
         channels=tuple(m["channels"]),
     )
@@ -124,10 +163,65 @@ def evaluate_data(
         w = ds.windows
     else:
         tidx = [ds.channels.index(t) for t in m["targets"]] if m["task"] == "forecast" else None
-        w = make_windows(ds.recordings, m["window"], m["stride"], m["task"], m["horizon"], tidx, ds.source)
-    y = w.y
+        step = stride or (m["stride"] if m["task"] == "classify" else 1)
+        w = make_windows(ds.recordings, m["window"], step, m["task"], m["horizon"], tidx, ds.source)
     if m["task"] == "classify" and ds.labels != m["labels"]:
-        remap = np.array([m["labels"].index(lab) for lab in ds.labels])
-        y = remap[y]
-    out = p.predict(w.X, progress)
-    return scores(m, y, out)
+        w.y = np.array([m["labels"].index(lab) for lab in ds.labels])[w.y]
+    return w
+
+
+def _test_split(model: Path, model_dir: str | Path | None):
+    """The held-out test windows of the model directory `model` is (or was exported from)."""
+    from ..data.prepare import load_splits
+    from ..models.modeldir import load_config
+
+    if model_dir is None:
+        candidates = [model] if model.is_dir() else [model.parent, model.parent.parent]
+        model_dir = next((c for c in candidates if (c / "config.json").is_file()), None)
+        if model_dir is None:
+            raise InputError(f"{model}: no model directory beside it; name the one it was made from with --model-dir")
+    test = load_splits(load_config(model_dir)).test
+    if not len(test):
+        raise InputError(f"{model_dir}: training held out no test split (cross-validated); give DATA")
+    return test
+
+
+def check_writable(path: Path) -> None:
+    """Refuse, before any work, an output path that cannot be written."""
+    parent = path.parent
+    if path.is_dir() or (parent.exists() and not parent.is_dir()) or not parent.exists():
+        raise InputError(f"{path}: cannot write here (the folder is missing, or the path is a folder)")
+
+
+def write_predictions(path: Path, meta: dict, w, outputs: np.ndarray) -> None:
+    """Per-window CSV: recording, start, truth, prediction and the model's scores (written whole, then renamed)."""
+    import csv
+    import os
+
+    from .metrics import outputs_in_units
+
+    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    starts = w.starts if w.starts is not None else np.full(len(w.X), -1)
+    with open(tmp, "w", newline="") as f:
+        out = csv.writer(f)
+        if meta["task"] == "classify":
+            labels = meta["labels"]
+            out.writerow(["window", "recording", "start", "truth", "prediction", *(f"score_{c}" for c in labels)])
+            pred = np.argmax(outputs, axis=-1)
+            for i, (g, s, t, pr, sc) in enumerate(zip(w.groups, starts, w.y, pred, outputs)):
+                out.writerow([i, g, int(s), labels[int(t)], labels[int(pr)], *(f"{v:.6g}" for v in sc)])
+        else:
+            units = outputs_in_units(meta, outputs)
+            k = units.shape[1]
+            out.writerow(
+                [
+                    "window",
+                    "recording",
+                    "start",
+                    *(f"truth_{j}" for j in range(k)),
+                    *(f"prediction_{j}" for j in range(k)),
+                ]
+            )
+            for i, (g, s, t, pr) in enumerate(zip(w.groups, starts, np.reshape(w.y, (len(w.y), -1)), units)):
+                out.writerow([i, g, int(s), *(f"{v:.6g}" for v in t), *(f"{v:.6g}" for v in pr)])
+    os.replace(tmp, path)

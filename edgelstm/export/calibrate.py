@@ -62,7 +62,8 @@ def load_recipe(spec: str | Path) -> Recipe:
 
 
 def calibration_windows(cfg: ModelConfig, recipe: Recipe) -> np.ndarray:
-    """Normalized calibration windows [N, T, F]."""
+    """Normalized calibration windows [N, T, F] (variable-length sequences keep their NaN padding: the step
+    engine skips it)."""
     from ..data.prepare import model_inputs
 
     if recipe.npz:
@@ -83,7 +84,7 @@ def calibration_windows(cfg: ModelConfig, recipe: Recipe) -> np.ndarray:
             raise InputError(
                 f"{recipe.npz}: calibration windows have {X.shape[1]} samples; the model expects {cfg.window}"
             )
-        return model_inputs(cfg, X).astype(np.float32)
+        return model_inputs(cfg, X, keep_padding=True).astype(np.float32)
     from ..data.prepare import load_splits
 
     prep = load_splits(cfg, recipe.data)
@@ -99,7 +100,7 @@ def calibration_windows(cfg: ModelConfig, recipe: Recipe) -> np.ndarray:
         idx = np.array(sorted(idx))
     else:
         idx = np.sort(rng.choice(len(w), size=n, replace=False))
-    return model_inputs(cfg, w.X[idx]).astype(np.float32)
+    return model_inputs(cfg, w.X[idx], keep_padding=True).astype(np.float32)
 
 
 def step_samples(step, X: np.ndarray, n: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -119,6 +120,7 @@ def step_samples(step, X: np.ndarray, n: int, seed: int = 0) -> dict[str, np.nda
         nonlocal t
         rows = at_t.get(t)
         if rows:
+            rows = [r for r in rows if not np.isnan(feed["x"][r]).any()]  # no padding of variable-length data
             for name in step.input_names:
                 out[name].append(feed[name][rows])
         t += 1

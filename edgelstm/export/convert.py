@@ -6,7 +6,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from ..capabilities import table_arch, why_not
+from ..capabilities import model_length, table_arch, why_not
 from ..errors import InputError, ModelDirError
 from ..models.modeldir import KERAS_FILE, load_config
 from .isolated import convert_in_subprocess
@@ -20,17 +20,24 @@ def output_name(kind: str, to: str, quantization: str = "float") -> str:
 
 
 def resolve_kinds(cfg, kind: str, say: Callable[[str], None]) -> list[str]:
+    """The kinds to make for --kind (both: each this model has; a single one it lacks is refused, saying why)."""
     if kind not in KINDS:
         raise InputError(f"unknown kind {kind!r}; choose one of {', '.join(KINDS)}")
-    why = why_not(table_arch(cfg.arch, cfg.layers, cfg.peephole), "step")
-    if why is None:
-        return ["sequence", "step"] if kind == "both" else [kind]
-    why = why.replace("a stacked BiLSTM", f"a stacked BiLSTM ({cfg.layers} layers)", 1)
-    if kind == "step":
-        raise InputError(why)
-    if kind == "both":
-        say(f"note: {why.split(':')[0]}; writing the sequence model only")
-    return ["sequence"]
+    arch = table_arch(cfg.arch, cfg.layers, cfg.peephole)
+    why = {k: why_not(arch, k, length=model_length(cfg)) for k in ("sequence", "step")}
+    for k, reason in why.items():
+        if reason:  # the layer count, where the reason is a stacked BiLSTM's
+            why[k] = reason.replace("a stacked BiLSTM", f"a stacked BiLSTM ({cfg.layers} layers)", 1)
+    wanted = ["sequence", "step"] if kind == "both" else [kind]
+    if kind != "both" and why[kind]:
+        raise InputError(why[kind])
+    made = [k for k in wanted if not why[k]]
+    for k in wanted:
+        if why[k]:
+            say(f"note: {why[k].split(':')[0]}; writing the {' and '.join(made)} model only")
+    if not made:
+        raise InputError("; ".join(why[k] for k in wanted))
+    return made
 
 
 def check_model_dir(model_dir: Path):

@@ -80,6 +80,7 @@ def build_metadata(cfg, kind: str, quantization: str, inputs: list[dict], output
         "sample_rate": cfg.sample_rate,
         "quantization": quantization,
         "steppable": why_not(table_arch(cfg.arch, cfg.layers, cfg.peephole), "step") is None,
+        "variable_length": bool(getattr(cfg, "masked", False)),
         "inputs": inputs,
         "outputs": outputs,
         **extra,

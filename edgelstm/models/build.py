@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .._deps import keras as _keras
 from .._deps import tensorflow as _tensorflow
-from .config import ModelConfig
+from .config import PAD, ModelConfig
 
 keras = _keras()
 tf = _tensorflow()
@@ -69,7 +69,7 @@ def build_model(cfg: ModelConfig, batch_size: int | None = None):
     Export builds it with batch_size=1: the converter cannot lower a recurrent loop with a dynamic batch.
     """
     inp = keras.Input((cfg.window, cfg.n_features), batch_size=batch_size, name="x")
-    x = inp
+    x = keras.layers.Masking(mask_value=PAD, name="mask")(inp) if cfg.masked else inp
     for i in range(cfg.layers):
         last = i == cfg.layers - 1
         layer = recurrent_layer(cfg, cfg.units, not last, name=f"rnn{i}")

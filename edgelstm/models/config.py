@@ -11,6 +11,7 @@ from .. import __version__
 from ..errors import InputError, ModelDirError
 
 FORMAT = "edgelstm-model"
+PAD = 0.0  # padding in normalized inputs: the value the Masking layer of a variable-length model skips
 FORMAT_VERSION = 1
 ARCHS = ("lstm", "gru", "bilstm")
 TASKS = ("classify", "regress", "forecast")
@@ -29,6 +30,7 @@ class ModelConfig:
     stride: int = 1
     merge: str = "concat"
     dropout: float = 0.0
+    masked: bool = False  # variable-length sequences: a Masking layer skips the padding (data/prepare.py PAD)
     peephole: bool = False
     horizon: int = 1
     channels: list[str] = field(default_factory=list)

@@ -125,12 +125,14 @@ class TFStepInterpreter(Interpreter):
     checks drive through the one step engine. `on_invoke(feed)` sees every step's inputs (calibration samples)."""
 
     backend = "tensorflow"
+    masks_padding = True  # unidirectional models: variable-length BiLSTMs are refused (capabilities)
 
     def __init__(self, step: StepModel, batch: int, on_invoke: Callable[[dict], None] | None = None) -> None:
         F = step.cfg.n_features
         f32 = np.dtype(np.float32)
         units = dict(step.states)
         self._names = step.input_names
+        self._states = step.states
         self.inputs = {n: Tensor(n, n, (batch, units.get(n, F)), f32) for n in self._names}
         self.outputs = {"y": Tensor("y", "y", (batch, step.cfg.n_outputs), f32)}
         self.outputs.update({f"{n}_out": Tensor(f"{n}_out", f"{n}_out", (batch, u), f32) for n, u in step.states})
@@ -145,8 +147,15 @@ class TFStepInterpreter(Interpreter):
     def invoke(self) -> None:
         if self._on_invoke is not None:
             self._on_invoke(self._feed)
-        res = self._fn(*[np.ascontiguousarray(self._feed[n], np.float32) for n in self._names])
+        feed = {n: np.ascontiguousarray(self._feed[n], np.float32) for n in self._names}
+        pad = np.isnan(feed["x"]).any(axis=1)  # variable-length sequences: padding leaves the state as it was
+        if pad.any():
+            feed = {n: np.where(np.isnan(v), np.float32(0), v) for n, v in feed.items()}
+        res = self._fn(*[feed[n] for n in self._names])
         self._out = {k: v.numpy() for k, v in res.items()}
+        if pad.any():
+            for n, _ in self._states:
+                self._out[f"{n}_out"][pad] = feed[n][pad]
 
     def get(self, name: str) -> np.ndarray:
         return self._out[name]

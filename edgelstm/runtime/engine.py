@@ -249,6 +249,10 @@ def run_windows(engine: Engine, X: np.ndarray) -> np.ndarray:
     window from fresh state (a fused sequence LSTM's hidden variables reset too). One pass when the interpreter
     takes a batch of N (the TF step model), else window after window."""
     X = np.asarray(X, np.float32)
+    if not engine.sequence and not engine.it.masks_padding and len(X) and np.isnan(X).any():
+        # variable-length sequences, pre-padded with NaN: each steps from zero state over its own samples only
+        real = ~np.isnan(X).any(axis=2)
+        return np.stack([_run_batch(engine, X[i : i + 1, real[i]])[0] for i in range(len(X))])
     if engine.x.shape[0] == len(X):
         return _run_batch(engine, X)
     return np.stack([_run_batch(engine, X[i : i + 1])[0] for i in range(len(X))])

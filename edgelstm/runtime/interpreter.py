@@ -49,6 +49,7 @@ class Interpreter:
     inputs: dict[str, Tensor]
     outputs: dict[str, Tensor]
     supports_views = False
+    masks_padding = False  # True: NaN-padded steps leave the state as it was (the host's batched TF step model)
 
     def set(self, name: str, value: np.ndarray) -> None:  # pragma: no cover - interface
         raise NotImplementedError

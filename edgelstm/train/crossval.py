@@ -31,7 +31,7 @@ def train_cv(
 ) -> dict:
     """Cross-validate k folds, then train the saved model on all of `ds` (but its validation share); its
     metrics.json holds the folds' summary, and as "test" the pooled out-of-fold figures (or the --test file's)."""
-    opts.resolve(ds)
+    opts.resolve(ds, val, test)
     opts.check()
     check_replaceable(out)
     summary, (oof_windows, oof_outputs) = cross_validate(ds, opts, k, progress, val)

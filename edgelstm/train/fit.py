@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..capabilities import table_arch, why_not
 from ..data.dataset import Dataset
 from ..data.prepare import Prepared, model_inputs, model_targets, prepare
 from ..data.splits import SPLIT_BY
@@ -89,11 +90,17 @@ class TrainOptions(FitOptions):
     seed: int = 0
     split_by: str = "recording"  # what no two splits share: subject, recording, or time
 
-    def resolve(self, ds: Dataset) -> None:
+    def resolve(self, ds: Dataset, *others: Dataset | None) -> None:
         """The window and stride the data implies where none was given. Regression and forecast windows keep
-        every target: a forecaster trained at stride 50 on 14,016 half-hours saw 195 windows."""
+        every target: a forecaster trained at stride 50 on 14,016 half-hours saw 195 windows. Variable-length
+        sequences: the longest in any of the datasets."""
         if self.window is None:
-            self.window = int(ds.windows.X.shape[1]) if ds.windows is not None else DEFAULT_WINDOW
+            if ds.windows is not None:
+                self.window = max(
+                    int(d.windows.X.shape[1]) for d in (ds, *others) if d is not None and d.windows is not None
+                )
+            else:
+                self.window = DEFAULT_WINDOW
         if self.stride is None:
             self.stride = max(1, self.window // 2) if self.task == "classify" else 1
 
@@ -138,6 +145,7 @@ def make_config(ds: Dataset, prep: Prepared, opts: TrainOptions, **model_overrid
         target_mean=tmean,
         target_std=tstd,
         sample_rate=ds.sample_rate,
+        masked=bool(np.isnan(prep.train.X).any()),
     )
 
 
@@ -327,6 +335,10 @@ def fit_one(
         ds, opts.window, opts.stride, opts.task, opts.horizon, opts.seed, val, test, opts.split_by, hold_out_test
     )
     cfg = make_config(ds, prep, opts)
+    if cfg.masked:
+        why = why_not(table_arch(cfg.arch, cfg.layers, cfg.peephole), length="variable")
+        if why:
+            raise InputError(f"{ds.source}: variable-length sequences: {why}")
     cfg.training = {
         **asdict(opts),
         "data": ds.source,
@@ -357,7 +369,7 @@ def train(
     """Train on `ds` and write the model directory `out`; returns metrics.json's content. `val` / `test`: the
     user's own validation / test sets (then nothing of `ds` is held out for that split). Cross-validation:
     crossval.train_cv."""
-    opts.resolve(ds)
+    opts.resolve(ds, val, test)
     opts.check()
     check_replaceable(out)
     model, cfg, prep, history = fit_one(ds, opts, progress, val, test)

@@ -1,0 +1,102 @@
+"""Variable-length sequences: NPZ `X` flat [sum T, F] + `lengths`; training pads and masks, the step model steps
+each sequence over its own samples from zero state, and both give the same outputs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import engine_windows, invoke, one_line_error
+
+from edgelstm.data.dataset import load
+from edgelstm.errors import InputError
+
+
+def varlen_npz(path, n=48, lo=5, hi=15, F=2, seed=0):
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(lo, hi + 1, n)
+    y = np.arange(n) % 3
+    seqs = [(rng.normal(size=(L, F)) + y[i]).astype(np.float32) for i, L in enumerate(lengths)]
+    np.savez(path, X=np.concatenate(seqs), lengths=lengths, y=y, labels=np.array(["a", "b", "c"]))
+    return path, seqs
+
+
+def test_flat_sequences_are_read_pre_padded_with_nan(tmp_path):
+    path, seqs = varlen_npz(tmp_path / "v.npz")
+    w = load(path).windows
+    assert w.X.shape == (48, max(len(s) for s in seqs), 2)
+    for i, s in enumerate(seqs):
+        real = ~np.isnan(w.X[i]).any(axis=1)
+        assert real.sum() == len(s) and real[-len(s) :].all()  # padding in front: each sequence ends at the end
+        assert np.array_equal(w.X[i, real], s)
+
+
+@pytest.mark.parametrize(
+    "arrays, message",
+    [
+        (dict(X=np.zeros((10, 2)), lengths=np.array([4, 5])), r"'lengths' add up to 9 samples but X has 10"),
+        (dict(X=np.zeros((2, 5, 2)), lengths=np.array([5, 5])), r"with 'lengths', X must be the sequences one after"),
+        (dict(X=np.zeros((4, 2)), lengths=np.array([4, 0])), r"'lengths' must be whole numbers of at least 1"),
+    ],
+)
+def test_bad_lengths_are_one_line_errors(tmp_path, arrays, message):
+    np.savez(tmp_path / "v.npz", y=np.zeros(len(arrays["lengths"]), np.int64), **arrays)
+    with pytest.raises(InputError, match=message):
+        load(tmp_path / "v.npz")
+
+
+def test_normalization_ignores_the_padding(tmp_path):
+    from edgelstm.data.normalize import Normalization
+
+    path, seqs = varlen_npz(tmp_path / "v.npz")
+    norm = Normalization.fit(load(path).windows.X)
+    flat = np.concatenate(seqs).astype(np.float64)
+    assert np.allclose(norm.mean, flat.mean(axis=0), atol=1e-5) and np.allclose(norm.std, flat.std(axis=0), atol=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", ["lstm", "gru"])
+def test_masked_keras_model_and_step_model_agree_per_sequence(arch, tmp_path):
+    path, seqs = varlen_npz(tmp_path / "v.npz")
+    m = tmp_path / "m"
+    r = invoke("train", path, "--arch", arch, "--units", "8", "--epochs", "2", "--augment", "1", "-o", m)
+    assert r.exit_code == 0, r.output
+    cfg = json.loads((m / "config.json").read_text())
+    assert cfg["masked"] is True and cfg["window"] == 15
+    r = invoke("convert", m)
+    assert r.exit_code == 0, r.output
+    assert "writing the step model only" in r.stderr and not (m / "sequence.tflite").exists()
+    from edgelstm.data.prepare import model_inputs
+    from edgelstm.models.config import ModelConfig
+    from edgelstm.models.modeldir import load_keras
+
+    _, keras_model = load_keras(m)
+    mc = ModelConfig.from_json(cfg)
+    X = load(path).windows.X
+    ref = keras_model.predict(model_inputs(mc, X), verbose=0)
+    stepped = engine_windows(m / "step.tflite", model_inputs(mc, X, keep_padding=True))
+    assert np.abs(stepped - ref).max() <= 1e-5
+    # the same through evaluate: the runner steps each sequence over its own samples
+    keras_eval = json.loads(invoke("evaluate", m, path, "--json").stdout)
+    step_eval = json.loads(invoke("evaluate", m / "step.tflite", path, "--json").stdout)
+    assert keras_eval["accuracy"] == step_eval["accuracy"] and keras_eval["n"] == step_eval["n"] == 48
+
+
+@pytest.mark.slow
+def test_int8_step_model_of_variable_length_sequences_keeps_the_decisions(tmp_path):
+    path, _ = varlen_npz(tmp_path / "v.npz", n=90)
+    m = tmp_path / "m"
+    assert invoke("train", path, "--units", "16", "--epochs", "4", "-o", m).exit_code == 0
+    r = invoke("quantize", m, "--mode", "int8", "--calibration", "small", "-o", tmp_path / "q")
+    assert r.exit_code == 0, r.output
+    rep = json.loads((tmp_path / "q" / "report.json").read_text())
+    assert rep["models"][0]["vs_reference"]["argmax_agreement"] >= 0.99
+
+
+@pytest.mark.slow
+def test_a_variable_length_bilstm_is_refused_before_training(tmp_path):
+    path, _ = varlen_npz(tmp_path / "v.npz")
+    err = one_line_error(invoke("train", path, "--arch", "bilstm", "--epochs", "1", "-o", tmp_path / "m"))
+    assert "variable-length sequences: a BiLSTM over variable-length sequences needs each direction" in err
+    assert not (tmp_path / "m").exists()
