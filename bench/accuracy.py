@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -118,6 +119,7 @@ def edgelstm_seed(task: Task, npz: dict[str, Path], seed: int, opts: argparse.Na
         args += ["--window", str(len(task.train.seqs[0]))]
     if opts.epochs is not None:
         args += ["--epochs", str(opts.epochs)]
+    args += opts.train_args
     base = {"seed": seed, "run_id": opts.run_id}
     log(f"{task.name}: edgelstm seed {seed}: train")
     t0 = time.perf_counter()
@@ -481,6 +483,8 @@ def protocol(report: dict) -> list[str]:
             "train re-split the training file 70/15/15 (stratified, per window), so edgelstm trained on 70 % of it"
         )
     epochs = f"--epochs {a['epochs']}" if a["epochs"] is not None else "edgelstm's default epochs (early stopping)"
+    if a.get("train_args"):
+        epochs += f"; with `{shlex.join(a['train_args'])}`"
     out = [
         "## Protocol",
         "",
@@ -630,6 +634,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--sets", default=None, help=f"comma-separated, from {','.join(ALL_SETS)} (default: all)")
     p.add_argument("--seeds", type=int, default=None, help="edgelstm seeds 0..N-1 (default 3)")
     p.add_argument("--epochs", type=int, default=None, help="passed to edgelstm train (default: its own)")
+    p.add_argument(
+        "--train-args",
+        default="",
+        help='more options for edgelstm train, one string (e.g. "--conv 5:32 --units 32"): a recipe to measure',
+    )
     p.add_argument("--baselines", default=None, help=f"comma-separated, from {','.join(BASELINES)} (default: all)")
     p.add_argument(
         "--work", type=Path, default=Path(tempfile.gettempdir()) / "edgelstm-accuracy", help="data, models, logs"
@@ -642,6 +651,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     opts.sets = (opts.sets or ("basicmotions" if opts.smoke else ",".join(ALL_SETS))).split(",")
     opts.seeds = opts.seeds if opts.seeds is not None else (1 if opts.smoke else 3)
     opts.baselines = (opts.baselines or ("rf" if opts.smoke else ",".join(BASELINES))).split(",")
+    opts.baselines = [] if opts.baselines == ["none"] else opts.baselines
+    opts.train_args = shlex.split(opts.train_args)
     for name in opts.sets:
         if name not in ALL_SETS:
             p.error(f"unknown set {name!r}; known: {', '.join(ALL_SETS)}")
@@ -681,6 +692,7 @@ def main(argv: list[str] | None = None) -> int:
             "sets": opts.sets,
             "seeds": opts.seeds,
             "epochs": opts.epochs,
+            "train_args": opts.train_args,
             "baselines": opts.baselines,
             "smoke": opts.smoke,
         },

@@ -32,7 +32,7 @@ CALIBRATED = tuple(m.value for m in Mode if m.calibrated)
 ONNX_MODES = (Mode.INT8.value, Mode.DYNAMIC.value)  # ONNX Runtime's quantizers: static QDQ, dynamic
 
 # arch as the table sees it: a model config's arch, with a peephole LSTM and a stacked BiLSTM told apart
-ARCHS = ("lstm", "peephole", "gru", "bilstm", "bilstm-stacked")
+ARCHS = ("lstm", "peephole", "gru", "bilstm", "bilstm-stacked", "conv-lstm", "conv-peephole", "conv-gru", "conv-bilstm")
 KINDS = ("step", "sequence")
 FORMATS = ("tflite", "onnx")
 RUNTIMES = ("litert", "tflite-runtime", "onnxruntime", "edgetpu")
@@ -66,6 +66,15 @@ class Rule:
 
 RULES: tuple[Rule, ...] = (
     Rule(
+        "conv-bilstm",
+        ANY,
+        ANY,
+        ANY,
+        ANY,
+        "a convolutional front-end is causal, for streaming models; a BiLSTM's backward direction would need one "
+        "of its own over the reversed window",
+    ),
+    Rule(
         ("bilstm", "bilstm-stacked"),
         ANY,
         ANY,
@@ -95,7 +104,7 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(ANY, ANY, "onnx", ("int16x8", "float16"), ANY, "ONNX Runtime quantizes to static QDQ int8 or dynamic only"),
     Rule(
-        ("gru", "peephole"),
+        ("gru", "peephole", "conv-gru", "conv-peephole"),
         "sequence",
         "tflite",
         ("int8", "int16x8"),
@@ -104,7 +113,7 @@ RULES: tuple[Rule, ...] = (
         "the step model quantizes fully",
     ),
     Rule(
-        ("lstm", "bilstm", "bilstm-stacked"),
+        ("lstm", "bilstm", "bilstm-stacked", "conv-lstm"),
         "sequence",
         "tflite",
         "int16x8",
@@ -145,13 +154,20 @@ def model_length(cfg) -> str:
     return "variable" if getattr(cfg, "masked", False) else "fixed"
 
 
-def table_arch(arch: str, layers: int = 1, peephole: bool = False) -> str:
+def table_arch(arch: str, layers: int = 1, peephole: bool = False, conv: bool = False) -> str:
     """A model config's arch as the table names it."""
+    if conv:
+        return "conv-" + ("peephole" if arch == "lstm" and peephole else arch)
     if arch == "bilstm" and layers > 1:
         return "bilstm-stacked"
     if arch == "lstm" and peephole:
         return "peephole"
     return arch
+
+
+def cfg_arch(cfg) -> str:
+    """table_arch of a model config."""
+    return table_arch(cfg.arch, cfg.layers, cfg.peephole, bool(getattr(cfg, "conv", None)))
 
 
 def why_not(

@@ -93,10 +93,10 @@ def dq8(v, details):
     return (v.astype(np.float32) - zp) * scale
 
 
-def invoke(*args: str):
+def invoke(*args: str, input: str | None = None):
     from edgelstm.cli import main
 
-    return CliRunner().invoke(main, [str(a) for a in args])
+    return CliRunner().invoke(main, [str(a) for a in args], input=input)
 
 
 def one_line_error(result, exit_code: int = 2) -> str:

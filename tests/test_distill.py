@@ -317,3 +317,10 @@ def test_format_report_shows_int8_figures_once_measured():
     assert next(x for x in lines if x.startswith("held-out RMSE")).split()[2:] == ["0.5000", "0.6000", "0.7000"]
     assert "student RMSE is 1.20x the teacher's (baseline without teacher: 1.40x)" in lines[-2]
     assert lines[-1].startswith("warning: the teacher was trained on another split")
+
+
+def test_macs_per_step_counts_the_convolutional_front_end():
+    from edgelstm.models.cost import macs_per_step
+
+    # conv 5×6→16 (480), conv 1×16→8 (128), then an LSTM of 32 over 8 inputs: 4·(8+32)·32 + 96, head 32·4
+    assert macs_per_step("lstm", 32, 1, 6, 4, conv=[[5, 16], [1, 8]]) == 480 + 128 + 5120 + 96 + 128 == 5952

@@ -13,6 +13,9 @@ CASES = {
     "gru-2layer-regress": dict(arch="gru", layers=2, task="regress", n_outputs=2),
     "bilstm-concat": dict(arch="bilstm", layers=1, merge="concat"),
     "bilstm-sum": dict(arch="bilstm", layers=1, merge="sum"),
+    "conv-lstm": dict(arch="lstm", layers=1, conv=[[5, 6]]),
+    "conv2-gru-pointwise": dict(arch="gru", layers=1, conv=[[3, 6], [1, 4]]),
+    "conv-peephole-2layer": dict(arch="lstm", layers=2, peephole=True, conv=[[4, 5]]),
 }
 
 

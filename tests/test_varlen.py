@@ -56,11 +56,12 @@ def test_normalization_ignores_the_padding(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("arch", ["lstm", "gru"])
-def test_masked_keras_model_and_step_model_agree_per_sequence(arch, tmp_path):
+@pytest.mark.parametrize("arch, more", [("lstm", []), ("gru", []), ("gru", ["--conv", "3:4"])])
+def test_masked_keras_model_and_step_model_agree_per_sequence(arch, more, tmp_path):
+    """A convolutional front-end too: pre-padding gives the causal convolution zeros, as the zero state does."""
     path, seqs = varlen_npz(tmp_path / "v.npz")
     m = tmp_path / "m"
-    r = invoke("train", path, "--arch", arch, "--units", "8", "--epochs", "2", "--augment", "1", "-o", m)
+    r = invoke("train", path, "--arch", arch, "--units", "8", "--epochs", "2", "--augment", "1", *more, "-o", m)
     assert r.exit_code == 0, r.output
     cfg = json.loads((m / "config.json").read_text())
     assert cfg["masked"] is True and cfg["window"] == 15

@@ -78,6 +78,12 @@ def format_metrics(metrics: dict, task: str) -> str:
 )
 @click.option("--dropout", default=0.0, show_default=True, help="Dropout after each recurrent layer.")
 @click.option("--peephole", is_flag=True, help="LSTM whose gates also see the cell state.")
+@click.option(
+    "--conv",
+    default="",
+    metavar="K:F[xN]",
+    help="Causal convolutional front-end before the recurrent layers: kernel K, F filters, N layers (e.g. 5:32x2).",
+)
 @fit_options
 @click.option("--seed", default=0, show_default=True)
 @click.option("--rate", type=float, default=None, help="Sample rate in Hz (default: from a time column).")
@@ -85,10 +91,12 @@ def format_metrics(metrics: dict, task: str) -> str:
 def train(data: Path, spec, out: Path, rate: float | None, val_data, test_data, cv: int, **opts) -> None:
     """Train an LSTM, GRU or BiLSTM on windowed multichannel time series (CSV, folder of CSVs, or NPZ)."""
     from ..data.dataset import load
+    from ..models.config import parse_conv
     from ..train.crossval import train_cv
     from ..train.fit import TrainOptions
     from ..train.fit import train as run_train
 
+    opts["conv"] = parse_conv(opts["conv"])
     ds, val, test = (load(p, spec) if p else None for p in (data, val_data, test_data))
     if rate:
         ds.sample_rate = rate

@@ -6,7 +6,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from ..capabilities import model_length, table_arch, why_not
+from ..capabilities import cfg_arch, model_length, why_not
 from ..errors import InputError, ModelDirError
 from ..models.modeldir import KERAS_FILE, load_config
 from .isolated import convert_in_subprocess
@@ -23,7 +23,7 @@ def resolve_kinds(cfg, kind: str, say: Callable[[str], None]) -> list[str]:
     """The kinds to make for --kind (both: each this model has; a single one it lacks is refused, saying why)."""
     if kind not in KINDS:
         raise InputError(f"unknown kind {kind!r}; choose one of {', '.join(KINDS)}")
-    arch = table_arch(cfg.arch, cfg.layers, cfg.peephole)
+    arch = cfg_arch(cfg)
     why = {k: why_not(arch, k, length=model_length(cfg)) for k in ("sequence", "step")}
     for k, reason in why.items():
         if reason:  # the layer count, where the reason is a stacked BiLSTM's

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..capabilities import CALIBRATED, ONNX_MODES, QUANTIZED, model_length, table_arch, why_not
+from ..capabilities import CALIBRATED, ONNX_MODES, QUANTIZED, cfg_arch, model_length, why_not
 from ..errors import InputError
 from .calibrate import calibration_windows, load_recipe, step_samples
 from .convert import check_model_dir, export_one, resolve_kinds
@@ -46,7 +46,7 @@ class QuantizeResult:
 
 def check_supported(cfg, kinds: list[str], fmt: str, mode: str) -> None:
     """Refuse, before any work, what the capabilities table says cannot be made (e.g. a converter crash)."""
-    arch = table_arch(cfg.arch, cfg.layers, cfg.peephole)
+    arch = cfg_arch(cfg)
     for k in kinds:
         why = why_not(arch, k, fmt, mode, length=model_length(cfg))
         if why:

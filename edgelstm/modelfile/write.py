@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from ..capabilities import table_arch, why_not
+from ..capabilities import cfg_arch, why_not
 from .read import KEY, SCHEMA, validate
 
 
@@ -66,6 +66,7 @@ def build_metadata(cfg, kind: str, quantization: str, inputs: list[dict], output
         "task": cfg.task,
         "layers": cfg.layers,
         "units": cfg.units,
+        "conv": [list(c) for c in getattr(cfg, "conv", [])],
         "merge": cfg.merge,
         "labels": list(cfg.labels),
         "channels": list(cfg.channels),
@@ -79,7 +80,7 @@ def build_metadata(cfg, kind: str, quantization: str, inputs: list[dict], output
         "stride": cfg.stride,
         "sample_rate": cfg.sample_rate,
         "quantization": quantization,
-        "steppable": why_not(table_arch(cfg.arch, cfg.layers, cfg.peephole), "step") is None,
+        "steppable": why_not(cfg_arch(cfg), "step") is None,
         "variable_length": bool(getattr(cfg, "masked", False)),
         "inputs": inputs,
         "outputs": outputs,

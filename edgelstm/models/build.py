@@ -69,13 +69,19 @@ def build_model(cfg: ModelConfig, batch_size: int | None = None):
     Export builds it with batch_size=1: the converter cannot lower a recurrent loop with a dynamic batch.
     """
     inp = keras.Input((cfg.window, cfg.n_features), batch_size=batch_size, name="x")
-    x = keras.layers.Masking(mask_value=PAD, name="mask")(inp) if cfg.masked else inp
+    x = keras.layers.Masking(mask_value=PAD, name="mask")(inp) if cfg.masked and not cfg.conv else inp
+    # a convolution drops Keras's mask, so the cells get the input's mask directly. Sequences are pre-padded: the
+    # causal convolution sees zeros before each sequence, as the step model's zero state does
+    mask = keras.layers.Masking(mask_value=PAD, name="mask").compute_mask(inp) if cfg.masked and cfg.conv else None
+    for j, (kernel, filters) in enumerate(cfg.conv):
+        # causal: output t sees inputs t-K+1..t only, so the step model carries the last K-1 inputs as state
+        x = keras.layers.Conv1D(filters, kernel, padding="causal", activation="relu", name=f"conv{j}")(x)
     for i in range(cfg.layers):
         last = i == cfg.layers - 1
         layer = recurrent_layer(cfg, cfg.units, not last, name=f"rnn{i}")
         if cfg.arch == "bilstm":
             layer = keras.layers.Bidirectional(layer, merge_mode=cfg.merge, name=f"birnn{i}")
-        x = layer(x)
+        x = layer(x, mask=mask) if mask is not None else layer(x)
         if cfg.dropout > 0:
             x = keras.layers.Dropout(cfg.dropout, name=f"dropout{i}")(x)
     out = keras.layers.Dense(cfg.n_outputs, name="logits")(x)

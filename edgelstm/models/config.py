@@ -32,6 +32,7 @@ class ModelConfig:
     dropout: float = 0.0
     masked: bool = False  # variable-length sequences: a Masking layer skips the padding (data/prepare.py PAD)
     peephole: bool = False
+    conv: list[list[int]] = field(default_factory=list)  # causal Conv1D front-end: [kernel, filters] per layer
     horizon: int = 1
     channels: list[str] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)
@@ -52,6 +53,8 @@ class ModelConfig:
             raise InputError(f"unknown merge {self.merge!r}; choose one of {', '.join(MERGES)}")
         if self.peephole and self.arch == "gru":
             raise InputError("--peephole applies to LSTM cells, not GRU")
+        if any(len(c) != 2 or min(c) < 1 for c in self.conv):
+            raise InputError(f"conv layers must be [kernel, filters] pairs of positive integers, not {self.conv}")
 
     def to_json(self) -> dict:
         return {
@@ -94,3 +97,21 @@ class ModelConfig:
         if not isinstance(data, dict):
             raise ModelDirError(f"{cfg}: not an edgelstm model configuration")
         return cls.from_json(data, str(cfg))
+
+
+def parse_conv(text: str | None) -> list[list[int]]:
+    """`--conv KERNEL:FILTERS[xN][,KERNEL:FILTERS…]`, e.g. "5:32x2" → [[5, 32], [5, 32]]."""
+    layers: list[list[int]] = []
+    for part in (text or "").replace(" ", "").split(","):
+        if not part:
+            continue
+        spec, _, times = part.partition("x")
+        k, _, f = spec.partition(":")
+        try:
+            kernel, filters, n = int(k), int(f), int(times or 1)
+        except ValueError:
+            raise InputError(f"--conv {text!r}: expected KERNEL:FILTERS[xN], e.g. 5:32 or 5:32x2") from None
+        if min(kernel, filters, n) < 1:
+            raise InputError(f"--conv {text!r}: kernel, filters and N must be at least 1")
+        layers += [[kernel, filters] for _ in range(n)]
+    return layers

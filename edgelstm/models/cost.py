@@ -30,12 +30,17 @@ def macs_per_step(
     n_outputs: int,
     merge: str = "concat",
     peephole: bool = False,
+    conv: list[list[int]] | tuple = (),
 ) -> int:
-    """MACs per input sample: every layer (both directions of a BiLSTM) plus the dense head, as the step model
-    runs it (the head once per step). A BiLSTM cannot stream; its figure is the per-sample share of a window."""
+    """MACs per input sample: the convolutional front-end (K × F_in × F_out per layer), every recurrent layer (both
+    directions of a BiLSTM) plus the dense head, as the step model runs it (the head once per step). A BiLSTM
+    cannot stream; its figure is the per-sample share of a window."""
     directions = 2 if arch == "bilstm" else 1
     total = 0
     n_in = n_features
+    for kernel, filters in conv:
+        total += kernel * n_in * filters
+        n_in = filters
     for _ in range(layers):
         total += directions * cell_macs(arch, n_in, units, peephole)
         n_in = units * (2 if arch == "bilstm" and merge == "concat" else 1)

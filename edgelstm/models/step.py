@@ -1,11 +1,13 @@
 """The external-state step model: one sample in, the recurrent state of every layer in and out as plain tensors.
 
-Built from the trained weights with plain ops only (MatMul, Add, Sub, Logistic, Tanh, Mul, Split, Concat): no WHILE,
+Built from the trained weights with plain ops only (MatMul, Add, Sub, Logistic, Tanh, Mul, Split, Concat, and a
+strided slice for a convolutional front-end's window): no WHILE,
 no TensorList, no variables. So it quantizes to full int8 with every tool and maps onto an Edge TPU, and the runner
 owns the state (docs/design.md, "The central idea"). Stepping it over a window reproduces the sequence model.
 
-Tensor names: input `x` [1, F] (and `x_reverse` for a BiLSTM: the sample at T-1-t), states `h{l}`, `c{l}` (c for
-LSTM and peephole LSTM; a BiLSTM's backward direction `hb{l}`, `cb{l}`); outputs `y` and `<state>_out`.
+Tensor names: input `x` [1, F] (and `x_reverse` for a BiLSTM: the sample at T-1-t), states `conv{j}` (a causal
+convolution's last K-1 inputs), `h{l}`, `c{l}` (c for LSTM and peephole LSTM; a BiLSTM's backward direction `hb{l}`,
+`cb{l}`); outputs `y` and `<state>_out`.
 A stacked BiLSTM cannot be stepped (its second layer needs the whole first-layer sequence in both directions):
 its windowed runner uses the sequence model.
 """
@@ -17,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..capabilities import table_arch, why_not
+from ..capabilities import cfg_arch, why_not
 from ..errors import InputError
 from ..runtime.interpreter import Interpreter, Tensor
 from .config import ModelConfig
@@ -39,12 +41,28 @@ class Cell:
 
 
 @dataclass
+class Conv:
+    """One causal Conv1D layer of the front-end, as a step: its last K-1 inputs are a state `conv{j}`
+    [1, (K-1)·F_in] (oldest first), so one FullyConnected over [state, x] is the convolution at this sample."""
+
+    kernel: np.ndarray  # [K, F_in, F_out], as Keras stores it
+    bias: np.ndarray
+    state: str
+
+    @property
+    def buffered(self) -> int:
+        """Values the state holds: (K-1)·F_in (0 for K=1, a pointwise layer with no state)."""
+        return (self.kernel.shape[0] - 1) * self.kernel.shape[1]
+
+
+@dataclass
 class StepModel:
     cfg: ModelConfig
     cells: list[Cell]
     head_kernel: np.ndarray
     head_bias: np.ndarray
     states: list[tuple[str, int]] = field(default_factory=list)  # (name, units) in input order
+    convs: list[Conv] = field(default_factory=list)  # the front-end, applied to x before the first cell
 
     @property
     def input_names(self) -> list[str]:
@@ -81,6 +99,8 @@ class StepModel:
             t = dict(zip(names, args))
             out: dict = {}
             inp = t["x"]
+            for conv in self.convs:
+                inp = _step_conv(tf, conv, inp, t, out)
             for cell, w in zip(self.cells, consts):
                 x = t[cell.x] if cell.x != "x" else inp
                 h, c = _step_cell(tf, cell.kind, w, x, t[cell.h], t[cell.c] if cell.c else None, cell.c_scale)
@@ -214,6 +234,16 @@ def _tf_cell_per_gate(tf, cell: Cell) -> dict:
     return w
 
 
+def _step_conv(tf, conv: Conv, x, t: dict, out: dict):
+    """relu(W·[last K-1 inputs, x] + b); the state drops its oldest sample and takes x (one slice, no shifts)."""
+    k, f_in, f_out = conv.kernel.shape
+    W = tf.constant(conv.kernel.reshape(k * f_in, f_out))
+    full = tf.concat([t[conv.state], x], axis=-1) if conv.buffered else x
+    if conv.buffered:
+        out[f"{conv.state}_out"] = full[:, f_in:]
+    return tf.nn.relu(tf.matmul(full, W) + tf.constant(conv.bias))
+
+
 # tanh(c) for |c| beyond this is 1 to within 7e-4: the int8 tanh input spans only this range
 TANH_CLIP = 4.0
 
@@ -285,7 +315,7 @@ def apply_cell_scales(step: StepModel, scales: dict[str, np.ndarray]) -> StepMod
 
 
 def steppable(cfg: ModelConfig) -> bool:
-    return why_not(table_arch(cfg.arch, cfg.layers, cfg.peephole), "step") is None
+    return why_not(cfg_arch(cfg), "step") is None
 
 
 def build_step_model(cfg: ModelConfig, model) -> StepModel:
@@ -298,6 +328,19 @@ def build_step_model(cfg: ModelConfig, model) -> StepModel:
     kind = "gru" if cfg.arch == "gru" else ("peephole" if cfg.peephole else "lstm")
     cells: list[Cell] = []
     states: list[tuple[str, int]] = []
+    convs = []
+    for j in range(len(cfg.conv)):
+        layer = model.get_layer(f"conv{j}")
+        if (
+            getattr(layer.activation, "__name__", "") != "relu"
+            or layer.padding != "causal"
+            or layer.dilation_rate[0] != 1
+        ):
+            raise InputError(f"layer {layer.name}: only causal, undilated ReLU convolutions can be stepped")
+        kernel, bias = (np.asarray(a, np.float32) for a in layer.get_weights())
+        convs.append(Conv(kernel, bias, f"conv{j}"))
+        if convs[-1].buffered:
+            states.append((f"conv{j}", convs[-1].buffered))
     for i in range(cfg.layers):
         if cfg.arch == "bilstm":
             bi = model.get_layer(f"birnn{i}")
@@ -311,7 +354,7 @@ def build_step_model(cfg: ModelConfig, model) -> StepModel:
                 states.append((c, cfg.units))
     head = model.get_layer("logits")
     W, b = (np.asarray(a, np.float32) for a in head.get_weights())
-    return StepModel(cfg, cells, W, b, states)
+    return StepModel(cfg, cells, W, b, states, convs)
 
 
 def _cell_from_layer(layer, kind: str, h: str, c: str | None, x: str) -> Cell:

@@ -58,7 +58,9 @@ def check_model_full(model: str | Path, target: Target) -> tuple[list[str], list
                     )
     if meta and info["format"] in target.formats and quant in target.modes:  # what the lines above did not say
         why = why_not(
-            table_arch(meta.get("arch", ""), meta.get("layers", 1), meta.get("peephole", False)),
+            table_arch(
+                meta.get("arch", ""), meta.get("layers", 1), meta.get("peephole", False), bool(meta.get("conv"))
+            ),
             meta.get("kind"),
             info["format"],
             quant,

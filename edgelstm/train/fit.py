@@ -6,12 +6,12 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
 
-from ..capabilities import table_arch, why_not
+from ..capabilities import cfg_arch, model_length, why_not
 from ..data.dataset import Dataset
 from ..data.prepare import Prepared, model_inputs, model_targets, prepare
 from ..data.splits import SPLIT_BY
@@ -87,6 +87,7 @@ class TrainOptions(FitOptions):
     merge: str = "concat"
     dropout: float = 0.0
     peephole: bool = False
+    conv: list[list[int]] = field(default_factory=list)  # causal Conv1D front-end, [kernel, filters] per layer
     seed: int = 0
     split_by: str = "recording"  # what no two splits share: subject, recording, or time
 
@@ -128,6 +129,7 @@ def make_config(ds: Dataset, prep: Prepared, opts: TrainOptions, **model_overrid
         merge=opts.merge,
         dropout=opts.dropout,
         peephole=opts.peephole,
+        conv=[list(c) for c in opts.conv],
     )
     fields.update(model_overrides)
     return ModelConfig(
@@ -335,10 +337,9 @@ def fit_one(
         ds, opts.window, opts.stride, opts.task, opts.horizon, opts.seed, val, test, opts.split_by, hold_out_test
     )
     cfg = make_config(ds, prep, opts)
-    if cfg.masked:
-        why = why_not(table_arch(cfg.arch, cfg.layers, cfg.peephole), length="variable")
-        if why:
-            raise InputError(f"{ds.source}: variable-length sequences: {why}")
+    why = why_not(cfg_arch(cfg), length=model_length(cfg))
+    if why:
+        raise InputError(f"{ds.source}: variable-length sequences: {why}" if cfg.masked else why)
     cfg.training = {
         **asdict(opts),
         "data": ds.source,
@@ -353,7 +354,8 @@ def fit_one(
     keras.utils.set_random_seed(opts.seed)
     model = build_model(cfg)
     if progress:
-        progress(f"model: {cfg.arch} {cfg.units}x{cfg.layers}, {model.count_params()} parameters")
+        front = "".join(f"conv {k}:{f} → " for k, f in cfg.conv)
+        progress(f"model: {front}{cfg.arch} {cfg.units}x{cfg.layers}, {model.count_params()} parameters")
     history = fit(model, cfg, augmented(prep, opts, progress, cfg.channels), opts, progress)
     return model, cfg, prep, history
 
