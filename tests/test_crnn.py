@@ -100,3 +100,17 @@ def test_crnn_int8_stream_through_run_equals_evaluate_engine(crnn, activity_csv,
     ref = [engine_windows(path, w[None])[0] for w in (xn[:40], xn)]
     for got, want in zip((outs[39], outs[-1]), ref):
         assert np.abs(np.array(got["scores"]) - want).max() <= 1e-6
+
+
+@pytest.mark.slow
+def test_crnn_onnx_step_model_on_onnxruntime_equals_keras(tiny_model, tmp_path):
+    from conftest import engine_windows
+
+    from edgelstm.export.onnx import step_onnx
+    from edgelstm.models.step import build_step_model
+
+    cfg, model = tiny_model(arch="lstm", layers=1, conv=[[4, 6]])
+    X = np.random.default_rng(3).normal(0, 1, (5, cfg.window, cfg.n_features)).astype(np.float32)
+    path = tmp_path / "step.onnx"
+    path.write_bytes(step_onnx(build_step_model(cfg, model)))
+    assert np.abs(engine_windows(path, X) - model(X, training=False).numpy()).max() <= 1e-5

@@ -57,6 +57,7 @@ CASES = {
     "bilstm": dict(arch="bilstm"),
     "lstm2-regress": dict(arch="lstm", layers=2, task="regress", n_outputs=2),
     "conv-gru": dict(arch="gru", conv=[[4, 5]]),
+    "frame5-lstm": dict(arch="lstm", frame=5),
 }
 
 
@@ -73,7 +74,7 @@ def raw():
     return recording(120)
 
 
-@pytest.mark.parametrize("case", ["lstm", "gru", "lstm2-regress", "conv-gru"])
+@pytest.mark.parametrize("case", ["lstm", "gru", "lstm2-regress", "conv-gru", "frame5-lstm"])
 def test_streaming_equals_offline_keras(models, raw, case):
     """Fresh state per window (as in training), then one step per sample: the output after each window's last
     sample is the offline model's output on that window (float ≤ 1e-5), de-normalized for regression."""

@@ -16,6 +16,8 @@ CASES = {
     "conv-lstm": dict(arch="lstm", layers=1, conv=[[5, 6]]),
     "conv2-gru-pointwise": dict(arch="gru", layers=1, conv=[[3, 6], [1, 4]]),
     "conv-peephole-2layer": dict(arch="lstm", layers=2, peephole=True, conv=[[4, 5]]),
+    "frame4-conv-gru": dict(arch="gru", layers=1, frame=4, conv=[[3, 6]]),
+    "frame5-bilstm": dict(arch="bilstm", layers=1, frame=5),
 }
 
 

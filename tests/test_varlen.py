@@ -56,7 +56,9 @@ def test_normalization_ignores_the_padding(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("arch, more", [("lstm", []), ("gru", []), ("gru", ["--conv", "3:4"])])
+@pytest.mark.parametrize(
+    "arch, more", [("lstm", []), ("gru", []), ("gru", ["--conv", "3:4"]), ("lstm", ["--frame", "4", "--conv", "2:4"])]
+)
 def test_masked_keras_model_and_step_model_agree_per_sequence(arch, more, tmp_path):
     """A convolutional front-end too: pre-padding gives the causal convolution zeros, as the zero state does."""
     path, seqs = varlen_npz(tmp_path / "v.npz")
@@ -64,7 +66,7 @@ def test_masked_keras_model_and_step_model_agree_per_sequence(arch, more, tmp_pa
     r = invoke("train", path, "--arch", arch, "--units", "8", "--epochs", "2", "--augment", "1", *more, "-o", m)
     assert r.exit_code == 0, r.output
     cfg = json.loads((m / "config.json").read_text())
-    assert cfg["masked"] is True and cfg["window"] == 15
+    assert cfg["masked"] is True and cfg["window"] == (16 if "--frame" in more else 15)  # whole frames of 4
     r = invoke("convert", m)
     assert r.exit_code == 0, r.output
     assert "writing the step model only" in r.stderr and not (m / "sequence.tflite").exists()

@@ -79,6 +79,12 @@ def format_metrics(metrics: dict, task: str) -> str:
 @click.option("--dropout", default=0.0, show_default=True, help="Dropout after each recurrent layer.")
 @click.option("--peephole", is_flag=True, help="LSTM whose gates also see the cell state.")
 @click.option(
+    "--frame",
+    default=1,
+    show_default=True,
+    help="Samples per step: the model steps over frames of this many samples (S times fewer steps on long series).",
+)
+@click.option(
     "--conv",
     default="",
     metavar="K:F[xN]",

@@ -252,6 +252,22 @@ def _one_subject(values: list[str], path: Path, recording: str, lines=None) -> s
     return found[0]
 
 
+def relabel(ds: Dataset, labels: list[str], why: str) -> None:
+    """Re-index `ds`'s class ids (windows and recordings) into `labels`, the list a model or its training data
+    uses; a class not in it is an error ending in `why` (e.g. "do not occur in train.csv")."""
+    if not ds.labels or ds.labels == labels:
+        return
+    unknown = sorted(set(ds.labels) - set(labels))
+    if unknown:
+        raise InputError(f"{ds.source}: labels {', '.join(unknown)} {why}")
+    remap = np.array([labels.index(lab) for lab in ds.labels], dtype=np.int64)
+    if ds.windows is not None:
+        ds.windows.y = remap[ds.windows.y]
+    for rec in ds.recordings:
+        rec.y = remap[rec.y]
+    ds.labels = list(labels)
+
+
 def sort_labels(names: set[str]) -> list[str]:
     """Class names in a stable order: numerically when they are all numbers ("2" before "10"), else by text."""
     try:

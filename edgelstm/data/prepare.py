@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..models.config import PAD, ModelConfig
-from .dataset import ColumnSpec, Dataset, Windows, load
+from .dataset import ColumnSpec, Dataset, Windows, load, relabel
 from .normalize import Normalization
 from .splits import fractions_for, split_recordings, split_windows
 from .windows import make_windows
@@ -41,6 +41,7 @@ def prepare(
     test: Dataset | None = None,
     split_by: str = "recording",
     hold_out_test: bool = True,
+    frame: int = 1,
 ) -> Prepared:
     """Split first (by subject, recording or time; a validation or test set the user gave replaces that share of
     `ds`), then window each split, then fit normalization on the training split only. hold_out_test=False keeps
@@ -55,14 +56,14 @@ def prepare(
 
     def windows_of(d: Dataset, recs=None) -> Windows:
         if recs is None and d.windows is not None:
-            return fit_length(d.windows, window, d.source)
+            return fit_length(d.windows, window, d.source, frame)
         return make_windows(
             d.recordings if recs is None else recs, window, stride, task, horizon, tidx or None, d.source
         )
 
     if ds.windows is not None:
         parts = list(
-            split_windows(fit_length(ds.windows, window, ds.source), task, fractions, seed, split_by, ds.source)
+            split_windows(fit_length(ds.windows, window, ds.source, frame), task, fractions, seed, split_by, ds.source)
         )
     else:
         # windowing everything first names the data when the window is longer than every recording
@@ -98,19 +99,22 @@ def prepare(
     return Prepared(train, val_w, test_w, norm, tnorm, tidx, n_out)
 
 
-def fit_length(w: Windows, window: int, source: str) -> Windows:
+def fit_length(w: Windows, window: int, source: str, frame: int = 1) -> Windows:
     """Windows of exactly `window` samples (pad_to)."""
-    X = pad_to(w.X, window, source)
+    X = pad_to(w.X, window, source, frame)
     return w if X is w.X else replace(w, X=X)
 
 
-def pad_to(X: np.ndarray, window: int, source: str) -> np.ndarray:
+def pad_to(X: np.ndarray, window: int, source: str, frame: int = 1) -> np.ndarray:
     """[N, window, F]: variable-length sequences (NaN-padded) shorter than that get more padding in front; fixed
-    windows must already fit."""
+    windows must already fit, except that a model stepping `frame` samples at a time drops the oldest T mod frame
+    samples (its window is a whole number of frames)."""
     T = X.shape[1]
     if T == window:
         return X
     padded = bool(np.isnan(X).any())
+    if not padded and 0 < T - window < frame:
+        return X[:, T - window :]
     if T < window and padded:
         return np.concatenate([np.full((len(X), window - T, X.shape[2]), np.nan, np.float32), X], axis=1)
     if not padded:
@@ -123,6 +127,10 @@ def model_inputs(cfg: ModelConfig, X: np.ndarray, keep_padding: bool = False) ->
     readers refuse NaN); the Keras model sees PAD there, which its Masking layer skips, so each sequence starts
     from zero state as the step model does. keep_padding=True keeps NaN (the step engine skips those steps)."""
     Z = Normalization.from_lists(cfg.norm_mean, cfg.norm_std).apply(X)
+    if cfg.frame > 1:  # a frame partly in the padding: its missing samples are PAD, so only whole frames are masked
+        from ..runtime.engine import whole_frames
+
+        Z = whole_frames(Z, cfg.frame, np.float32(PAD))
     if not keep_padding and np.isnan(Z).any():
         Z = np.where(np.isnan(Z), np.float32(PAD), Z)
     return Z
@@ -177,6 +185,7 @@ def load_splits(cfg: ModelConfig, data: str | Path | None = None):
         cfg.horizon,
         seed=int(cfg.training.get("seed", 0)),
         split_by=cfg.training.get("split_by", "recording"),
+        frame=cfg.frame,
         **given,
     )
 
@@ -186,13 +195,5 @@ def _check_same_kind(ds: Dataset, other: Dataset) -> None:
     into the training data's label list)."""
     if other.channels != ds.channels:
         raise InputError(f"{other.source}: channels {other.channels} differ from {ds.source}'s {ds.channels}")
-    if ds.labels and other.labels != ds.labels:
-        unknown = sorted(set(other.labels) - set(ds.labels))
-        if unknown:
-            raise InputError(f"{other.source}: labels {', '.join(unknown)} do not occur in {ds.source}")
-        remap = np.array([ds.labels.index(lab) for lab in other.labels], dtype=np.int64)
-        if other.windows is not None:
-            other.windows.y = remap[other.windows.y]
-        for rec in other.recordings:
-            rec.y = remap[rec.y]
-        other.labels = list(ds.labels)
+    if ds.labels:
+        relabel(other, ds.labels, f"do not occur in {ds.source}")

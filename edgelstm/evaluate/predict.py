@@ -53,8 +53,8 @@ class KerasPredictor(Predictor):
         from ..data.prepare import model_inputs, pad_to
 
         X = self.check(X)
-        if self.cfg.masked:  # variable-length sequences: padded (in front) to the model's window
-            X = pad_to(X, self.cfg.window, str(self.path))
+        if self.cfg.masked or self.cfg.frame > 1:  # padded in front to the model's window; whole frames
+            X = pad_to(X, self.cfg.window, str(self.path), self.cfg.frame)
         return self.model.predict(model_inputs(self.cfg, X), verbose=0, batch_size=256)
 
 
@@ -71,7 +71,12 @@ class FilePredictor(Predictor):
         self.meta = self.runner.open(path).meta
 
     def predict(self, X, progress=None):
+        from ..data.prepare import pad_to
+
         X = self.check(X)
+        frame = int(self.meta.get("frame") or 1)
+        if frame > 1 and self.meta.get("window"):  # whole frames, as in training
+            X = pad_to(X, int(self.meta["window"]), str(self.path), frame)
         out = []
         for i in range(0, len(X), self.CHUNK):
             if progress:
@@ -141,7 +146,7 @@ def evaluate_data(
 
 
 def _all_windows(m: dict, model: Path, data, label_col, group_col, stride):
-    from ..data.dataset import ColumnSpec, load
+    from ..data.dataset import ColumnSpec, load, relabel
     from ..data.windows import make_windows
 
     trained = m.get("columns") or {}
@@ -155,18 +160,14 @@ def _all_windows(m: dict, model: Path, data, label_col, group_col, stride):
     ds = load(data, spec)
     if ds.n_features != m["n_features"]:
         raise InputError(f"{data}: has {ds.n_features} channels; {model} expects {m['n_features']}")
-    if m["task"] == "classify" and ds.labels and m["labels"] and ds.labels != m["labels"]:
-        unknown = sorted(set(ds.labels) - set(m["labels"]))
-        if unknown:
-            raise InputError(f"{data}: labels {', '.join(unknown)} are not classes of {model}")
+    if m["task"] == "classify" and m["labels"]:
+        relabel(ds, m["labels"], f"are not classes of {model}")
     if ds.windows is not None:
         w = ds.windows
     else:
         tidx = [ds.channels.index(t) for t in m["targets"]] if m["task"] == "forecast" else None
         step = stride or (m["stride"] if m["task"] == "classify" else 1)
         w = make_windows(ds.recordings, m["window"], step, m["task"], m["horizon"], tidx, ds.source)
-    if m["task"] == "classify" and ds.labels != m["labels"]:
-        w.y = np.array([m["labels"].index(lab) for lab in ds.labels])[w.y]
     return w
 
 

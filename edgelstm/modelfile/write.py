@@ -67,6 +67,7 @@ def build_metadata(cfg, kind: str, quantization: str, inputs: list[dict], output
         "layers": cfg.layers,
         "units": cfg.units,
         "conv": [list(c) for c in getattr(cfg, "conv", [])],
+        "frame": int(getattr(cfg, "frame", 1)),
         "merge": cfg.merge,
         "labels": list(cfg.labels),
         "channels": list(cfg.channels),

@@ -68,7 +68,9 @@ def build_model(cfg: ModelConfig, batch_size: int | None = None):
     Classification ends in a Dense named "logits" and a softmax named "probs", so distillation can reach the logits.
     Export builds it with batch_size=1: the converter cannot lower a recurrent loop with a dynamic batch.
     """
-    inp = keras.Input((cfg.window, cfg.n_features), batch_size=batch_size, name="x")
+    raw = inp = keras.Input((cfg.window, cfg.n_features), batch_size=batch_size, name="x")
+    if cfg.frame > 1:  # frames of S samples, one per step: S times fewer steps over a long window
+        inp = keras.layers.Reshape((cfg.window // cfg.frame, cfg.frame * cfg.n_features), name="frames")(raw)
     x = keras.layers.Masking(mask_value=PAD, name="mask")(inp) if cfg.masked and not cfg.conv else inp
     # a convolution drops Keras's mask, so the cells get the input's mask directly. Sequences are pre-padded: the
     # causal convolution sees zeros before each sequence, as the step model's zero state does
@@ -87,7 +89,7 @@ def build_model(cfg: ModelConfig, batch_size: int | None = None):
     out = keras.layers.Dense(cfg.n_outputs, name="logits")(x)
     if cfg.task == "classify":
         out = keras.layers.Activation("softmax", name="probs")(out)
-    return keras.Model(inp, out, name=f"{cfg.arch}_{cfg.task}")
+    return keras.Model(raw, out, name=f"{cfg.arch}_{cfg.task}")
 
 
 def count_params(model) -> int:

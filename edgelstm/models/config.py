@@ -33,6 +33,7 @@ class ModelConfig:
     masked: bool = False  # variable-length sequences: a Masking layer skips the padding (data/prepare.py PAD)
     peephole: bool = False
     conv: list[list[int]] = field(default_factory=list)  # causal Conv1D front-end: [kernel, filters] per layer
+    frame: int = 1  # samples per step: the model steps over frames of this many consecutive samples
     horizon: int = 1
     channels: list[str] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)
@@ -53,6 +54,8 @@ class ModelConfig:
             raise InputError(f"unknown merge {self.merge!r}; choose one of {', '.join(MERGES)}")
         if self.peephole and self.arch == "gru":
             raise InputError("--peephole applies to LSTM cells, not GRU")
+        if self.frame < 1 or self.window % self.frame:
+            raise InputError(f"the window ({self.window} samples) must be a whole number of frames of {self.frame}")
         if any(len(c) != 2 or min(c) < 1 for c in self.conv):
             raise InputError(f"conv layers must be [kernel, filters] pairs of positive integers, not {self.conv}")
 

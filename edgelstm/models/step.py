@@ -83,7 +83,7 @@ class StepModel:
         from .._deps import tensorflow
 
         tf = tensorflow()
-        F = self.cfg.n_features
+        F = self.cfg.n_features * self.cfg.frame
         specs = [tf.TensorSpec([batch, F], tf.float32, name=n) for n in self.input_names if n.startswith("x")]
         specs += [tf.TensorSpec([batch, u], tf.float32, name=n) for n, u in self.states]
         names = self.input_names
@@ -148,7 +148,7 @@ class TFStepInterpreter(Interpreter):
     masks_padding = True  # unidirectional models: variable-length BiLSTMs are refused (capabilities)
 
     def __init__(self, step: StepModel, batch: int, on_invoke: Callable[[dict], None] | None = None) -> None:
-        F = step.cfg.n_features
+        F = step.cfg.n_features * step.cfg.frame
         f32 = np.dtype(np.float32)
         units = dict(step.states)
         self._names = step.input_names

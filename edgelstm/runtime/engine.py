@@ -15,7 +15,7 @@ from functools import partial
 
 import numpy as np
 
-from ..errors import MetadataError
+from ..errors import InputError, MetadataError
 from .interpreter import Interpreter
 from .quant import InputMap, byte_table, clip, dequantize, quantize, quantizer
 
@@ -24,6 +24,7 @@ class Engine:
     """Feeds one interpreter: raw input in (mapped by `InputMap`), state carried, raw output out. Two kinds."""
 
     sequence = False  # a whole-window model (input role "window"): one invoke per window
+    frame = 1  # samples per step: a frame model's x is S consecutive samples, oldest first
 
     def __init__(self, it: Interpreter, x, x_rev, pairs, y, mean, inv_std) -> None:
         self.it, self.x, self.x_rev, self.pairs, self.y = it, x, x_rev, pairs, y
@@ -238,10 +239,39 @@ def bind(
     x = it.inputs[xs[0]["name"]]
     x_rev = it.inputs[by_role["in:x_reverse"][0]["name"]] if "in:x_reverse" in by_role else None
     y = it.outputs[by_role["out:y"][0]["name"]]
+    sequence = "in:window" in by_role
+    F = len(mean)
+    frame = 1 if sequence else int(x.shape[-1]) // max(F, 1)
+    if not sequence and frame * F != int(x.shape[-1]):
+        raise MetadataError(
+            f"{where}: input {x.name!r} takes {x.shape[-1]} values, not a whole number of {F}-channel samples"
+        )
+    sample_mean = np.asarray(mean, np.float32)
+    if frame > 1:  # a frame model: S samples per step, normalized sample by sample
+        mean, inv_std = np.tile(mean, frame), np.tile(inv_std, frame)
     kind = ViewEngine if it.supports_views else CopyEngine
     engine = kind(it, x, x_rev, pairs, y, mean, inv_std)
-    engine.sequence = "in:window" in by_role
+    engine.sequence, engine.frame, engine.sample_mean = sequence, frame, sample_mean
     return engine
+
+
+def whole_frames(X: np.ndarray, frame: int, value) -> np.ndarray:
+    """Pre-padded sequences [N, T, F] as whole frames of `frame` samples: more NaN padding in front up to a
+    multiple of `frame`, then NaN in a frame that also holds real samples becomes `value`; frames wholly in the
+    padding stay NaN. The Keras model (data/prepare.py) and the step engine both see this."""
+    if not np.isnan(X).any():
+        return X
+    N, T, F = X.shape
+    if T % frame:
+        X = np.concatenate([np.full((N, -T % frame, F), np.nan, np.float32), X], axis=1)
+        T = X.shape[1]
+    fr = X.reshape(N, T // frame, frame, F)
+    partial = np.isnan(fr).any(axis=(2, 3)) & ~np.isnan(fr).all(axis=(2, 3))
+    if not partial.any():
+        return X
+    fr = fr.copy()
+    fr[partial] = np.where(np.isnan(fr[partial]), value, fr[partial])
+    return fr.reshape(N, T, F)
 
 
 def run_windows(engine: Engine, X: np.ndarray) -> np.ndarray:
@@ -249,6 +279,12 @@ def run_windows(engine: Engine, X: np.ndarray) -> np.ndarray:
     window from fresh state (a fused sequence LSTM's hidden variables reset too). One pass when the interpreter
     takes a batch of N (the TF step model), else window after window."""
     X = np.asarray(X, np.float32)
+    if engine.frame > 1 and not engine.sequence:  # frame models step S samples at a time: [N, T/S, S·F]
+        X = whole_frames(X, engine.frame, engine.sample_mean)
+        N, T, F = X.shape
+        if T % engine.frame:
+            raise InputError(f"windows of {T} samples are not whole frames of {engine.frame}")
+        X = X.reshape(N, T // engine.frame, engine.frame * F)
     if not engine.sequence and not engine.it.masks_padding and len(X) and np.isnan(X).any():
         # variable-length sequences, pre-padded with NaN: each steps from zero state over its own samples only
         real = ~np.isnan(X).any(axis=2)

@@ -142,9 +142,14 @@ class Runner:
             meta=meta,
         )
         raw_step = self._engine.make_step()
+        self.frame = eng.frame
+        if eng.frame > 1:
+            raw_step = self._framed(raw_step, eng.frame, len(self._mean))
         post = self._post
         if post is None:
             self.step = raw_step
+        elif eng.frame > 1:
+            self.step = lambda sample: None if (y := raw_step(sample)) is None else post(y)
         else:
             self.step = lambda sample: post(raw_step(sample))
         self.windowed = kind == "sequence" or self._x_rev is not None or self._window is not None
@@ -152,6 +157,23 @@ class Runner:
             self._setup_window(path)
         self.reset()
         return self.info
+
+    def _framed(self, raw_step, frame: int, F: int):
+        """A frame model's step: samples gather into one frame of `frame` samples; the model steps, and an output
+        comes, when the frame is full (None before that)."""
+        buf = np.zeros(frame * F, np.float32)
+        rows = buf.reshape(frame, F)
+
+        def step(sample):
+            i = self._in_frame
+            rows[i] = sample
+            if i + 1 < frame:
+                self._in_frame = i + 1
+                return None
+            self._in_frame = 0
+            return raw_step(buf)
+
+        return step
 
     @property
     def _post(self):
@@ -184,11 +206,14 @@ class Runner:
         """Fresh state and a fresh sample count."""
         self._engine.reset_state()
         self._n = 0
+        self._outs = 0
+        self._in_frame = 0
         self._filled = 0
         self._last_time = None
 
-    def step(self, sample) -> np.ndarray:  # replaced per instance by open(): the specialized hot path
-        """One raw sample → the model's output after it (probabilities, or values in the targets' units)."""
+    def step(self, sample) -> np.ndarray | None:  # replaced per instance by open(): the specialized hot path
+        """One raw sample → the model's output after it (probabilities, or values in the targets' units); a frame
+        model's output comes after the last sample of each frame (None before)."""
         raise RuntimeError("Runner.open(model) first")
 
     def run_window(self, win: np.ndarray) -> np.ndarray:
@@ -221,11 +246,16 @@ class Runner:
                 now = clock()
                 if self._last_time is not None and now - self._last_time > reset_after:
                     self._engine.reset_state()
+                    self._in_frame = 0
                 self._last_time = now
             y = step(sample)
             t = self._n
             self._n += 1
-            if every == 1 or t % every == every - 1:
+            if y is None:  # inside a frame
+                continue
+            k = self._outs
+            self._outs += 1
+            if every == 1 or k % every == every - 1:
                 yield self._result(t, y)
 
     def _stream_windows(self, samples: Iterable) -> Iterator[Result]:

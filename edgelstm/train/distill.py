@@ -206,7 +206,14 @@ def _entry(name: str, cfg: ModelConfig, params: int, test: dict, epochs_run: int
         "path": path,
         "params": params,
         "macs_per_step": macs_per_step(
-            cfg.arch, cfg.units, cfg.layers, cfg.n_features, cfg.n_outputs, cfg.merge, cfg.peephole, cfg.conv
+            cfg.arch,
+            cfg.units,
+            cfg.layers,
+            cfg.n_features * cfg.frame,
+            cfg.n_outputs,
+            cfg.merge,
+            cfg.peephole,
+            cfg.conv,
         ),
         "streams": streams(cfg.arch),
         "test": _headline(cfg.task, test),

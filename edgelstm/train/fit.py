@@ -88,6 +88,7 @@ class TrainOptions(FitOptions):
     dropout: float = 0.0
     peephole: bool = False
     conv: list[list[int]] = field(default_factory=list)  # causal Conv1D front-end, [kernel, filters] per layer
+    frame: int = 1  # samples per step (the window is a whole number of frames)
     seed: int = 0
     split_by: str = "recording"  # what no two splits share: subject, recording, or time
 
@@ -100,13 +101,20 @@ class TrainOptions(FitOptions):
                 self.window = max(
                     int(d.windows.X.shape[1]) for d in (ds, *others) if d is not None and d.windows is not None
                 )
+                if self.frame > 1 and self.window % self.frame:
+                    # whole frames: variable-length sequences get more padding, fixed windows lose their oldest
+                    # T mod frame samples (data/prepare.py pad_to)
+                    padded = any(
+                        d is not None and d.windows is not None and np.isnan(d.windows.X).any() for d in (ds, *others)
+                    )
+                    self.window = (-(-self.window // self.frame) if padded else self.window // self.frame) * self.frame
             else:
                 self.window = DEFAULT_WINDOW
         if self.stride is None:
             self.stride = max(1, self.window // 2) if self.task == "classify" else 1
 
     def check(self) -> None:
-        for name in ("units", "layers", "window", "stride", "horizon"):
+        for name in ("units", "layers", "window", "stride", "horizon", "frame"):
             if getattr(self, name) < 1:
                 raise InputError(f"--{name.replace('_', '-')} must be at least 1")
         if not 0 <= self.dropout < 1:
@@ -130,6 +138,7 @@ def make_config(ds: Dataset, prep: Prepared, opts: TrainOptions, **model_overrid
         dropout=opts.dropout,
         peephole=opts.peephole,
         conv=[list(c) for c in opts.conv],
+        frame=opts.frame,
     )
     fields.update(model_overrides)
     return ModelConfig(
@@ -334,7 +343,17 @@ def fit_one(
 
     keras = _keras()
     prep = prepare(
-        ds, opts.window, opts.stride, opts.task, opts.horizon, opts.seed, val, test, opts.split_by, hold_out_test
+        ds,
+        opts.window,
+        opts.stride,
+        opts.task,
+        opts.horizon,
+        opts.seed,
+        val,
+        test,
+        opts.split_by,
+        hold_out_test,
+        frame=opts.frame,
     )
     cfg = make_config(ds, prep, opts)
     why = why_not(cfg_arch(cfg), length=model_length(cfg))
