@@ -58,10 +58,11 @@ def test_train_refuses_a_conv_bilstm_before_training(activity_csv, tmp_path):
 
 @pytest.fixture(scope="module")
 def crnn(tmp_path_factory, activity_csv):
-    """A CRNN (conv 5:16 → GRU 24) trained briefly on the sample data, quantized for the Coral target."""
+    """A CRNN (frames of 2 samples → conv 5:16 → GRU 24) trained briefly on the sample data, quantized for the
+    Coral target."""
     out = tmp_path_factory.mktemp("crnn")
     m = out / "m"
-    args = ["--arch", "gru", "--units", "24", "--conv", "5:16", "--epochs", "4", "--seed", "1"]
+    args = ["--arch", "gru", "--units", "24", "--conv", "5:16", "--frame", "2", "--epochs", "4", "--seed", "1"]
     r = invoke("train", activity_csv, *args, "-o", m)
     assert r.exit_code == 0, r.output
     r = invoke("quantize", m, "--target", "coral-edgetpu", "--calibration", "small", "-o", out / "coral")
@@ -76,13 +77,14 @@ def test_crnn_int8_step_model_keeps_the_float_decisions_and_fits_coral(crnn):
     assert q["file"] == "step.int8.tflite" and rep["n_windows"] > 50
     assert q["vs_reference"]["argmax_agreement"] >= 0.99 and q["accuracy_drop"] <= 0.01, q
     meta = json.loads((m / "config.json").read_text())
-    assert meta["conv"] == [[5, 16]]
+    assert meta["conv"] == [[5, 16]] and meta["frame"] == 2
     r = invoke("check", coral / "step.int8.tflite", "--target", "coral-edgetpu")
     assert r.exit_code == 0 and "fits target coral-edgetpu" in r.output, r.output
 
 
 def test_crnn_int8_stream_through_run_equals_evaluate_engine(crnn, activity_csv, tmp_path):
-    """`edgelstm run` over raw samples from zero state ends where the step engine ends over the same window."""
+    """`edgelstm run` over raw samples from zero state ends where the step engine ends over the same window; a
+    frame model answers once per frame, at its last sample."""
     import csv
 
     from conftest import engine_windows
@@ -96,9 +98,9 @@ def test_crnn_int8_stream_through_run_equals_evaluate_engine(crnn, activity_csv,
     r = invoke("run", path, "-", input="".join(",".join(map(str, s)) + "\n" for s in raw))
     assert r.exit_code == 0, r.output
     outs = [json.loads(ln) for ln in r.stdout.strip().splitlines()]
-    assert len(outs) == len(raw)
+    assert [o["t"] for o in outs] == list(range(1, len(raw), 2))
     ref = [engine_windows(path, w[None])[0] for w in (xn[:40], xn)]
-    for got, want in zip((outs[39], outs[-1]), ref):
+    for got, want in zip((outs[19], outs[-1]), ref):
         assert np.abs(np.array(got["scores"]) - want).max() <= 1e-6
 
 
