@@ -155,3 +155,73 @@ def test_large_inventory_reads_fast(tmp_path):
     hosts = read_inventory(path)
     assert len(hosts) == 10_000 and time.perf_counter() - t < 2.0
     assert stage_sizes(len(hosts), parse_rollout("1,10%,50%,100%")) == [1, 1000, 5000, 3999]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["--rollout", "1,x"],
+            "Error: bad --rollout '1,x': each stage is a count or a percentage, as in 1,10%,50%,100%",
+        ),
+        (
+            ["--rollout", "1,100%", "--max-fail", "lots"],
+            "Error: bad --max-fail 'lots': a count (2) or a percentage of the stage (5%)",
+        ),
+        (["--limit", "line1"], "Error: --limit selects from an --inventory; give one"),
+        ([], "Error: give at least one --host, or an --inventory"),
+    ],
+)
+def test_deploy_refuses_bad_rollout_options_before_any_host(tmp_path, args, message):
+    from conftest import invoke
+
+    model = tmp_path / "m.bin"
+    model.write_bytes(b"x" * 10)
+    host = [] if args == [] or args[0] == "--limit" else ["--host", "root@127.0.0.1:1"]
+    r = invoke("deploy", model, *host, *args)
+    assert r.exit_code == 2, r.output
+    assert r.stderr.strip().splitlines()[-1] == message
+
+
+def test_deploy_names_a_missing_inventory(tmp_path):
+    from conftest import invoke
+
+    model = tmp_path / "m.bin"
+    model.write_bytes(b"x")
+    r = invoke("deploy", model, "--inventory", tmp_path / "nope.ini")
+    assert r.exit_code == 2
+    assert (
+        r.stderr.strip().splitlines()[-1]
+        == f"Error: {tmp_path / 'nope.ini'}: cannot read the inventory: No such file or directory"
+    )
+
+
+@pytest.mark.slow  # ansible-playbook starts in ~3 s
+def test_sample_playbook_and_role_parse_with_real_ansible(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    exe = Path(sys.executable).with_name("ansible-playbook")
+    if not exe.exists():
+        pytest.skip("ansible-core is not installed (pip install 'edgelstm[ansible]')")
+    repo = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, ANSIBLE_CONFIG=str(repo / "ansible" / "ansible.cfg"), ANSIBLE_HOME=str(tmp_path))
+    p = subprocess.run(
+        [
+            str(exe),
+            "--syntax-check",
+            "-i",
+            str(repo / "ansible" / "inventory.example.ini"),
+            str(repo / "ansible" / "deploy.yml"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert p.returncode == 0, p.stdout + p.stderr
+    # the example inventory is one both tools read
+    hosts = read_inventory(repo / "ansible" / "inventory.example.ini")
+    assert len(hosts) == 41 and hosts[0].spec == "192.168.1.20" and hosts[1].spec == "pi@pi01:22"

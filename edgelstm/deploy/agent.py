@@ -233,8 +233,8 @@ def main(argv):
     root = os.path.abspath(os.path.expanduser(argv[0]))
     cmd, args = argv[1], argv[2:]
     os.makedirs(os.path.join(root, "models"), exist_ok=True)
-    if cmd == "status":
-        return status(root)
+    if cmd == "status":  # status [SHA]: with a SHA, also whether an intact copy of it is there (`has`)
+        return dict(status(root), has=main([root, "has", args[0]])["ok"]) if args else status(root)
     if cmd == "prepare":  # a fresh temporary folder for one upload; leftovers of failed uploads go first
         models = os.path.join(root, "models")
         for name in os.listdir(models):

@@ -136,8 +136,8 @@ def rollout(
                     outcome.state = "ROLLED BACK"
                 except EdgeLSTMError as ex:
                     outcome.state, outcome.detail = "FAILED", f"rollback failed: {ex}"
-            elif stopped and r.ok:
-                outcome.state, outcome.detail = "ROLLED BACK", f"was already on {short(sha)} before: left there"
+            elif stopped and r.ok:  # it ran this version before the rollout began: nothing of ours to undo
+                outcome.detail = f"already on {short(sha)} before this rollout: left there"
             report.hosts.append(outcome)
         report.stages.append(StageReport(index, size, failed, time.perf_counter() - t, stopped))
         limit = f"{max_fail[0]:g}%" if max_fail[1] else f"{max_fail[0]:g} host(s)"
