@@ -7,7 +7,7 @@ is broken and one whose link dies mid-upload. The tests run in order on one modu
    d5's link cut at the middle of its upload, both in stage 3: stage 3 stops the rollout and rolls back whole,
    stage 4 is untouched, exit 1 with a table;
 3. v2 by ansible-playbook (ansible/deploy.yml: serial [1, 10%, 50%, 100%], max_fail_percentage 5), d4 still
-   broken: the same abort through Ansible;
+   broken and d5's link cut again, this time in the middle of Ansible's copy: the same abort through Ansible;
 4. d4 repaired: the playbook brings all 8 to v2; 5. a second run reports changed=0 on every device;
 6. every device ends on exactly one consistent model that runs (its outputs = this machine's).
 
@@ -26,6 +26,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,7 +55,7 @@ class Dev:
 
     def versions(self) -> list[str]:
         models = self.home / ".edgelstm" / "models"
-        return sorted(p.name for p in models.iterdir()) if models.is_dir() else []
+        return sorted(p.name for p in models.iterdir() if not p.name.startswith(".")) if models.is_dir() else []
 
 
 @dataclass
@@ -153,7 +154,10 @@ def fleet(tmp_path_factory, ssh_client_key, device_python):
             "[all:vars]\nansible_user=root\nansible_python_interpreter=/usr/bin/python3\n"
             f"ansible_ssh_private_key_file={client}/.ssh/id_ed25519\n"
             f"ansible_ssh_extra_args=-oUserKnownHostsFile={client}/.ssh/known_hosts\n\n[devices]\n"
-            + "".join(f"{d.name} ansible_host={d.ns.device_ip} ansible_port=22\n" for d in devs)
+            + "".join(
+                f"{d.name} ansible_host={d.ns.device_ip} ansible_port=22 ansible_remote_tmp={d.home}/.ansible/tmp\n"
+                for d in devs
+            )
         )
         yml = base / "fleet.yml"
         yml.write_text(
@@ -179,6 +183,38 @@ def fleet(tmp_path_factory, ssh_client_key, device_python):
             d.server.stop()
             remove_netns(d.ns)
         mp.undo()
+
+
+@contextmanager
+def cut_mid_upload(dev: Dev, size: int, pattern: str, landed: int):
+    """Slow `dev`'s link to ~50 kB/s and cut it (`ip link set down`) once a file matching `pattern` under its
+    home exists with at least `landed` but fewer than `size` bytes; restore the link afterwards. Yields a dict
+    whose "at" is the share that had landed."""
+    dev.ns.shape("400kbit")
+    cut: dict = {}
+    stop = threading.Event()
+
+    def cutter() -> None:
+        while not stop.wait(0.005):
+            for part in dev.home.glob(pattern):
+                try:
+                    got = part.stat().st_size
+                except OSError:
+                    continue
+                if landed <= got < size:
+                    dev.ns.link(False)
+                    cut["at"] = got / size
+                    return
+
+    watcher = threading.Thread(target=cutter, daemon=True)
+    watcher.start()
+    try:
+        yield cut
+    finally:
+        stop.set()
+        watcher.join(5)
+        dev.ns.link(True)
+        dev.ns.shape(None)
 
 
 def rows(stdout: str) -> dict[str, list[str]]:
@@ -214,45 +250,13 @@ def test_2_cli_rollout_stops_at_the_failing_stage_rolls_it_back_and_leaves_later
     v1, v2 = sha(fleet.v1), sha(fleet.v2)
     fleet.set_venv(BROKEN, fleet.broken_venv)
     flaky = fleet.dev(FLAKY)
-    flaky.ns.shape("400kbit")  # ~50 kB/s: the 80 kB upload takes a few SFTP writes and ~1.5 s
-    cut: dict = {}
-    stop = threading.Event()
-
-    def cutter() -> None:  # cut the link once part of the model (not all of it) has landed on the device
-        size = fleet.v2.stat().st_size
-        while not stop.wait(0.005):
-            for part in (flaky.home / ".edgelstm" / "models").glob(".tmp-*/model.tflite.part"):
-                try:
-                    got = part.stat().st_size
-                except OSError:
-                    continue
-                if 0 < got < size:
-                    flaky.ns.link(False)
-                    cut["at"] = got / size
-                    return
-
-    watcher = threading.Thread(target=cutter, daemon=True)
-    watcher.start()
     t = time.perf_counter()
-    try:
+    with cut_mid_upload(flaky, fleet.v2.stat().st_size, ".edgelstm/models/.tmp-*/model.tflite.part", 32768) as cut:
         r = invoke(
-            "deploy",
-            fleet.v2,
-            "--inventory",
-            fleet.ini,
-            "--rollout",
-            "1,10%,50%,100%",
-            "--max-fail",
-            "5%",
-            "--timeout",
-            "3",
-        )
-    finally:
-        stop.set()
-        watcher.join(5)
+            "deploy", fleet.v2, "--inventory", fleet.ini, "--rollout", "1,10%,50%,100%", "--max-fail", "5%",
+            "--timeout", "3",
+        )  # fmt: skip
     wall = time.perf_counter() - t
-    flaky.ns.link(True)
-    flaky.ns.shape(None)
     print("\n" + r.stdout)
     assert r.exit_code == 1, r.output
     assert 0 < cut["at"] < 1
@@ -318,25 +322,37 @@ def batches(out: str) -> list[int]:
 
 
 def test_3_ansible_playbook_stops_the_same_way(fleet):
+    """d4 still broken, d5's link cut in the middle of Ansible's copy of the model. Ansible's own
+    max_fail_percentage counts failed hosts, not unreachable ones (strategy/linear.py: `_failed_hosts`), so it
+    lets the batch go on; the role's gate counts d5 too and stops the rollout."""
     v1, v2 = sha(fleet.v1), sha(fleet.v2)
-    p, wall = playbook(fleet, fleet.v2)
+    flaky = fleet.dev(FLAKY)
+    # Ansible's copy lands in REMOTE_TMP/ansible-tmp-*/.source.<ext> (each device's own remote tmp, set in the
+    # inventory) (ext: the dest's) before the module moves it: cut once it is open on the device and not complete
+    with cut_mid_upload(flaky, fleet.v2.stat().st_size, ".ansible/tmp/ansible-tmp-*/.source*", 0) as cut:
+        p, wall = playbook(fleet, fleet.v2)
     out = p.stdout
     assert p.returncode != 0, out
+    assert 0 <= cut["at"] < 1, out[-3000:]
     assert batches(out) == [1, 1, 4], out[-3000:]
     rc = recap(out)
     assert sorted(rc) == ["d1", "d2", "d3", "d4", "d5", "d6"]  # d7, d8: their batch never started
     assert all(rc[h]["failed"] == 0 and rc[h]["changed"] == 0 for h in ("d1", "d2"))  # v2 already current there
-    assert all(rc[h]["failed"] == 1 for h in ("d3", "d4", "d5", "d6"))
+    assert all(rc[h]["failed"] == 1 for h in ("d3", "d4", "d6")) and rc["d5"]["unreachable"] == 1
+    assert re.search(r"fatal: \[d5\]: UNREACHABLE!", out)
     assert re.search(r"fatal: \[d4\].*health check failed on the device: .*; current is " + v1[:12], out)
-    assert re.search(r"fatal: \[d3\].*healthy, rolled back with its stage: 1 of 4 hosts failed", out)
-    assert re.search(r"changed: \[d5\]", out.split("TASK [edgelstm_deploy : Roll this healthy device back")[-1])
+    assert re.search(r"fatal: \[d3\].*healthy, rolled back with its stage: 2 of 4 hosts failed", out)
+    rolled = out.split("TASK [edgelstm_deploy : Roll this healthy device back")[-1].split("TASK [")[0]
+    assert sorted(re.findall(r"changed: \[(d\d)\]", rolled)) == ["d3", "d6"]
     for name in ("d1", "d2"):
         assert fleet.dev(name).links() == (v2, v1)
     for name in ("d3", "d4", "d5", "d6", "d7", "d8"):
         assert fleet.dev(name).links() == (v1, None), name
-    for name in ("d7", "d8"):
-        assert fleet.dev(name).versions() == [v1]
-    print(f"\nansible-playbook abort run: {wall:.1f} s")
+    for name in ("d5", "d7", "d8"):  # d5's partial copy never became a version; d7, d8 were never touched
+        assert fleet.dev(name).versions() == [v1], name
+    # what is left of d5's upload: its empty upload folder, which the next `prepare` removes (test 6 checks)
+    assert [p.name[:17] for p in (flaky.home / ".edgelstm" / "models").glob(".tmp-*")] == [f".tmp-{v2[:12]}"]
+    print(f"\nansible-playbook abort run: {wall:.1f} s; d5's link cut at {cut['at']:.0%} of Ansible's copy")
 
 
 def test_4_repaired_fleet_all_on_the_new_model_then_5_second_run_changes_nothing(fleet):
@@ -347,10 +363,10 @@ def test_4_repaired_fleet_all_on_the_new_model_then_5_second_run_changes_nothing
     assert batches(p.stdout) == [1, 1, 4, 2]
     rc = recap(p.stdout)
     assert sorted(rc) == [d.name for d in fleet.devs] and all(v["failed"] == 0 for v in rc.values())
-    # d1, d2: on v2 since the CLI's stages; d3-d6 hold v2 (the CLI or the aborted run uploaded it): the switch
-    # alone; d7, d8: prepare, upload, commit, health.json, switch
+    # d1, d2: on v2 since the CLI's stages; d3, d4, d6 hold v2 (the CLI uploaded it): the switch alone; d5 (its
+    # link died in both uploads), d7, d8: prepare, upload, commit, health.json, switch
     changed = {h: v["changed"] for h, v in rc.items()}
-    assert changed == {"d1": 0, "d2": 0, "d3": 1, "d4": 1, "d5": 1, "d6": 1, "d7": 5, "d8": 5}, changed
+    assert changed == {"d1": 0, "d2": 0, "d3": 1, "d4": 1, "d5": 5, "d6": 1, "d7": 5, "d8": 5}, changed
     for d in fleet.devs:
         assert d.links() == (v2, v1), d.name
     # when each device switched (the `current` link's own mtime): batch 3 (d3-d6), then batch 4 (d7, d8)
