@@ -155,6 +155,8 @@ def deploy(
             raise error
         return
     results = deploy(model, [spec for _, spec in named], opts)
+    for (name, _), r in zip(named, results):  # rows and errors by the inventory's names
+        r.host = name
     click.echo(format_table(results))
     failed = [r for r in results if not r.ok]
     if failed:
