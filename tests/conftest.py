@@ -166,6 +166,32 @@ def netns_device(tmp_path, ssh_client_key):
     remove_netns(ns)
 
 
+@pytest.fixture(scope="session")
+def device_python(tmp_path_factory) -> Path:
+    """A device venv: numpy, ai-edge-litert and edgelstm (no deps) from a copy of this tree; shared by the
+    runtime-without-TensorFlow test and the fleet's devices (tests/test_fleet.py)."""
+    import shutil
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    base = tmp_path_factory.mktemp("device")
+    src = base / "src"  # a copy, so pip's in-tree build leaves the checkout clean
+    src.mkdir()
+    for d in ("edgelstm", "targets", "calibration"):  # the wheel maps targets/ and calibration/ into the package
+        shutil.copytree(root / d, src / d, ignore=shutil.ignore_patterns("__pycache__"))
+    for f in ("pyproject.toml", "README.md"):
+        shutil.copy(root / f, src / f)
+    venv = base / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    py = venv / "bin" / "python"
+    pip = [str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    for args in (["numpy<2.5", "ai-edge-litert>=2.3"], ["--no-deps", str(src)]):
+        r = subprocess.run(pip + args, capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr[-2000:]
+    return py
+
+
 def _tiny_model(seed: int = 0, **kw):
     """An untrained model with every weight random (peephole weights and biases too), so every path is exercised."""
     import numpy as np
@@ -269,7 +295,8 @@ SLOW_FIXTURES = frozenset(
         "lstm8_step",  # test_compact: converts
         "lstm_tflite",  # test_convert: converts
         "step_models",  # test_deploy: converts
-        "device_python",  # test_device_venv: creates a venv, pip installs
+        "device_python",  # conftest: creates a venv, pip installs
+        "fleet",  # test_fleet: 8 namespaces with sshd, ansible-playbook
         "bilstm_teacher",
         "distilled",  # test_distill: trains, distills
         "step_file",  # test_metadata: converts

@@ -101,18 +101,36 @@ class Netns:
     def link(self, up: bool) -> None:
         subprocess.run(["ip", "link", "set", self.veth_host, "up" if up else "down"], check=True)
 
+    def shape(self, rate: str | None) -> None:
+        """Limit what the host sends into the namespace to `rate` (tc's units, e.g. 400kbit); None lifts it."""
+        if rate is None:
+            subprocess.run(["tc", "qdisc", "del", "dev", self.veth_host, "root"], capture_output=True)
+            return
+        cmd = ["tc", "qdisc", "replace", "dev", self.veth_host, "root", "tbf", "rate", rate]
+        subprocess.run([*cmd, "burst", "4kb", "latency", "400ms"], check=True, capture_output=True)
+
 
 def ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True)
 
 
-def make_netns() -> Netns | str:
-    """Create the namespace and veth pair, or return why that is impossible here."""
+_fleet_base = random.randrange(0, 32) * 8  # one process's fleet: 10.78.<base + index>.0/30, index < 8
+
+
+def make_netns(index: int | None = None) -> Netns | str:
+    """Create the namespace and veth pair, or return why that is impossible here. `index` (0-7) makes one of
+    several namespaces of this process (a fleet); without it, the process's single one."""
     if os.geteuid() != 0 or not shutil.which("ip"):
         return "network namespaces need root and iproute2"
     tag = f"{os.getpid() % 100000}"
     sub = random.randrange(0, 64) * 4
     ns = Netns(f"el5-{tag}", f"el5h{tag}", f"10.77.{sub // 4}.1", f"10.77.{sub // 4}.2")
+    if index is not None:
+        if not 0 <= index < 8:
+            raise ValueError("a fleet has namespaces 0-7")
+        tag = f"{tag}f{index}"
+        net = f"10.78.{_fleet_base + index}"
+        ns = Netns(f"el5-{tag}", f"el5h{tag}", f"{net}.1", f"{net}.2")
     try:
         ip("netns", "add", ns.name)
     except subprocess.CalledProcessError as ex:

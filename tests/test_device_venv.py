@@ -3,34 +3,9 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
-import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def device_python(tmp_path_factory) -> Path:
-    base = tmp_path_factory.mktemp("device")
-    src = base / "src"  # a copy, so pip's in-tree build leaves the checkout clean
-    src.mkdir()
-    for d in ("edgelstm", "targets", "calibration"):  # the wheel maps targets/ and calibration/ into the package
-        shutil.copytree(ROOT / d, src / d, ignore=shutil.ignore_patterns("__pycache__"))
-    for f in ("pyproject.toml", "README.md"):
-        shutil.copy(ROOT / f, src / f)
-    venv = base / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    py = venv / "bin" / "python"
-    pip = [str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-    for args in (["numpy<2.5", "ai-edge-litert>=2.3"], ["--no-deps", str(src)]):
-        r = subprocess.run(pip + args, capture_output=True, text=True)
-        assert r.returncode == 0, r.stderr[-2000:]
-    return py
 
 
 def test_runtime_runs_without_tensorflow(device_python, tmp_path, tiny_model):

@@ -44,8 +44,24 @@ def format_table(results) -> str:
     "--host",
     "hosts",
     multiple=True,
-    required=True,
     help="[user@]host[:port] or a ~/.ssh/config alias; repeat for a fleet.",
+)
+@click.option(
+    "--inventory",
+    type=click.Path(path_type=Path),
+    help="Ansible inventory (INI or YAML): its hosts, with ansible_host/ansible_port/ansible_user.",
+)
+@click.option("--limit", help="With --inventory: only these groups or hosts (comma-separated).")
+@click.option(
+    "--rollout",
+    help="Deploy in stages, e.g. 1,10%,50%,100% (Ansible's serial: each entry one batch, the last repeats).",
+)
+@click.option(
+    "--max-fail",
+    default="0",
+    show_default=True,
+    help="With --rollout: failures a stage may have (count, or % of the stage) before the rollout stops and "
+    "that stage rolls back.",
 )
 @click.option("--target", help="Target profile the model must satisfy.")
 @click.option("--keep", default=3, show_default=True, help="Model versions kept on the device (plus current/previous).")
@@ -73,6 +89,10 @@ def format_table(results) -> str:
 def deploy(
     model,
     hosts,
+    inventory,
+    limit,
+    rollout,
+    max_fail,
     target,
     keep,
     parallel,
@@ -85,10 +105,25 @@ def deploy(
     timeout,
     trust_new_host,
 ):
-    """Upload MODEL to each host, verify it, switch to it atomically, health-check it, roll back on failure."""
+    """Upload MODEL to each host, verify it, switch to it atomically, health-check it, roll back on failure;
+    with --rollout, stage by stage, stopping (and rolling that stage back) when a stage fails too often."""
     from ..deploy.deploy import DeployOptions, HealthCheck, deploy
     from ..deploy.ssh import ConnectOptions
     from ..errors import DeployError, InputError
+
+    named = [(h, h) for h in hosts]
+    if inventory:
+        from ..deploy.inventory import read_inventory
+
+        named += [(h.name, h.spec) for h in read_inventory(inventory, limit.split(",") if limit else None)]
+    elif limit:
+        raise InputError("--limit selects from an --inventory; give one")
+    if not named:
+        raise InputError("give at least one --host, or an --inventory")
+    if rollout:
+        from ..deploy.rollout import parse_max_fail, parse_rollout
+
+        stages, threshold = parse_rollout(rollout), parse_max_fail(max_fail)
 
     expected = None
     if health_expect:
@@ -109,7 +144,19 @@ def deploy(
         connect=ConnectOptions(trust_new_host=trust_new_host, timeout=timeout),
         notify=lambda host, msg: echo_err(f"{host}: {msg}"),
     )
-    results = deploy(model, list(hosts), opts)
+    if rollout:
+        from ..deploy.rollout import format_rollout, rollout_error
+        from ..deploy.rollout import rollout as staged
+
+        report = staged(model, named, opts, stages, threshold)
+        click.echo(format_rollout(report))
+        error = rollout_error(report)
+        if error:
+            raise error
+        return
+    results = deploy(model, [spec for _, spec in named], opts)
+    for (name, _), r in zip(named, results):  # rows and errors by the inventory's names
+        r.host = name
     click.echo(format_table(results))
     failed = [r for r in results if not r.ok]
     if failed:

@@ -1,13 +1,17 @@
 """Device-side helper, sent over SSH to `python3 -` on every call: stdlib only, Python >= 3.6, one JSON line out.
 
-Layout under ROOT (default ~/.edgelstm): models/<sha256>/model.<ext> + meta.json, `current` and `previous`
-symlinks to models/<sha256>, venv/ (the edgelstm runtime), wheels/. Usage: python3 - ROOT COMMAND [ARGS].
+Layout under ROOT (default ~/.edgelstm): models/<sha256>/model.<ext> + meta.json (+ health.json, the check that
+gates it), `current` and `previous` symlinks to models/<sha256>, venv/ (the edgelstm runtime), wheels/.
+Usage: python3 - ROOT COMMAND [ARGS] (or python3 agent.py ROOT COMMAND [ARGS]). `edgelstm deploy` and the
+Ansible role (ansible/) both drive a device through these commands only: one implementation of the device side.
 """
 
 import hashlib
 import json
 import os
 import platform
+import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -94,12 +98,143 @@ def status(root):
     }
 
 
+def numbers(text, every_line=False):
+    """All numbers in the JSON on the last non-empty line of `text` (or on every line), flattened in order.
+    Raises ValueError with the reason for output that is not such JSON."""
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    if not lines:
+        raise ValueError("health check printed nothing")
+    try:
+        doc = [json.loads(ln) for ln in lines] if every_line else json.loads(lines[-1])
+    except ValueError:
+        raise ValueError("health check output is not JSON: " + lines[-1][:80]) from None
+    out = []
+
+    def walk(x):
+        if isinstance(x, bool):
+            return
+        if isinstance(x, (int, float)):
+            out.append(float(x))
+        elif isinstance(x, dict):
+            for v in x.values():
+                walk(v)
+        elif isinstance(x, list):
+            for v in x:
+                walk(v)
+
+    walk(doc)
+    return out
+
+
+def compare(expected, got, atol):
+    """The largest |expected - got|; ValueError if the counts differ or it exceeds `atol`."""
+    if len(expected) != len(got):
+        raise ValueError(f"health check failed: the device gave {len(got)} numbers, expected {len(expected)}")
+    worst = max((abs(a - b) for a, b in zip(expected, got)), default=0.0)
+    if not worst <= atol:
+        why = f"outputs differ from the local ones (max |\u0394| {worst:.3g} > {atol:g})"
+        raise ValueError("health check failed: " + why)
+    return worst
+
+
+def health(root, sha, plan):
+    """Run the check in `plan` (health.json, written by the host's HealthCheck.plan) on version `sha`; the worst
+    |delta| or ValueError. `{python}` is the runtime venv's python if there is one, else this one."""
+    venv_python = os.path.join(root, "venv", "bin", "python")
+    python = venv_python if os.path.exists(venv_python) else sys.executable
+    with open(os.path.join(root, "models", sha, "meta.json")) as f:
+        model = os.path.join(root, "models", sha, json.load(f)["file"])
+    data = plan.get("stdin")
+    if plan.get("command") is not None:
+        line = plan["command"].replace("{python}", shlex.quote(python)).replace("{model}", shlex.quote(model))
+        argv, shell = line, True
+    else:
+        argv, shell = [a.replace("{python}", python).replace("{model}", model) for a in plan["argv"]], False
+    try:
+        p = subprocess.run(  # noqa: UP022 (capture_output needs Python 3.7)
+            argv,
+            shell=shell,
+            input=data.encode() if data is not None else None,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            timeout=plan["timeout"],
+        )
+    except subprocess.TimeoutExpired:
+        raise ValueError("health check failed on the device: no result within {} s".format(plan["timeout"])) from None
+    if p.returncode != 0:
+        last = (p.stderr.decode(errors="replace").strip().splitlines() or [f"exit code {p.returncode}"])[-1]
+        raise ValueError("health check failed on the device: " + last)
+    got = numbers(p.stdout.decode(errors="replace"), every_line=plan.get("every_line", False))
+    return compare(plan["expected"], got, plan["atol"]), len(got)
+
+
+def activate(root, sha, keep):
+    """Switch `current` to `sha` (the old one becomes `previous`), run its health.json check, roll both links back
+    if it fails, prune to `keep` versions if it passes. `changed` is false when `sha` was already current."""
+    old_current, old_previous = link_target(root, "current"), link_target(root, "previous")
+    out = {"old_current": old_current, "old_previous": old_previous, "changed": old_current != sha}
+    with open(os.path.join(root, "models", sha, "health.json")) as f:
+        plan = json.load(f)
+    if old_current != sha:
+        set_link(root, "current", sha)
+        set_link(root, "previous", old_current or "-")
+    try:
+        worst, n = health(root, sha, plan)
+    except ValueError as ex:
+        if old_current != sha:
+            set_link(root, "current", old_current or "-")
+            set_link(root, "previous", old_previous or "-")
+        out.update(ok=False, changed=False, error=str(ex), current=link_target(root, "current"))
+        return out
+    out.update(ok=True, worst=worst, n=n, removed=prune(root, keep), current=sha)
+    return out
+
+
+def rollback(root, sha, current, previous):
+    """Undo an activation of `sha` whose stage failed elsewhere: only if `sha` is still current (idempotent)."""
+    if link_target(root, "current") != sha:
+        return {"changed": False, "current": link_target(root, "current")}
+    set_link(root, "current", current)
+    set_link(root, "previous", previous)
+    return {"changed": True, "current": link_target(root, "current")}
+
+
+def prune(root, keep):
+    """Keep the newest `keep` versions, and always current and previous; the removed SHAs."""
+    pinned = {link_target(root, "current"), link_target(root, "previous")}
+    removed = []
+    for i, meta in enumerate(versions(root)):
+        if i >= keep and meta["sha256"] not in pinned:
+            shutil.rmtree(os.path.join(root, "models", meta["sha256"]))
+            removed.append(meta["sha256"])
+    return removed
+
+
+def install(root, wheel, force):
+    """Install the edgelstm wheel with its `device` extra into ROOT/venv, unless that version is there already."""
+    venv = os.path.join(root, "venv")
+    python = os.path.join(venv, "bin", "python")
+    m = re.match(r"edgelstm-([^-]+)-", os.path.basename(wheel))
+    have = (interpreters(python) if os.path.exists(python) else {}).get("edgelstm")
+    if m and have == m.group(1) and force != "force":
+        return {"ok": True, "changed": False, "version": have}
+    pip = [python, "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    steps = [] if os.path.exists(python) else [[sys.executable, "-m", "venv", venv]]
+    steps += [pip + [wheel + "[device]"], pip + ["--force-reinstall", "--no-deps", wheel]]
+    for step in steps:
+        p = subprocess.run(step, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=900)  # noqa: UP022
+        if p.returncode != 0:
+            last = (p.stderr.decode(errors="replace").strip().splitlines() or [f"exit code {p.returncode}"])[-1]
+            return {"ok": False, "changed": True, "error": last}
+    return {"ok": True, "changed": True, "version": interpreters(python).get("edgelstm")}
+
+
 def main(argv):
     root = os.path.abspath(os.path.expanduser(argv[0]))
     cmd, args = argv[1], argv[2:]
     os.makedirs(os.path.join(root, "models"), exist_ok=True)
-    if cmd == "status":
-        return status(root)
+    if cmd == "status":  # status [SHA]: with a SHA, also whether an intact copy of it is there (`has`)
+        return dict(status(root), has=main([root, "has", args[0]])["ok"]) if args else status(root)
     if cmd == "prepare":  # a fresh temporary folder for one upload; leftovers of failed uploads go first
         models = os.path.join(root, "models")
         for name in os.listdir(models):
@@ -140,14 +275,13 @@ def main(argv):
         set_link(root, "previous", args[1])
         return {"current": link_target(root, "current"), "previous": link_target(root, "previous")}
     if cmd == "prune":  # keep the newest N versions, and always current and previous
-        keep = int(args[0])
-        pinned = {link_target(root, "current"), link_target(root, "previous")}
-        removed = []
-        for i, meta in enumerate(versions(root)):
-            if i >= keep and meta["sha256"] not in pinned:
-                shutil.rmtree(os.path.join(root, "models", meta["sha256"]))
-                removed.append(meta["sha256"])
-        return {"removed": removed}
+        return {"removed": prune(root, int(args[0]))}
+    if cmd == "activate":  # activate SHA KEEP: switch, health-check (models/SHA/health.json), roll back or prune
+        return activate(root, args[0], int(args[1]))
+    if cmd == "rollback":  # rollback SHA CURRENT PREVIOUS: undo activate's switch if SHA is still current
+        return rollback(root, *args)
+    if cmd == "install":  # install WHEEL [force]: the runtime venv, skipped when that version is installed
+        return install(root, args[0], args[1] if len(args) > 1 else "")
     raise SystemExit("unknown agent command: " + cmd)
 
 

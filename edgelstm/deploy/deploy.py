@@ -18,6 +18,7 @@ from pathlib import Path
 from .. import __version__
 from ..capabilities import why_not
 from ..errors import DeployError, EdgeLSTMError, InputError
+from . import agent as device_agent
 from .device import DEFAULT_ROOT, Device, Status
 from .service import UNIT_NAME
 from .ssh import Connection, ConnectOptions, HostSpec, quote
@@ -100,30 +101,28 @@ class HealthCheck:
             raise InputError(f"the health check fails here too, so it cannot judge the device: {last}")
         return numbers(p.stdout.decode(), every_line=self.runtime)
 
-    def remote(self, conn: Connection, python: str, model: str) -> list[float]:
-        if self.command is None:
-            data = self.stdin if self.runtime else HEALTH_SCRIPT
-            rc, out, err = conn.run(quote(*self._argv(python, model)), stdin=data, timeout=300)
-        else:
-            rc, out, err = conn.run(self.line(python, model), timeout=300)
-        if rc != 0:
-            last = (err.strip().splitlines() or [f"exit code {rc}"])[-1]
-            raise DeployError(f"health check failed on the device: {last}")
-        return numbers(out, every_line=self.runtime)
+    def plan(self, expected: list[float]) -> dict:
+        """The check as data (models/<sha>/health.json on the device), which the agent's `activate` runs there and
+        compares with `expected`: the same file whether `edgelstm deploy` or the Ansible role wrote it."""
+        data = self.stdin if self.runtime else HEALTH_SCRIPT
+        return {
+            "command": self.command,
+            "argv": None if self.command is not None else self._argv("{python}", "{model}"),
+            "stdin": data.decode() if self.command is None else None,
+            "every_line": self.runtime,
+            "expected": expected,
+            "atol": 1e-4 if self.atol is None else self.atol,
+            "timeout": 300,
+        }
 
     def line(self, python: str, model: str) -> str:
         return self.command.replace("{python}", shlex.quote(python)).replace("{model}", shlex.quote(model))
 
     def compare(self, expected: list[float], got: list[float]) -> float:
-        if len(expected) != len(got):
-            raise DeployError(f"health check failed: the device gave {len(got)} numbers, expected {len(expected)}")
-        worst = max((abs(a - b) for a, b in zip(expected, got)), default=0.0)
-        atol = 1e-4 if self.atol is None else self.atol
-        if not worst <= atol:
-            raise DeployError(
-                f"health check failed: outputs differ from the local ones (max |Δ| {worst:.3g} > {atol:g})"
-            )
-        return worst
+        try:
+            return device_agent.compare(expected, got, 1e-4 if self.atol is None else self.atol)
+        except ValueError as ex:
+            raise DeployError(str(ex)) from None
 
 
 def known_recording(meta: dict) -> str:
@@ -140,30 +139,12 @@ def known_recording(meta: dict) -> str:
 
 
 def numbers(text: str, every_line: bool = False) -> list[float]:
-    """All numbers in the JSON on the last non-empty line of `text` (or on every line), flattened in order."""
-    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
-    if not lines:
-        raise DeployError("health check printed nothing")
+    """All numbers in the JSON on the last non-empty line of `text` (or on every line), flattened in order (the
+    device agent's reader, so both ends read a check's output alike)."""
     try:
-        doc = [json.loads(ln) for ln in lines] if every_line else json.loads(lines[-1])
-    except json.JSONDecodeError:
-        raise DeployError(f"health check output is not JSON: {lines[-1][:80]}") from None
-    out: list[float] = []
-
-    def walk(x) -> None:
-        if isinstance(x, bool):
-            return
-        if isinstance(x, (int, float)):
-            out.append(float(x))
-        elif isinstance(x, dict):
-            for v in x.values():
-                walk(v)
-        elif isinstance(x, list):
-            for v in x:
-                walk(v)
-
-    walk(doc)
-    return out
+        return device_agent.numbers(text, every_line)
+    except ValueError as ex:
+        raise DeployError(str(ex)) from None
 
 
 @dataclass
@@ -193,6 +174,10 @@ class DeployResult:
     upload_seconds: float = 0.0
     arch: str = ""
     runtime: str = ""
+    # What the links were before, so a staged rollout can undo a healthy host of a failed stage (rollout.py).
+    old_current: str | None = None
+    old_previous: str | None = None
+    changed: bool = False
 
     @property
     def throughput_mb_s(self) -> float:
@@ -279,21 +264,14 @@ def build_wheel() -> Path:
 
 
 def install_runtime(conn: Connection, dev: Device, st: Status, wheel: Path | None) -> Status:
-    """Install this package with the `device` extra into ROOT/venv on the device."""
+    """Install this package with the `device` extra into ROOT/venv on the device (the agent's `install`)."""
     wheel = wheel or build_wheel()
     remote = f"{st.root}/wheels/{wheel.name}"
-    venv = f"{st.root}/venv"
     conn.run(quote("mkdir", "-p", f"{st.root}/wheels"))
     conn.upload(wheel, remote)
-    pip = f"{venv}/bin/python -m pip install -q --disable-pip-version-check"
-    line = (
-        f"{{ test -x {quote(venv + '/bin/python')} || python3 -m venv {quote(venv)}; }} && "
-        f"{pip} {quote(remote + '[device]')} && {pip} --force-reinstall --no-deps {quote(remote)}"
-    )
-    rc, out, err = conn.run(line, timeout=900)
-    if rc != 0:
-        last = (err.strip().splitlines() or [f"exit code {rc}"])[-1]
-        raise DeployError(f"installing the edgelstm runtime failed: {last}")
+    done = dev.agent("install", remote, "force", timeout=900)
+    if not done["ok"]:
+        raise DeployError(f"installing the edgelstm runtime failed: {done['error']}")
     return dev.status()
 
 
@@ -328,25 +306,26 @@ def deploy_host(host: str, model: Path, sha: str, expected: list[float], opts: D
                 "without --no-install-runtime"
             )
         old_current, old_previous = st.current, st.previous
+        result.old_current, result.old_previous = old_current, old_previous
         if dev.agent("has", sha)["ok"]:
             say(f"version {short(sha)} is already on the device: no upload")
         else:
             _upload(conn, dev, model, sha, result, opts, say, old_current)
+        plan = json.dumps(opts.health.plan(expected)).encode()
+        rc, _, err = conn.run(f"cat > {quote(f'{st.root}/models/{sha}/health.json')}", stdin=plan)
+        if rc != 0:
+            raise DeployError(f"writing the health check to the device failed: {err.strip()}")
         if old_current != sha:
-            dev.set_links(sha, old_current)
-            say(f"current: {short(old_current)} -> {short(sha)}")
-        st = dev.status()
-        python = st.venv_python if st.venv is not None else "python3"
-        try:
-            worst = opts.health.compare(expected, opts.health.remote(conn, python, st.model_path(sha)))
-        except DeployError as ex:
+            say(f"current: {short(old_current)} -> {short(sha)}, health check")
+        done = dev.agent("activate", sha, str(opts.keep), timeout=360)
+        if not done["ok"]:
             if old_current == sha:
-                raise DeployError(f"{ex} (this version was already current; nothing to roll back to)") from None
-            dev.set_links(old_current, old_previous)
+                raise DeployError(f"{done['error']} (this version was already current; nothing to roll back to)")
             back = f"rolled back to {short(old_current)}" if old_current else "no previous model: current removed"
-            raise DeployError(f"{ex}; {back}") from None
-        say(f"health check passed ({len(expected)} numbers, max |Δ| {worst:.2g})")
-        removed = dev.prune(opts.keep)
+            raise DeployError(f"{done['error']}; {back}")
+        result.changed = done["changed"]
+        say(f"health check passed ({len(expected)} numbers, max |Δ| {done['worst']:.2g})")
+        removed = done["removed"]
         if removed:
             say(f"pruned {len(removed)} old version(s): {', '.join(short(s) for s in removed)}")
         if old_current != sha and restart_service(conn):
@@ -401,8 +380,9 @@ def restart_service(conn: Connection) -> bool:
     return rc == 0
 
 
-def deploy(model: Path, hosts: list[str], opts: DeployOptions) -> list[DeployResult]:
-    """Deploy `model` to every host, at most `opts.parallel` at a time; one result per host, in order."""
+def prepare(model: Path, hosts: list[str], opts: DeployOptions) -> tuple[Path, str, DeployOptions, list[float]]:
+    """Check what can be checked here before any host: (model, its SHA-256, options with the health check made
+    for it, the numbers the devices must give)."""
     model = Path(model)
     if not model.is_file():
         raise InputError(f"{model}: no such model file")
@@ -412,7 +392,13 @@ def deploy(model: Path, hosts: list[str], opts: DeployOptions) -> list[DeployRes
         HostSpec.parse(h)
     sha = file_sha256(model)
     opts = replace(opts, health=opts.health.prepare(model))
-    expected = opts.health.local(model)
+    return model, sha, opts, opts.health.local(model)
+
+
+def run_hosts(
+    model: Path, sha: str, expected: list[float], hosts: list[str], opts: DeployOptions
+) -> list[DeployResult]:
+    """deploy_host on every host, at most `opts.parallel` at a time; one result per host, in order."""
 
     def one(host: str) -> DeployResult:
         t0 = time.perf_counter()
@@ -427,3 +413,9 @@ def deploy(model: Path, hosts: list[str], opts: DeployOptions) -> list[DeployRes
 
     with ThreadPoolExecutor(max_workers=max(1, min(opts.parallel, len(hosts)))) as pool:
         return list(pool.map(one, hosts))
+
+
+def deploy(model: Path, hosts: list[str], opts: DeployOptions) -> list[DeployResult]:
+    """Deploy `model` to every host, at most `opts.parallel` at a time; one result per host, in order."""
+    model, sha, opts, expected = prepare(model, hosts, opts)
+    return run_hosts(model, sha, expected, hosts, opts)
