@@ -140,6 +140,41 @@ RULES: tuple[Rule, ...] = (
 )
 
 
+# The C export (`convert --to c`) is written from the step model: rules for format "c" (not in FORMATS, so not in the
+# README's conversion table; `convert --to c` asks why_not(arch, "step", "c", mode)).
+C_MODES = (Mode.FLOAT.value, Mode.INT8.value)
+C_RULES: tuple[Rule, ...] = (
+    Rule(
+        ANY,
+        ANY,
+        "c",
+        ("int16x8", "dynamic", "float16"),
+        ANY,
+        "the C export has a float and an int8 hot path only (--mode float|int8)",
+    ),
+    Rule(
+        ANY,
+        ANY,
+        "c",
+        "int8",
+        ANY,
+        "the int8 C hot path is not implemented yet; use --mode float, or --to c-array with the int8 step .tflite "
+        "for TFLite Micro",
+    ),
+    Rule(
+        ANY,
+        ANY,
+        "c",
+        ANY,
+        ANY,
+        "the C export streams fixed-length input; a variable-length (masked) model needs its padding skipped by the "
+        "caller: not supported yet",
+        length="variable",
+    ),
+)
+RULES = RULES + C_RULES
+
+
 def model_length(cfg) -> str:
     """ "variable" for a model trained on variable-length sequences (masked padding), else "fixed"."""
     return "variable" if getattr(cfg, "masked", False) else "fixed"

@@ -12,11 +12,27 @@ import click
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--target", required=True, help="Target name (targets/*.toml) or a path to a target .toml.")
 def check(model: Path, target: str) -> None:
-    """Check a .tflite/.onnx against a target profile: list every violation (op, tensor), exit 1 if any."""
+    """Check a .tflite/.onnx against a target profile: list every violation (op, tensor), exit 1 if any.
+
+    A C folder (convert --to c) on a microcontroller target is built, measured (flash, RAM) and run under qemu.
+    """
     from ..targets.check import check_model_full
     from ..targets.profile import load_target
 
     tgt = load_target(target)
+    if model.is_dir():
+        from ..targets.mcu import check_c
+
+        res = check_c(model, tgt)
+        for line in res.lines:
+            click.echo(line)
+        for v in res.violations:
+            click.echo(v)
+        if res.violations:
+            click.echo(f"{model}: {len(res.violations)} violation(s) of target {tgt.name}")
+            raise SystemExit(1)
+        click.echo(f"{model}: fits target {tgt.name}")
+        return
     violations, warnings = check_model_full(model, tgt)
     for w in warnings:
         click.echo(f"warning: {w}")

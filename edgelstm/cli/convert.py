@@ -14,11 +14,19 @@ from .options import echo_err
 @click.option(
     "--to",
     "to",
-    type=click.Choice(["tflite", "onnx"]),
+    type=click.Choice(["tflite", "onnx", "c"]),
     default="tflite",
     show_default=True,
-    help="Output format (ONNX: tf2onnx, opset 17).",
+    help="Output format (ONNX: tf2onnx, opset 17; c: the step model as a C99 folder, docs/microcontrollers.md).",
 )
+@click.option(
+    "--mode",
+    type=click.Choice(["float", "int8"]),
+    default="float",
+    show_default=True,
+    help="--to c: the arithmetic of the C hot path.",
+)
+@click.option("--name", default="model", show_default=True, help="--to c: prefix of the C files and symbols.")
 @click.option(
     "--kind",
     type=click.Choice(["sequence", "step", "both"]),
@@ -33,12 +41,22 @@ from .options import echo_err
     default=None,
     help="Folder for the files (default: the model directory).",
 )
-def convert(model_dir: Path, to: str, kind: str, out: Path | None) -> None:
-    """Export a trained model as float .tflite or .onnx (sequence.* and step.*), with edgelstm metadata inside.
+def convert(model_dir: Path, to: str, kind: str, out: Path | None, mode: str, name: str) -> None:
+    """Export a trained model as float .tflite or .onnx (sequence.* and step.*), with edgelstm metadata inside,
+    or as C (--to c: PREFIX.h, PREFIX.c, example/stream_main.c in -o, default MODEL_DIR/c).
 
     Each conversion runs in a subprocess, so a converter crash becomes an error message.
     """
     from ..export.convert import convert as run_convert
+
+    if to == "c":
+        from ..export.csource import write_c
+
+        folder = write_c(model_dir, out or model_dir / "c", name, mode)
+        for f in sorted(p for p in folder.path.rglob("*") if p.is_file()):
+            click.echo(f"{f} ({f.stat().st_size / 1024:.1f} KB)")
+        click.echo(f"build: cd {folder.path} && cc -std=c99 -O2 *.c example/*.c -lm -o stream")
+        return
 
     for path in run_convert(model_dir, to, kind, out, progress=echo_err):
         click.echo(f"{path} ({path.stat().st_size / 1024:.1f} KB)")
