@@ -3,6 +3,7 @@ and with arm-none-eabi-gcc for a Cortex-M4/M7 run under qemu-system-arm; `check`
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -143,13 +144,21 @@ def test_cortex_m4_under_qemu_equals_the_host_build_and_sizes_are_measured(c_mod
     units = cfg.units * cfg.layers * (2 if cfg.arch == "bilstm" else 1) * (1 if cfg.arch == "gru" else 2)
     assert s.state == 4 * units
     assert s.data == 0 and s.bss == 0 and 0 < s.stack < 1024
+    # SysTick under qemu -icount counts instructions: at least one per multiply-accumulate of the gates and head
+    from edgelstm.models.step import build_step_model
+
+    step = build_step_model(cfg, __import__("tf_keras").models.load_model(folder.parent / "model.keras"))
+    macs = sum(c.kernel.size + c.recurrent.size for c in step.cells) + step.head_kernel.size
+    per = macs * (cfg.window if cfg.arch == "bilstm" else 1)
+    assert per <= res.instructions <= 40 * per, (per, res.instructions)
 
 
 @needs_arm
 def test_cortex_m7_under_qemu_and_a_budget_that_does_not_fit(c_models, tmp_path):
     folder, _, _ = c_models["gru"]
     r = invoke("check", folder, "--target", "cortex-m7")
-    assert r.exit_code == 0 and "qemu mps2-an500: 200 steps" in r.output, r.output
+    assert r.exit_code == 0 and "qemu mps2-an500: 200 steps, max |target - host| " in r.output, r.output
+    assert re.search(r"[0-9,]+ instructions per step", r.output), r.output
     from edgelstm.resources import data_dir
 
     tight = tmp_path / "tiny-m4.toml"

@@ -54,8 +54,17 @@ HARNESS_C = """\
 
 #include "PREFIX.h"
 
-#define P_(a, b) a##b
-#define P(a, b) P_(a, b)
+#ifdef EDGELSTM_SYSTICK
+/* SysTick at the CPU clock; under qemu -icount shift=0 it counts executed instructions (4000 nops calibrate it) */
+#define SYST_CSR (*(volatile unsigned *)0xE000E010u)
+#define SYST_RVR (*(volatile unsigned *)0xE000E014u)
+#define SYST_CVR (*(volatile unsigned *)0xE000E018u)
+#define TICK_START() (t0 = SYST_CVR)
+#define TICK_STOP() (ticks += (t0 - SYST_CVR) & 0xFFFFFFu)
+#else
+#define TICK_START()
+#define TICK_STOP()
+#endif
 
 static unsigned long seed = 12345u;
 static float next_u(void)
@@ -77,6 +86,17 @@ int main(void)
     PREFIX_state st;
     float y[UPPER_N_OUTPUTS];
     int t, j;
+#ifdef EDGELSTM_SYSTICK
+    unsigned long ticks = 0, t0;
+    SYST_RVR = 0xFFFFFFu;
+    SYST_CVR = 0u;
+    SYST_CSR = 5u;
+    TICK_START();
+    __asm volatile(".rept 4000\\n nop\\n .endr");
+    TICK_STOP();
+    printf("# calibration %lu\\n", ticks);
+    ticks = 0;
+#endif
 #if UPPER_BIDIRECTIONAL
     static float win[UPPER_WINDOW * UPPER_N_FEATURES];
     int k;
@@ -84,19 +104,26 @@ int main(void)
         for (k = 0; k < UPPER_WINDOW; ++k) {
             sample(win + k * UPPER_N_FEATURES);
         }
+        TICK_START();
         PREFIX_window(&st, win, y);
+        TICK_STOP();
 #else
     float x[UPPER_N_FEATURES];
     PREFIX_reset(&st);
     for (t = 0; t < N_STEPS; ++t) {
         sample(x);
+        TICK_START();
         PREFIX_step(&st, x, y);
+        TICK_STOP();
 #endif
         for (j = 0; j < UPPER_N_OUTPUTS; ++j) {
             printf(j ? " %.9g" : "%.9g", (double)y[j]);
         }
         printf("\\n");
     }
+#ifdef EDGELSTM_SYSTICK
+    printf("# ticks %lu\\n", ticks);
+#endif
     return 0;
 }
 """
@@ -174,7 +201,7 @@ def stream_host(binary: Path, X: np.ndarray) -> np.ndarray:
 
 
 def parse_rows(text: str) -> np.ndarray:
-    rows = [[float(v) for v in line.split()] for line in text.splitlines() if line.strip()]
+    rows = [[float(v) for v in line.split()] for line in text.splitlines() if line.strip() and line[0] != "#"]
     return np.array(rows, np.float64)
 
 
@@ -197,24 +224,30 @@ def run_harness_host(folder: Path, n_steps: int = 200) -> np.ndarray:
         return parse_rows(_run([str(work / "h")], "host harness", timeout=120).stdout)
 
 
-def run_harness_qemu(folder: Path, target, n_steps: int = 200, elf_out: Path | None = None) -> np.ndarray:
+def run_harness_qemu(folder: Path, target, n_steps: int = 200, elf_out: Path | None = None) -> tuple[np.ndarray, float]:
     """The harness cross-built for the target's CPU (strict flags) and run under qemu-system-arm, printing
-    through semihosting."""
+    through semihosting: (outputs, instructions per step). qemu runs with -icount shift=0 (one instruction per
+    virtual ns), so SysTick counts instructions; 4000 nops calibrate the ratio (40 on mps2: a 25 MHz clock)."""
     cc, qemu = _need(ARM_CC), _need(QEMU)
     with tempfile.TemporaryDirectory(prefix="edgelstm-mcu-") as tmp:
         work = Path(tmp)
         srcs = _harness_sources(folder, work, n_steps, target.qemu_stack_top)
         elf = elf_out or work / "h.elf"
-        cmd = [cc, *target.cflags, *HOST_FLAGS, f"-I{folder}", "--specs=rdimon.specs"]
+        cmd = [cc, *target.cflags, *HOST_FLAGS, "-DEDGELSTM_SYSTICK", f"-I{folder}", "--specs=rdimon.specs"]
         cmd += ["-Wl,--section-start=.vectors=0x0", "-o", str(elf), *srcs, "-lm"]
         _run(cmd, f"{ARM_CC} harness build")
-        run = [qemu, "-M", target.qemu_machine, "-nographic", "-monitor", "none", "-serial", "none"]
+        run = [qemu, "-M", target.qemu_machine, "-icount", "shift=0", "-nographic", "-monitor", "none"]
+        run += ["-serial", "none"]
         run += ["-semihosting-config", "enable=on,target=native", "-kernel", str(elf)]
         try:
             res = _run(run, f"qemu {target.qemu_machine}", timeout=QEMU_TIMEOUT, stdin=subprocess.DEVNULL)
         except subprocess.TimeoutExpired:
             raise InputError(f"qemu {target.qemu_machine}: no exit within {QEMU_TIMEOUT:.0f} s") from None
-        return parse_rows(res.stdout)
+        counts = dict(re.findall(r"^# (calibration|ticks) (\d+)$", res.stdout, re.M))
+        if set(counts) != {"calibration", "ticks"} or int(counts["calibration"]) == 0:
+            raise InputError(f"qemu {target.qemu_machine}: the harness printed no SysTick counts")
+        per_tick = 4000.0 / int(counts["calibration"])
+        return parse_rows(res.stdout), int(counts["ticks"]) * per_tick / n_steps
 
 
 _SIZE = re.compile(r"^\s*(\d+)\s+(\d+)\s+(\d+)\s+\d+\s+[0-9a-f]+\s+(\S+)\s*$", re.M)
@@ -269,6 +302,7 @@ class CCheck:
     violations: list[str]
     lines: list[str]
     max_abs_diff: float | None = None
+    instructions: float | None = None  # per step (per window for a BiLSTM), counted under qemu
 
 
 def check_c(folder: Path, target, n_steps: int = 200) -> CCheck:
@@ -298,21 +332,22 @@ def check_c(folder: Path, target, n_steps: int = 200) -> CCheck:
         bad.append(
             f"{folder.name}: {s.data + s.bss} B of mutable globals (.data/.bss); the state should be the caller's"
         )
-    diff = None
+    diff = insns = None
     if target.qemu_machine:
         host = run_harness_host(folder, n_steps)
-        dev = run_harness_qemu(folder, target, n_steps)
+        dev, insns = run_harness_qemu(folder, target, n_steps)
         if host.shape != dev.shape:
             bad.append(f"{folder.name}: qemu {target.qemu_machine} printed {dev.shape} outputs, the host {host.shape}")
         else:
             diff = float(np.abs(host - dev).max())
+            unit = "window" if any(k.endswith("_window") for k in s.frames) else "step"
             lines.append(
-                f"qemu {target.qemu_machine}: {len(dev)} {'windows' if 'window' in ''.join(s.frames) else 'steps'}, "
-                f"max |target - host| {diff:.3g}"
+                f"qemu {target.qemu_machine}: {len(dev)} {unit}s, max |target - host| {diff:.3g}, "
+                f"{insns:,.0f} instructions per {unit}"
             )
             if diff > TARGET_TOL:
                 bad.append(f"{folder.name}: outputs on {target.qemu_machine} differ from the host's by {diff:.3g}")
-    return CCheck(s, bad, lines, diff)
+    return CCheck(s, bad, lines, diff, insns if target.qemu_machine else None)
 
 
 # the target's libm (newlib) and the host's (glibc) round expf/tanhf differently in the last place: measured ≤ 3e-7
