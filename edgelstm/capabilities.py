@@ -35,7 +35,7 @@ ONNX_MODES = (Mode.INT8.value, Mode.DYNAMIC.value)  # ONNX Runtime's quantizers:
 ARCHS = ("lstm", "peephole", "gru", "bilstm", "bilstm-stacked")
 KINDS = ("step", "sequence")
 FORMATS = ("tflite", "onnx")
-RUNTIMES = ("litert", "tflite-runtime", "onnxruntime", "edgetpu")
+RUNTIMES = ("litert", "tflite-runtime", "onnxruntime", "edgetpu", "tflite-micro")
 
 ANY = "*"
 
@@ -158,8 +158,8 @@ C_RULES: tuple[Rule, ...] = (
         "c",
         "int8",
         ANY,
-        "the int8 C hot path is not implemented yet; use --mode float, or --to c-array with the int8 step .tflite "
-        "for TFLite Micro",
+        "the int8 C hot path is not implemented yet; use --mode float, or --to c-array --mode int8 (the int8 step "
+        ".tflite for TFLite Micro)",
     ),
     Rule(
         ANY,
@@ -172,7 +172,20 @@ C_RULES: tuple[Rule, ...] = (
         length="variable",
     ),
 )
-RULES = RULES + C_RULES
+RULES = (
+    RULES
+    + C_RULES
+    + (
+        Rule(
+            ("gru", "peephole"),
+            "sequence",
+            "tflite",
+            ANY,
+            "tflite-micro",
+            "the sequence model is a WHILE loop, which TFLite Micro lacks; its step model runs there",
+        ),
+    )
+)
 
 
 def model_length(cfg) -> str:

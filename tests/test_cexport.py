@@ -186,3 +186,73 @@ def test_convert_to_c_refuses_with_one_line_and_writes_nothing(tiny_model_dir, t
     assert err == f"Error: {out}: exists and is not an empty folder; choose another -o"
     assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
     assert not [p for p in tmp_path.iterdir() if ".partial-" in p.name]
+
+
+@pytest.fixture(scope="module")
+def int8_gru(c_models) -> Path:
+    """The GRU's int8 step model (float I/O), calibrated on raw windows, written into its model directory."""
+    folder, _, cfg = c_models["gru"]
+    d = folder.parent
+    npz = d / "calib.npz"
+    np.savez(npz, X=raw_stream(cfg, 16 * cfg.window, seed=3).reshape(16, cfg.window, cfg.n_features))
+    r = invoke("quantize", d, "--mode", "int8", "--kind", "step", "--calibration", npz, "--no-report", "-o", d)
+    assert r.exit_code == 0, r.output
+    return d / "step.int8.tflite"
+
+
+def test_c_array_header_holds_the_tflite_byte_for_byte_aligned_with_its_measured_arena(c_models, tmp_path):
+    """`convert --to c-array`: a program built with the strict flags prints the array back; it equals the file and
+    sits on a 16-byte boundary; the arena in the header is the smallest (16-byte steps) TFLM runs the model in."""
+    from edgelstm.targets.tflm import _runs_in
+
+    _, tfl, _ = c_models["lstm"]
+    r = invoke("convert", tfl, "--to", "c-array", "--name", "lstm_model", "-o", tmp_path / "arr")
+    assert r.exit_code == 0, r.output
+    header = tmp_path / "arr" / "lstm_model.h"
+    text = header.read_text()
+    arena = int(re.search(r"#define LSTM_MODEL_ARENA_BYTES (\d+)u", text).group(1))
+    assert f"TFLite Micro arena: {arena} B (measured)" in r.output
+    blob = tfl.read_bytes()
+    assert _runs_in(blob, arena) and not _runs_in(blob, arena - 16)
+    main = tmp_path / "dump.c"
+    main.write_text(
+        '#include <stdio.h>\n#include <stdint.h>\n#include "lstm_model.h"\n'
+        "int main(void) {\n    if ((uintptr_t)lstm_model_tflite % 16u) { return 3; }\n"
+        "    fwrite(lstm_model_tflite, 1, LSTM_MODEL_TFLITE_LEN, stdout);\n    return 0;\n}\n"
+    )
+    exe = tmp_path / "dump"
+    subprocess.run(
+        ["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-O2", f"-I{header.parent}", main, "-o", exe], check=True
+    )
+    assert subprocess.run([exe], capture_output=True, check=True).stdout == blob
+    if ARM:
+        flags = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16", "-std=c99", "-Wall", "-Wextra"]
+        cmd = ["arm-none-eabi-gcc", *flags, "-Werror", "-O2", f"-I{header.parent}", "-c", main, "-o", tmp_path / "d.o"]
+        subprocess.run(cmd, check=True)
+
+
+@pytest.mark.parametrize("which", ["float lstm", "int8 gru", "float bilstm"])
+def test_check_tflite_on_cortex_m4_runs_tflite_micro_like_litert(which, c_models, int8_gru):
+    """`check X.tflite --target cortex-m4`: the step model run in TFLite Micro's interpreter through the runner's
+    step engine matches LiteRT (float: ≤ 1e-6; int8: TFLM's reference int8 kernels drift from LiteRT's by up to
+    5 output steps of 1/256 over a window, measured; within 8 here, argmax agreement ≥ 99 %)."""
+    mode, kind = which.split()
+    path = int8_gru if mode == "int8" else c_models[kind][1]
+    r = invoke("check", path, "--target", "cortex-m4")
+    assert r.exit_code == 0, r.output
+    m = re.search(
+        r"TFLite Micro: arena (\d+) B \(measured\); 20 windows of 20 steps, max \|TFLM - LiteRT\| (\S+), "
+        r"argmax agreement ([\d.]+) %",
+        r.output,
+    )
+    assert m, r.output
+    arena, diff, agree = int(m.group(1)), float(m.group(2).rstrip(",")), float(m.group(3))
+    assert 1000 < arena < 32768
+    assert diff <= (1e-6 if mode == "float" else 8 / 256) and agree >= 99.0, r.output
+
+
+def test_convert_c_array_int8_without_the_quantized_file_says_what_to_run(tiny_model_dir, tmp_path):
+    d = tiny_model_dir(arch="lstm", layers=1)
+    err = one_line_error(invoke("convert", d, "--to", "c-array", "--mode", "int8", "-o", tmp_path / "a"))
+    assert err == f"Error: {d}: no step.int8.tflite; make it first: edgelstm quantize {d} --mode int8"
+    assert not (tmp_path / "a").exists()

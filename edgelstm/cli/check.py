@@ -41,7 +41,22 @@ def check(model: Path, target: str) -> None:
     if violations:
         click.echo(f"{model}: {len(violations)} violation(s) of target {tgt.name}")
         raise SystemExit(1)
-    click.echo(f"{model}: fits target {tgt.name} ({tgt.runtime} {tgt.runtime_min_version}+, {tgt.delegate or 'CPU'})")
+    if tgt.cflags and model.suffix == ".tflite":  # a microcontroller: run it in TFLite Micro, against LiteRT
+        from ..targets.tflm import compare_with_litert
+
+        res = compare_with_litert(model)
+        click.echo(res.line)
+        bad = res.violations(model.name)
+        for v in bad:
+            click.echo(v)
+        if bad:
+            click.echo(f"{model}: {len(bad)} violation(s) of target {tgt.name}")
+            raise SystemExit(1)
+        click.echo(f"{model}: fits target {tgt.name} (TFLite Micro)")
+    else:
+        click.echo(
+            f"{model}: fits target {tgt.name} ({tgt.runtime} {tgt.runtime_min_version}+, {tgt.delegate or 'CPU'})"
+        )
     for n in tgt.notes:
         click.echo(f"note: {n}")
 

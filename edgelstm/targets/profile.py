@@ -79,6 +79,8 @@ class Target:
             return "onnxruntime"
         if "edgetpu" in self.delegate:
             return "edgetpu"
+        if self.cflags:  # a microcontroller: a .tflite runs in TFLite Micro there
+            return "tflite-micro"
         return "tflite-runtime" if self.runtime == "tflite-runtime" else "litert"
 
     def check_mode(self, mode: str, fmt: str | None = None) -> None:
