@@ -156,15 +156,6 @@ C_RULES: tuple[Rule, ...] = (
         ANY,
         ANY,
         "c",
-        "int8",
-        ANY,
-        "the int8 C hot path is not implemented yet; use --mode float, or --to c-array --mode int8 (the int8 step "
-        ".tflite for TFLite Micro)",
-    ),
-    Rule(
-        ANY,
-        ANY,
-        "c",
         ANY,
         ANY,
         "the C export streams fixed-length input; a variable-length (masked) model needs its padding skipped by the "

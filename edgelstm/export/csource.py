@@ -447,8 +447,14 @@ def write_c(model_dir: str | Path, out: str | Path, name: str = "model", mode: s
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise InputError(f"{out}: exists and is not an empty folder; choose another -o")
-    cfg, model = load_keras(model_dir)
-    files = render(build_step_model(cfg, model), name)
+    if mode == "int8":
+        from .carray import source_tflite
+        from .cint8 import render_int8
+
+        files = render_int8(source_tflite(Path(model_dir), "int8"), cfg, name)
+    else:
+        cfg, model = load_keras(model_dir)
+        files = render(build_step_model(cfg, model), name)
     write_folder(files, out)
     return CFolder(out, name, cfg.arch == "bilstm")
 
