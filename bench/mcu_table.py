@@ -19,8 +19,7 @@ def row(model_dir: Path, int8: bool) -> str:
     from click.testing import CliRunner
 
     from edgelstm.cli import main
-    from edgelstm.export.carray import source_tflite
-    from edgelstm.export.csource import write_c
+    from edgelstm.export.convert import source_tflite, write_c
     from edgelstm.models.modeldir import load_config
     from edgelstm.targets.mcu import check_c
     from edgelstm.targets.profile import load_target

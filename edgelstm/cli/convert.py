@@ -52,7 +52,7 @@ def convert(model_dir: Path, to: str, kind: str, out: Path | None, mode: str, na
     from ..export.convert import convert as run_convert
 
     if to == "c":
-        from ..export.csource import write_c
+        from ..export.convert import write_c
 
         folder = write_c(model_dir, out or model_dir / "c", name, mode)
         for f in sorted(p for p in folder.path.rglob("*") if p.is_file()):

@@ -10,26 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import InputError
+from .convert import source_tflite
 from .csource import check_name, write_folder
-
-
-def source_tflite(model: Path, mode: str, progress=None) -> Path:
-    """The .tflite to embed for MODEL (a model directory or a .tflite file)."""
-    model = Path(model)
-    if model.suffix == ".tflite":
-        if not model.is_file():
-            raise InputError(f"{model}: no such model file")
-        return model
-    from .convert import check_model_dir, export_one, output_name, resolve_kinds
-
-    cfg = check_model_dir(model)
-    resolve_kinds(cfg, "step", progress or (lambda _m: None))  # refuses a model with no step model, saying why
-    path = model / output_name("step", "tflite", mode)
-    if path.is_file():
-        return path
-    if mode != "float":
-        raise InputError(f"{model}: no {path.name}; make it first: edgelstm quantize {model} --mode {mode}")
-    return export_one(model, model, "step", "tflite", progress=progress)
 
 
 def _describe(tensors) -> str:

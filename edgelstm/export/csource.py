@@ -433,32 +433,6 @@ int main(void)
 """.replace("{%d}", "%d")
 
 
-def write_c(model_dir: str | Path, out: str | Path, name: str = "model", mode: str = "float") -> CFolder:
-    """Write the C folder for a model directory; refused (one line, nothing written) when the model has no C form."""
-    from ..models.modeldir import load_keras
-    from ..models.step import build_step_model
-    from .convert import check_model_dir
-
-    check_name(name)
-    cfg = check_model_dir(Path(model_dir))
-    reason = refuse_reason(cfg, mode)
-    if reason:
-        raise InputError(reason)
-    out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise InputError(f"{out}: exists and is not an empty folder; choose another -o")
-    if mode == "int8":
-        from .carray import source_tflite
-        from .cint8 import render_int8
-
-        files = render_int8(source_tflite(Path(model_dir), "int8"), cfg, name)
-    else:
-        cfg, model = load_keras(model_dir)
-        files = render(build_step_model(cfg, model), name)
-    write_folder(files, out)
-    return CFolder(out, name, cfg.arch == "bilstm")
-
-
 def write_folder(files: dict[str, str], out: Path) -> None:
     """All files into a temporary sibling, renamed into place only when complete."""
     out.parent.mkdir(parents=True, exist_ok=True)
