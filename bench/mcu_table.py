@@ -4,7 +4,8 @@ files for TFLite Micro (size, measured arena, agreement with LiteRT).
 
     python bench/mcu_table.py runs/lstm32 runs/gru32 ... [--int8]   # prints the markdown table
 
---int8 also quantizes each model (`quantize --mode int8 --calibration small`) and measures its TFLM arena.
+--int8 also quantizes each model (`quantize --mode int8 --calibration small`) and measures its TFLM arena and
+its integer C (`convert --to c --mode int8`) on the M4.
 """
 
 from __future__ import annotations
@@ -65,8 +66,12 @@ def row(model_dir: Path, int8: bool) -> str:
             i = compare_with_litert(q)
             agree = f"{100 * i.argmax_agreement:.1f} %" if i.argmax_agreement is not None else "-"
             cells += [f"{q.stat().st_size:,}", f"{i.arena:,}", f"{i.max_abs_diff:.2g} / {agree}"]
+            with tempfile.TemporaryDirectory() as tmp:
+                c8 = check_c(write_c(model_dir, Path(tmp) / "c8", "net", "int8").path, m4, n_steps=50)
+            per = f"{c8.instructions:,.0f}" + (" /window" if cfg.arch == "bilstm" else "")
+            cells += [f"{c8.sizes.flash:,}", f"{c8.sizes.state:,} + {c8.sizes.stack:,}", per]
         else:
-            cells += ["-", "-", "-"]
+            cells += ["-"] * 6
     return "| " + " | ".join(cells) + " |"
 
 
@@ -87,6 +92,7 @@ def main() -> None:
     ]
     if args.int8:
         head += ["int8 .tflite B", "int8 TFLM arena B", "int8 TFLM vs LiteRT (max |Δ| / argmax)"]
+        head += ["int8 C flash B", "int8 C RAM B", "int8 M4 instructions /step"]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for d in args.model_dirs:
