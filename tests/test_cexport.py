@@ -335,3 +335,24 @@ def test_convert_c_array_int8_without_the_quantized_file_says_what_to_run(tiny_m
     err = one_line_error(invoke("convert", d, "--to", "c-array", "--mode", "int8", "-o", tmp_path / "a"))
     assert err == f"Error: {d}: no step.int8.tflite; make it first: edgelstm quantize {d} --mode int8"
     assert not (tmp_path / "a").exists()
+
+
+def test_a_step_model_part_or_layer_kind_without_a_c_form_is_refused_by_name(tiny_model):
+    """A part the C writer does not know (the convolutional front-end being added to the step model, say) is
+    refused by name, never silently left out of the C; so is an unknown cell kind."""
+    import dataclasses
+
+    from edgelstm.errors import InputError
+    from edgelstm.export.csource import render
+    from edgelstm.models.step import StepModel, build_step_model
+
+    cfg, model = tiny_model(arch="gru", layers=1)
+    step = build_step_model(cfg, model)
+    assert set(render(step, "m")) == {"m.h", "m.c", "example/stream_main.c"}
+    ext = dataclasses.make_dataclass("WithFrontEnd", [("frontend", object, None)], bases=(StepModel,))
+    with_front = ext(step.cfg, step.cells, step.head_kernel, step.head_bias, step.states, frontend=[np.ones(3)])
+    with pytest.raises(InputError, match=r"^the step model's 'frontend' part has no C form in this edgelstm"):
+        render(with_front, "m")
+    step.cells[0].kind = "conv1d"
+    with pytest.raises(InputError, match=r"^a 'conv1d' layer has no C form in this edgelstm \(known: lstm, peephole"):
+        render(step, "m")

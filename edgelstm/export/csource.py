@@ -9,6 +9,7 @@ A BiLSTM is windowed: `window()` runs both directions over W raw samples from fr
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -23,6 +24,9 @@ from ..errors import InputError
 from ..models.step import StepModel
 
 KNOWN_CELLS = ("lstm", "peephole", "gru")
+# the StepModel parts this writer turns into C; a part added later (a convolutional front-end) is refused by name
+# rather than silently left out
+KNOWN_PARTS = ("cfg", "cells", "head_kernel", "head_bias", "states")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,40}$")
 
 
@@ -160,6 +164,12 @@ def render(step: StepModel, name: str) -> dict[str, str]:
     """The folder's files as {relative path: text}."""
     cfg = step.cfg
     p, P = name, name.upper()
+    for f in dataclasses.fields(step):
+        value = getattr(step, f.name)
+        if f.name not in KNOWN_PARTS and value is not None and not (hasattr(value, "__len__") and len(value) == 0):
+            raise InputError(
+                f"the step model's {f.name!r} part has no C form in this edgelstm (it writes cells + head)"
+            )
     for cell in step.cells:
         if cell.kind not in KNOWN_CELLS:
             raise InputError(f"a {cell.kind!r} layer has no C form in this edgelstm (known: {', '.join(KNOWN_CELLS)})")
