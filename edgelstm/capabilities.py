@@ -35,7 +35,7 @@ ONNX_MODES = (Mode.INT8.value, Mode.DYNAMIC.value)  # ONNX Runtime's quantizers:
 ARCHS = ("lstm", "peephole", "gru", "bilstm", "bilstm-stacked", "conv-lstm", "conv-peephole", "conv-gru", "conv-bilstm")
 KINDS = ("step", "sequence")
 FORMATS = ("tflite", "onnx")
-RUNTIMES = ("litert", "tflite-runtime", "onnxruntime", "edgetpu")
+RUNTIMES = ("litert", "tflite-runtime", "onnxruntime", "edgetpu", "tflite-micro")
 
 ANY = "*"
 
@@ -146,6 +146,54 @@ RULES: tuple[Rule, ...] = (
         "edgetpu",
         "the Edge TPU runs full-integer int8 models only",
     ),
+)
+
+
+# The C export (`convert --to c`) is written from the step model: rules for format "c" (not in FORMATS, so not in the
+# README's conversion table; `convert --to c` asks why_not(arch, "step", "c", mode)).
+C_MODES = (Mode.FLOAT.value, Mode.INT8.value)
+C_RULES: tuple[Rule, ...] = (
+    Rule(
+        ANY,
+        ANY,
+        "c",
+        ("int16x8", "dynamic", "float16"),
+        ANY,
+        "the C export has a float and an int8 hot path only (--mode float|int8)",
+    ),
+    Rule(
+        ANY,
+        ANY,
+        "c",
+        ANY,
+        ANY,
+        "the C export streams fixed-length input; a variable-length (masked) model needs its padding skipped by the "
+        "caller: not supported yet",
+        length="variable",
+    ),
+    Rule(
+        ("conv-lstm", "conv-peephole", "conv-gru", "conv-bilstm"),
+        ANY,
+        "c",
+        ANY,
+        ANY,
+        "the C export writes cells and a head; a convolutional front-end has no C form yet (use --to c-array and "
+        "TFLite Micro)",
+    ),
+)
+RULES = (
+    RULES
+    + C_RULES
+    + (
+        Rule(
+            ("gru", "peephole"),
+            "sequence",
+            "tflite",
+            ANY,
+            "tflite-micro",
+            "the sequence model is a WHILE loop, which TFLite Micro lacks; its step model runs there",
+        ),
+    )
 )
 
 

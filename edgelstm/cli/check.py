@@ -12,11 +12,27 @@ import click
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--target", required=True, help="Target name (targets/*.toml) or a path to a target .toml.")
 def check(model: Path, target: str) -> None:
-    """Check a .tflite/.onnx against a target profile: list every violation (op, tensor), exit 1 if any."""
+    """Check a .tflite/.onnx against a target profile: list every violation (op, tensor), exit 1 if any.
+
+    A C folder (convert --to c) on a microcontroller target is built, measured (flash, RAM) and run under qemu.
+    """
     from ..targets.check import check_model_full
     from ..targets.profile import load_target
 
     tgt = load_target(target)
+    if model.is_dir():
+        from ..targets.mcu import check_c
+
+        res = check_c(model, tgt)
+        for line in res.lines:
+            click.echo(line)
+        for v in res.violations:
+            click.echo(v)
+        if res.violations:
+            click.echo(f"{model}: {len(res.violations)} violation(s) of target {tgt.name}")
+            raise SystemExit(1)
+        click.echo(f"{model}: fits target {tgt.name}")
+        return
     violations, warnings = check_model_full(model, tgt)
     for w in warnings:
         click.echo(f"warning: {w}")
@@ -25,7 +41,22 @@ def check(model: Path, target: str) -> None:
     if violations:
         click.echo(f"{model}: {len(violations)} violation(s) of target {tgt.name}")
         raise SystemExit(1)
-    click.echo(f"{model}: fits target {tgt.name} ({tgt.runtime} {tgt.runtime_min_version}+, {tgt.delegate or 'CPU'})")
+    if tgt.cflags and model.suffix == ".tflite":  # a microcontroller: run it in TFLite Micro, against LiteRT
+        from ..targets.tflm import compare_with_litert
+
+        res = compare_with_litert(model)
+        click.echo(res.line)
+        bad = res.violations(model.name)
+        for v in bad:
+            click.echo(v)
+        if bad:
+            click.echo(f"{model}: {len(bad)} violation(s) of target {tgt.name}")
+            raise SystemExit(1)
+        click.echo(f"{model}: fits target {tgt.name} (TFLite Micro)")
+    else:
+        click.echo(
+            f"{model}: fits target {tgt.name} ({tgt.runtime} {tgt.runtime_min_version}+, {tgt.delegate or 'CPU'})"
+        )
     for n in tgt.notes:
         click.echo(f"note: {n}")
 

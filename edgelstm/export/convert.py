@@ -100,3 +100,46 @@ def convert(
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"{out_dir}: exists and is not a folder")
     return [export_one(model_dir, out_dir, k, to, progress=progress) for k in resolve_kinds(cfg, kind, say)]
+
+
+def source_tflite(model: Path, mode: str, progress=None) -> Path:
+    """The .tflite to embed for MODEL (a model directory or a .tflite file)."""
+    model = Path(model)
+    if model.suffix == ".tflite":
+        if not model.is_file():
+            raise InputError(f"{model}: no such model file")
+        return model
+    cfg = check_model_dir(model)
+    resolve_kinds(cfg, "step", progress or (lambda _m: None))  # refuses a model with no step model, saying why
+    path = model / output_name("step", "tflite", mode)
+    if path.is_file():
+        return path
+    if mode != "float":
+        raise InputError(f"{model}: no {path.name}; make it first: edgelstm quantize {model} --mode {mode}")
+    return export_one(model, model, "step", "tflite", progress=progress)
+
+
+def write_c(model_dir: str | Path, out: str | Path, name: str = "model", mode: str = "float"):
+    """`convert --to c`: the C folder of a model directory (float: export/csource.py from the Keras weights; int8:
+    export/cint8.py from its step.int8.tflite); refused in one line, nothing written, when it has no C form."""
+    from ..models.modeldir import load_keras
+    from ..models.step import build_step_model
+    from .csource import CFolder, check_name, refuse_reason, render, write_folder
+
+    check_name(name)
+    cfg = check_model_dir(Path(model_dir))
+    reason = refuse_reason(cfg, mode)
+    if reason:
+        raise InputError(reason)
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise InputError(f"{out}: exists and is not an empty folder; choose another -o")
+    if mode == "int8":
+        from .cint8 import render_int8
+
+        files = render_int8(source_tflite(Path(model_dir), "int8"), cfg, name)
+    else:
+        cfg, model = load_keras(model_dir)
+        files = render(build_step_model(cfg, model), name)
+    write_folder(files, out)
+    return CFolder(out, name, cfg.arch == "bilstm")

@@ -43,13 +43,20 @@ class Target:
     allowed_ops: list[str] = field(default_factory=list)
     runtime_limits: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    # microcontrollers (format "c": convert --to c): the compiler's CPU flags, the model's flash/RAM budget, and
+    # the qemu-system-arm board that runs the check (its stack top: the end of its RAM)
+    cflags: list[str] = field(default_factory=list)
+    flash_bytes: int = 0
+    ram_bytes: int = 0
+    qemu_machine: str = ""
+    qemu_stack_top: int = 0
     path: str = ""
 
     def __post_init__(self) -> None:
         self.formats = self.formats or [self.format]
         where = self.path or self.name
         checks = (
-            ("format", self.format, ("tflite", "onnx")),
+            ("format", self.format, ("tflite", "onnx", "c")),
             ("kind", self.kind, ("step", "sequence")),
             ("io", self.io, ("float", "int8")),
             ("quantization", self.quantization, MODES),
@@ -60,6 +67,9 @@ class Target:
         bad = [m for m in self.modes if m not in MODES]
         if bad:
             raise InputError(f"{where}: unknown mode(s) {', '.join(bad)} in modes")
+        bad = [f for f in self.formats if f not in ("tflite", "onnx", "c")]
+        if bad:
+            raise InputError(f"{where}: unknown format(s) {', '.join(bad)} in formats")
         if self.quantization not in self.modes:
             raise InputError(f"{where}: preferred quantization {self.quantization} is not in its modes")
 
@@ -69,6 +79,8 @@ class Target:
             return "onnxruntime"
         if "edgetpu" in self.delegate:
             return "edgetpu"
+        if self.cflags:  # a microcontroller: a .tflite runs in TFLite Micro there
+            return "tflite-micro"
         return "tflite-runtime" if self.runtime == "tflite-runtime" else "litert"
 
     def check_mode(self, mode: str, fmt: str | None = None) -> None:
