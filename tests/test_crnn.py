@@ -116,3 +116,14 @@ def test_crnn_onnx_step_model_on_onnxruntime_equals_keras(tiny_model, tmp_path):
     path = tmp_path / "step.onnx"
     path.write_bytes(step_onnx(build_step_model(cfg, model)))
     assert np.abs(engine_windows(path, X) - model(X, training=False).numpy()).max() <= 1e-5
+
+
+def test_c_export_refuses_a_conv_front_end_and_frames_by_reason(tiny_model):
+    from edgelstm.export.csource import refuse_reason
+
+    cfg, _ = tiny_model(arch="gru", layers=1, conv=[[3, 4]])
+    assert "convolutional front-end has no C form" in refuse_reason(cfg, "float")
+    cfg, _ = tiny_model(arch="gru", layers=1, frame=4)
+    assert "frame model" in refuse_reason(cfg, "int8")
+    cfg, _ = tiny_model(arch="gru", layers=1)
+    assert refuse_reason(cfg, "float") is None
