@@ -127,3 +127,24 @@ def test_c_export_refuses_a_conv_front_end_and_frames_by_reason(tiny_model):
     assert "frame model" in refuse_reason(cfg, "int8")
     cfg, _ = tiny_model(arch="gru", layers=1)
     assert refuse_reason(cfg, "float") is None
+
+
+@pytest.mark.parametrize(
+    "window, exact, frame",
+    [(100, True, 1), (250, False, 1), (1460, False, 12), (1344, False, 11), (1000, True, 8), (1001, True, 11)],
+)
+def test_auto_frame_steps_long_windows_in_frames(window, exact, frame):
+    from edgelstm.train.fit import auto_frame
+
+    assert auto_frame(window, exact) == frame
+
+
+def test_a_window_from_an_npz_becomes_whole_frames(tmp_path):
+    """Fixed windows of 1460 with the automatic frame of 12: the model's window is 1452 (the oldest 8 dropped)."""
+    from edgelstm.data.dataset import load
+    from edgelstm.train.fit import TrainOptions
+
+    np.savez(tmp_path / "w.npz", X=np.zeros((4, 1460, 1), np.float32), y=np.array([0, 1, 0, 1]))
+    opts = TrainOptions()
+    opts.resolve(load(tmp_path / "w.npz"))
+    assert (opts.window, opts.frame, opts.stride) == (1452, 12, 726)

@@ -80,9 +80,10 @@ def format_metrics(metrics: dict, task: str) -> str:
 @click.option("--peephole", is_flag=True, help="LSTM whose gates also see the cell state.")
 @click.option(
     "--frame",
-    default=1,
-    show_default=True,
-    help="Samples per step: the model steps over frames of this many samples (S times fewer steps on long series).",
+    type=int,
+    default=None,
+    help="Samples per step: the model steps over frames of S samples (S times fewer steps). Default: 1, or about "
+    "window/125 for windows over 250 samples.",
 )
 @click.option(
     "--conv",

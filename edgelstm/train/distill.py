@@ -294,7 +294,7 @@ def _distill(
     keras = _keras()
     seed = int(tcfg.training.get("seed", 0))
     split_by = tcfg.training.get("split_by", "recording")
-    prep = prepare(ds, tcfg.window, tcfg.stride, task, tcfg.horizon, seed, split_by=split_by)
+    prep = prepare(ds, tcfg.window, tcfg.stride, task, tcfg.horizon, seed, split_by=split_by, frame=tcfg.frame)
     same_split = _split_matches(prep, tcfg)
     if not same_split:
         say(
@@ -310,6 +310,7 @@ def _distill(
         layers=student.layers,
         window=tcfg.window,
         stride=tcfg.stride,
+        frame=tcfg.frame,  # the teacher's frames: the same windows, the student's steps
         horizon=tcfg.horizon,
         seed=seed,
         split_by=split_by,
