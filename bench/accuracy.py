@@ -82,9 +82,10 @@ def run_step(args: list[str], logfile: Path) -> subprocess.CompletedProcess:
     return done
 
 
-def evaluate_json(model: Path, data: Path, logfile: Path) -> dict:
-    """`edgelstm evaluate MODEL DATA --json`; raises with the CLI's error line when it fails."""
-    done = run_step(["evaluate", str(model), str(data), "--json"], logfile)
+def evaluate_json(model: Path, data: Path, logfile: Path, predictions: Path | None = None) -> dict:
+    """`edgelstm evaluate MODEL DATA --json [--predictions CSV]`; raises with the CLI's error line when it fails."""
+    more = ["--predictions", str(predictions)] if predictions else []
+    done = run_step(["evaluate", str(model), str(data), "--json", *more], logfile)
     if done.returncode != 0:
         raise RuntimeError(one_line_error(done))
     return json.loads(done.stdout[done.stdout.index("{") :])
@@ -134,7 +135,40 @@ def edgelstm_seed(task: Task, npz: dict[str, Path], seed: int, opts: argparse.Na
     out[0].update(train_seconds=round(train_s, 1), **training_facts(mdir))
     log(f"{task.name}: edgelstm seed {seed}: quantize int8 + evaluate")
     out.append(step_result(EDGE_INT8, base, time.perf_counter(), lambda: int8_scores(mdir, npz["test"], logs)))
+    try:
+        out[-1]["stream"] = stream_agreement(mdir, task.test.seqs, logs / "predictions_int8.csv")
+    except Exception as ex:  # noqa: BLE001 - a failed check is reported in its row, the run goes on
+        out[-1]["stream"] = {"error": str(ex) or type(ex).__name__}
     return out
+
+
+def stream_agreement(mdir: Path, seqs: list[np.ndarray], predictions: Path) -> dict:
+    """Each test sequence streamed sample by sample through the int8 step model by the `Runner` that
+    `edgelstm run` drives (from zero state; its last output), against the prediction `evaluate` wrote for it.
+    A frame model's windows are whole frames ending at the last sample: the oldest T mod S samples of a fixed
+    window are dropped, a shorter sequence is led by samples at the channel means (the padding's value)."""
+    import csv
+
+    from edgelstm.runtime import Runner
+
+    with predictions.open() as f:
+        want = [row["prediction"] for row in csv.DictReader(f)]
+    runner = Runner()
+    info = runner.open(sorted((mdir / "export").glob("step*int8*.tflite"))[0])
+    frame, window = int(info.meta.get("frame") or 1), int(info.meta.get("window") or 0)
+    mean = np.asarray(info.meta["normalization"]["mean"], np.float32)
+    got = []
+    for seq in seqs:
+        seq = np.asarray(seq, np.float32)[-window:] if window else np.asarray(seq, np.float32)
+        if len(seq) % frame:
+            seq = np.concatenate([np.tile(mean, (frame - len(seq) % frame, 1)), seq])
+        runner.reset()
+        last = list(runner.stream(seq))[-1]
+        got.append(info.labels[int(np.argmax(last.values))])
+    if len(got) != len(want):
+        raise RuntimeError(f"{len(got)} sequences streamed, {len(want)} predictions from evaluate")
+    same = sum(g == w for g, w in zip(got, want))
+    return {"sequences": len(got), "same": same}
 
 
 def int8_scores(mdir: Path, test: Path, logs: Path) -> dict:
@@ -146,7 +180,7 @@ def int8_scores(mdir: Path, test: Path, logs: Path) -> dict:
     files = sorted(export.glob("step*int8*.tflite"))
     if not files:
         raise RuntimeError(f"quantize wrote no step*int8*.tflite in {export}")
-    return evaluate_json(files[0], test, logs / "evaluate_int8.log")
+    return evaluate_json(files[0], test, logs / "evaluate_int8.log", logs / "predictions_int8.csv")
 
 
 def step_result(method: str, base: dict, t0: float, scores: Callable[[], dict]) -> Result:
@@ -453,6 +487,12 @@ def detail_table(tasks: list[dict]) -> list[str]:
                     f"train {r['train_seconds']} s, {r.get('epochs_run')} epochs, "
                     f"{r.get('train_windows')} windows trained / {r.get('val_windows')} validation"
                 )
+            st = r.get("stream")
+            if st:
+                note = st.get("error") or (
+                    f"streamed through the runner: {st['same']} of {st['sequences']} sequences end on evaluate's "
+                    "prediction"
+                )
             seed = "" if r["seed"] is None else str(r["seed"])
             cells = [
                 t["task"],
@@ -497,7 +537,9 @@ def protocol(report: dict) -> list[str]:
         "`edgelstm evaluate M NAME_test.npz --json`; int8: `edgelstm quantize M --mode int8 --no-report -o M/export`, "
         "then `edgelstm evaluate M/export/step.int8.tflite NAME_test.npz --json` (the int8 step model through the "
         f"device's step engine). Seeds 0..{a['seeds'] - 1}: mean ± sd (sample sd), spread = max − min; "
-        "int8 drop = float mean − int8 mean.",
+        "int8 drop = float mean − int8 mean. Each int8 row's note: every test sequence streamed sample by sample "
+        "from zero state through the runner `edgelstm run` drives, its last output against `evaluate`'s "
+        "prediction.",
         "- Variable-length sets are written as a flat `X [sum T, F]` with `lengths`; an edgelstm that refuses that "
         "file shows `n/a: <its error>` (no workaround in the harness).",
         "- RF: scikit-learn RandomForestClassifier(500 trees, random_state 0) on 11 summary statistics per channel "

@@ -121,6 +121,8 @@ def test_smoke_run_writes_this_runs_numbers(tmp_path):
         for metric in ("accuracy", "macro_f1"):
             assert isinstance(r[metric], float) and 0.0 <= r[metric] <= 1.0, (method, metric, r)
     assert by_method["edgelstm int8"]["n_test"] == 40  # the int8 step model scored every test sequence
+    # streaming each test sequence through the runner `edgelstm run` drives ends on evaluate's prediction
+    assert by_method["edgelstm int8"]["stream"] == {"sequences": 40, "same": 40}
     assert "skipped" in by_method["MiniRocket"] and "skipped" in by_method["1-NN DTW"]
 
     # the markdown: one detail row per method, its numbers exactly the JSON's, and the run id
