@@ -6,6 +6,7 @@ int8 scale differs from the state input's), normalizes each sample, and (de)quan
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -16,6 +17,11 @@ import numpy as np
 from ..errors import InputError, MetadataError
 from .engine import bind, run_windows
 from .interpreter import Interpreter, open_interpreter
+from .sources import Skipper
+
+# a state can go non-finite without the output showing it (an LSTM's c at ±inf still gives tanh(c) = ±1): the
+# state is checked every this many samples (the output after every one)
+STATE_CHECK_EVERY = 32
 
 REQUIRED = ("kind", "task", "normalization", "inputs", "outputs")
 
@@ -92,6 +98,7 @@ class Runner:
         window: int | None = None,
         hop: int | None = None,
         rate: float | None = None,
+        faults: Skipper | None = None,
     ) -> None:
         self._opts = dict(
             runtime=runtime, threads=threads, delegate=delegate, no_default_delegates=no_default_delegates
@@ -103,6 +110,8 @@ class Runner:
         self._rate = rate
         self.info: ModelInfo | None = None
         self.interp: Interpreter | None = None
+        # non-finite outputs/state: counted, warned (rate-limited), the state reset, the output dropped
+        self.faults = faults if faults is not None else Skipper()
 
     # ---- opening -------------------------------------------------------------------------------------------
     def open(self, model: str | Path) -> ModelInfo:
@@ -187,6 +196,12 @@ class Runner:
         self._filled = 0
         self._last_time = None
 
+    def _fault(self, t: int) -> None:
+        """A non-finite output or state: never written (JSON has no NaN), counted, and the state starts afresh so
+        the next sample is answered normally."""
+        self._engine.reset_state()
+        self.faults(f"sample {t}", "the model's output or state is not finite (NaN or infinity); state reset")
+
     def step(self, sample) -> np.ndarray:  # replaced per instance by open(): the specialized hot path
         """One raw sample → the model's output after it (probabilities, or values in the targets' units)."""
         raise RuntimeError("Runner.open(model) first")
@@ -215,7 +230,7 @@ class Runner:
             yield from self._stream_windows(samples)
             return
         every, reset_after, step = self.every, self.reset_after, self.step
-        clock = time.monotonic
+        clock, isfinite, state_finite = time.monotonic, math.isfinite, self._engine.state_finite
         for sample in samples:
             if reset_after is not None:
                 now = clock()
@@ -225,6 +240,11 @@ class Runner:
             y = step(sample)
             t = self._n
             self._n += 1
+            # NaN or ±inf anywhere makes the sum non-finite; float32 values cannot overflow a Python float's sum.
+            # The cheapest test measured (0.7 µs; np.isfinite(y).all() 1.5-4 µs)
+            if not isfinite(sum(y.tolist())) or (t % STATE_CHECK_EVERY == 0 and not state_finite()):
+                self._fault(t)
+                continue
             if every == 1 or t % every == every - 1:
                 yield self._result(t, y)
 
@@ -246,4 +266,7 @@ class Runner:
             self._filled += 1
             if self._filled >= W and (self._filled - W) % self.hop == 0:
                 y = self.run_window(ring[pos + 1 : pos + 1 + W])
+                if not np.isfinite(y).all():
+                    self._fault(t)
+                    continue
                 yield self._result(t - W + 1 + self.centre, y, self.lookahead)
