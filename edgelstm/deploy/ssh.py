@@ -23,6 +23,7 @@ from .._deps import require
 from ..errors import DeployError, HostKeyError, InputError
 
 LINK_ERRORS = (OSError, EOFError, socket.timeout)
+NO_BANNER = "no SSH banner from the host (not an SSH server there, or no answer within the timeout)"
 
 
 def link_errors() -> tuple[type[BaseException], ...]:
@@ -129,8 +130,11 @@ class Connection:
                 f"{where}: authentication failed (agent and keys tried; passwords are never used)"
             ) from None
         except (paramiko.SSHException, *LINK_ERRORS) as ex:
+            t = client.get_transport()
+            # paramiko says "No existing session" when the transport died before the peer sent an SSH banner
+            no_banner = isinstance(ex, paramiko.SSHException) and t is not None and not t.remote_version
             client.close()
-            raise DeployError(f"cannot connect to {where}: {_reason(ex)}") from None
+            raise DeployError(f"cannot connect to {where}: {NO_BANNER if no_banner else _reason(ex)}") from None
         client.get_transport().set_keepalive(self.opts.keepalive)
         self.client = client
         self.link_dead = False
@@ -304,6 +308,8 @@ def quiet_paramiko_logs() -> None:
 
 
 def _reason(ex: BaseException) -> str:
+    if "protocol banner" in str(ex):
+        return NO_BANNER
     if isinstance(ex, socket.timeout) or "timed out" in str(ex).lower():
         return "no answer within the timeout"
     text = str(ex).strip() or type(ex).__name__
