@@ -47,7 +47,7 @@ def test_revoked_host_key_is_refused_even_when_also_listed_and_with_trust_new_ho
         r = status(sshd, *extra)
         assert r.exit_code == 1, r.output
         last = r.stderr.strip().splitlines()[-1]
-        assert last.endswith(f"a key marked @revoked in known_hosts: refusing to connect"), last
+        assert last.endswith("a key marked @revoked in known_hosts: refusing to connect"), last
         assert f"offers {kind} SHA256:" in last
     assert (ssh_home / ".ssh" / "known_hosts").read_text() == f"@revoked * {kind} {b64}\n" + line  # nothing added
 
