@@ -261,7 +261,15 @@ def sort_labels(names: set[str]) -> list[str]:
 
 
 def _apply_nan_policy(v: np.ndarray, lines: np.ndarray, names: list[str], path: Path, policy: str) -> np.ndarray | None:
-    """Return a row mask to keep (drop), or None; interpolation fills `v` in place."""
+    """Return a row mask to keep (drop), or None; interpolation fills `v` in place. A finite value beyond float32's
+    range is always an error: training computes in float32, where it is infinite (±1e308 gave a model of NaN)."""
+    huge = np.abs(np.nan_to_num(v, nan=0.0, posinf=0.0, neginf=0.0)) > np.finfo(np.float32).max
+    if huge.any():
+        r, c = np.argwhere(huge)[0]
+        raise InputError(
+            f"{path} line {int(lines[r])}, column {names[c]}: value {v[r, c]:.6g} is beyond float32's range "
+            "(±3.4e38); rescale the column"
+        )
     bad = ~np.isfinite(v)
     if not bad.any():
         return None

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..capabilities import CALIBRATED, ONNX_MODES, QUANTIZED, model_length, table_arch, why_not
 from ..errors import InputError
+from ..models.modeldir import check_output_dir
 from .calibrate import calibration_windows, load_recipe, step_samples
 from .convert import check_model_dir, export_one, resolve_kinds
 
@@ -84,6 +85,7 @@ def quantize(
     check_supported(cfg, kinds, fmt, mode)
     recipe = load_recipe(calibration) if (mode in CALIBRATED or fmt == "onnx" and mode == "int8") else None
     out_dir = Path(out) if out else model_dir
+    check_output_dir(out_dir)
     written = []
     with tempfile.TemporaryDirectory(prefix="edgelstm-calib-") as tmp:
         X = None

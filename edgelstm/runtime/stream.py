@@ -52,6 +52,23 @@ def check_metadata(meta: dict, path: Path) -> None:
         raise MetadataError(f"{path}: model metadata is missing {', '.join(missing)}")
 
 
+def check_consistent(meta: dict, path: Path, n_outputs: int, n_inputs: int) -> None:
+    """The metadata agrees with itself and with the model's tensors: one mean and one std per input feature, one
+    label per class output, one name per channel."""
+    norm = meta["normalization"]
+    problems = []
+    if not len(norm["mean"]) == len(norm["std"]) == n_inputs:
+        problems.append(
+            f"normalization has {len(norm['mean'])} means and {len(norm['std'])} stds for {n_inputs} input features"
+        )
+    if meta.get("task") == "classify" and len(meta.get("labels") or []) != n_outputs:
+        problems.append(f"{len(meta.get('labels') or [])} labels for {n_outputs} outputs")
+    if meta.get("channels") and len(meta["channels"]) != n_inputs:
+        problems.append(f"{len(meta['channels'])} channel names for {n_inputs} input features")
+    if problems:
+        raise MetadataError(f"{path}: inconsistent model metadata: {'; '.join(problems)}")
+
+
 @dataclass
 class ModelInfo:
     """What the model says about itself: enough to feed it and read its answers."""
@@ -132,6 +149,7 @@ class Runner:
         self._xq, self._yq = eng.xq, eng.yq
         y_shape = self._y.shape
         n_outputs = int(np.prod(y_shape[1:])) if len(y_shape) > 1 else int(y_shape[0])
+        check_consistent(meta, path, n_outputs, int(self._x.shape[-1]))
         kind = meta["kind"]
         self.info = ModelInfo(
             path=path,
