@@ -172,6 +172,50 @@ def test_quantize_refuses_nan_calibration_before_converting(tmp_path, tiny_model
     X[3, 5, 1] = np.nan
     np.savez(tmp_path / "cal.npz", X=X)
     before = sorted(p.name for p in m.iterdir())
-    err = one_line_error(invoke("quantize", m, "--mode", "int8", "--calibration", tmp_path / "cal.npz"))
+    err = one_line_error(invoke("quantize", m, "--mode", "int8", "--calibration", tmp_path / "cal.npz", "--no-report"))
     assert "cal.npz: calibration data holds 1 NaN values (first: window 3, step 5, feature 1)" in err
     assert sorted(p.name for p in m.iterdir()) == before
+
+
+# ---- point 4: model directories independent of the folder; CSV reader messages -----------------------------------
+def test_quantize_elsewhere_without_the_recorded_data_fails_before_writing(tmp_path, tiny_model_dir, monkeypatch):
+    """config.json records data/activity.csv relative to where training ran: from another folder, quantize used to
+    write step.dynamic.tflite, then fail on the report. Now it fails first and says how to give the data."""
+    m = tmp_path / "m"
+    shutil.copytree(tiny_model_dir(arch="lstm", layers=1), m)
+    cfg = json.loads((m / "config.json").read_text())
+    cfg["training"] = {**cfg.get("training", {}), "data": "data/activity.csv"}
+    (m / "config.json").write_text(json.dumps(cfg))
+    before = sorted(p.name for p in m.iterdir())
+    monkeypatch.chdir(tmp_path)
+    err = one_line_error(invoke("quantize", m, "--mode", "dynamic"))
+    assert err == (
+        f"Error: {m}: its training data data/activity.csv (recorded in config.json, relative to {tmp_path}) is not "
+        "there; give the same data with --data PATH"
+    )
+    err = one_line_error(invoke("quantize", m, "--mode", "dynamic", "--data", tmp_path / "nope.csv"))
+    assert err == f"Error: {tmp_path / 'nope.csv'}: no such file or directory (--data)"
+    assert sorted(p.name for p in m.iterdir()) == before
+
+
+@pytest.mark.slow  # trains (one epoch of a 4-unit LSTM)
+def test_train_records_the_data_path_absolute(tmp_path, monkeypatch):
+    small_activity(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    r = invoke("train", "act.csv", *TRAIN_FAST, "-o", "m")
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["training"]["data"] == str(tmp_path / "act.csv")
+
+
+def test_train_csv_with_bom_and_a_huge_cell(tmp_path):
+    data = small_activity(tmp_path)
+    text = data.read_text()
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes(b"\xef\xbb\xbf" + text.replace("recording", "rec", 1).encode())
+    err = one_line_error(invoke("train", bom, "-o", tmp_path / "o"))
+    assert "\ufeff" not in err and "column rec: not a number" in err  # before: column \ufeffrec
+    wide = tmp_path / "wide.csv"
+    wide.write_text(text.splitlines()[0] + "\n" + '"' + "1" * 200_000 + '",' + text.splitlines()[1] + "\n")
+    err = one_line_error(invoke("train", wide, "-o", tmp_path / "o"))
+    assert "wide.csv: not a readable CSV file (field larger than field limit (131072))" in err
+    assert not (tmp_path / "o").exists()

@@ -91,7 +91,8 @@ def train(data: Path, spec, out: Path, rate: float | None, val_data, test_data, 
     from ..train.fit import train as run_train
 
     check_replaceable(out)  # the output before any work: not a file, not under one, writable
-    ds, val, test = (load(p, spec) if p else None for p in (data, val_data, test_data))
+    # absolute paths into config.json: the model directory then works from any folder (quantize, evaluate)
+    ds, val, test = (load(p.absolute(), spec) if p else None for p in (data, val_data, test_data))
     if rate:
         ds.sample_rate = rate
     if cv:

@@ -119,10 +119,12 @@ class _Table:
 
 def _parse_csv(path: Path, text_cols: set[str]) -> _Table:
     try:
-        with open(path, newline="") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: a UTF-8 BOM is not part of the header
             rows = list(csv.reader(f))
     except UnicodeDecodeError:
         raise InputError(f"{path}: not a text CSV file") from None
+    except csv.Error as ex:  # e.g. a cell over the csv module's field limit (131,072 characters)
+        raise InputError(f"{path}: not a readable CSV file ({ex})") from None
     except OSError as ex:
         raise InputError(f"{path}: {ex.strerror}") from None
     rows_lines = [(i + 1, r) for i, r in enumerate(rows) if r and any(c.strip() for c in r)]
