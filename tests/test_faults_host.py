@@ -219,3 +219,23 @@ def test_train_csv_with_bom_and_a_huge_cell(tmp_path):
     err = one_line_error(invoke("train", wide, "-o", tmp_path / "o"))
     assert "wide.csv: not a readable CSV file (field larger than field limit (131072))" in err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    "arrays,message",
+    [
+        (dict(X=np.zeros((6, 20, 3)), y=np.array(1)), "y must have one entry per row of X, found a single value"),
+        (dict(X=np.zeros((6, 20, 3)), y=np.zeros((6, 2))), "y must be one class per row [N], found shape [6, 2]"),
+        (dict(X=np.zeros((6, 20, 0)), y=np.zeros(6)), "X has no features (shape [6, 20, 0])"),
+        (dict(X=np.zeros((6, 0, 3)), y=np.zeros(6)), "X has no time steps (shape [6, 0, 3])"),
+        (
+            dict(X=np.zeros((6, 20, 3)), y=np.array([0, 1, np.nan, 0, 1, 0])),
+            "y holds NaN or infinite class values at row 2",
+        ),
+    ],
+)
+def test_train_bad_npz_arrays_are_one_line_errors(tmp_path, arrays, message):
+    np.savez(tmp_path / "d.npz", **arrays)
+    err = one_line_error(invoke("train", tmp_path / "d.npz", "-o", tmp_path / "o"))
+    assert err == f"Error: {tmp_path / 'd.npz'}: {message}"
+    assert not (tmp_path / "o").exists()

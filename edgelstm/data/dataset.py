@@ -338,6 +338,30 @@ def _padded_sequences(X: np.ndarray, lengths: np.ndarray, path: Path, task: str)
     return out
 
 
+def _check_npz_y(y: np.ndarray, task: str, path: Path) -> None:
+    """y's shape and values before they are used: a 0-d or 2-D class array and NaN classes crashed or were
+    reported as 'y has class 1 but only 2 labels' before."""
+    if y.ndim == 0:
+        raise InputError(f"{path}: y must have one entry per row of X, found a single value")
+    if task == "classify":
+        if y.ndim != 1:
+            raise InputError(f"{path}: y must be one class per row [N], found shape {list(y.shape)}")
+        if y.dtype.kind == "f":
+            if not np.isfinite(y).all():
+                raise InputError(
+                    f"{path}: y holds NaN or infinite class values at row {int(np.argmin(np.isfinite(y)))}"
+                )
+            if (y != np.round(y)).any():
+                raise InputError(f"{path}: y holds class numbers that are not whole numbers")
+        elif y.dtype.kind not in "iuUSb":
+            raise InputError(f"{path}: y must be class numbers or names, found dtype {y.dtype}")
+    else:
+        if y.ndim > 2 or y.dtype.kind not in "fiub":
+            raise InputError(f"{path}: y must be numbers [N] or [N, targets], found {y.dtype} {list(y.shape)}")
+        if not np.isfinite(y.astype(np.float64)).all():
+            raise InputError(f"{path}: y holds NaN or infinite values")
+
+
 def _read_npz(path: Path, spec: ColumnSpec) -> Dataset:
     try:
         z = np.load(path, allow_pickle=False)
@@ -358,6 +382,11 @@ def _read_npz(path: Path, spec: ColumnSpec) -> Dataset:
     y = arrays.get("y")
     if spec.task != "forecast" and y is None:
         raise InputError(f"{path}: no array 'y' (labels or targets) for task {spec.task}")
+    if len(X) == 0 or X.shape[-1] == 0 or (X.ndim == 3 and X.shape[1] == 0):
+        what = "rows" if len(X) == 0 else ("features" if X.shape[-1] == 0 else "time steps")
+        raise InputError(f"{path}: X has no {what} (shape {list(X.shape)})")
+    if y is not None:
+        _check_npz_y(y, spec.task, path)
     if y is not None and len(y) != len(X):
         raise InputError(f"{path}: y has {len(y)} rows but X has {len(X)}")
     labels: list[str] = [str(s) for s in arrays["labels"]] if "labels" in arrays else []
