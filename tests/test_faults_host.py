@@ -239,3 +239,11 @@ def test_train_bad_npz_arrays_are_one_line_errors(tmp_path, arrays, message):
     err = one_line_error(invoke("train", tmp_path / "d.npz", "-o", tmp_path / "o"))
     assert err == f"Error: {tmp_path / 'd.npz'}: {message}"
     assert not (tmp_path / "o").exists()
+
+
+def test_label_col_that_does_not_exist_is_named(tmp_path):
+    """Before: 'line 2, column label: not a number' — blaming the real label column for the missing one."""
+    data = small_activity(tmp_path)
+    err = one_line_error(invoke("train", data, "--label-col", "nope", "-o", tmp_path / "o"))
+    assert err.startswith(f"Error: {data}: no label column 'nope' (columns: recording, time, acc_x")
+    assert err.endswith("; name it with --label-col")

@@ -117,7 +117,9 @@ class _Table:
     lines: np.ndarray  # 1-based file line of each row
 
 
-def _parse_csv(path: Path, text_cols: set[str]) -> _Table:
+def _parse_csv(path: Path, text_cols: set[str], check_header=None) -> _Table:
+    """The CSV as a table; `check_header(header)` may refuse the header before any row is parsed (so a missing
+    --label-col column is named as missing, not as 'column label: not a number')."""
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: a UTF-8 BOM is not part of the header
             rows = list(csv.reader(f))
@@ -134,6 +136,8 @@ def _parse_csv(path: Path, text_cols: set[str]) -> _Table:
     header = [h.strip() for h in header]
     if len(set(header)) != len(header):
         raise InputError(f"{path} line {rows_lines[0][0]}: duplicate column names in header")
+    if check_header:
+        check_header(header)
     body = rows_lines[1:]
     if not body:
         raise InputError(f"{path}: no data rows after the header")
@@ -164,17 +168,20 @@ def _read_csv_file(path: Path, spec: ColumnSpec, multi_recording: bool) -> Datas
         text_cols.add(spec.label_col)
     if spec.subject_col:
         text_cols.add(spec.subject_col)
-    table = _parse_csv(path, text_cols)
+
+    def check_header(header: list[str]) -> None:
+        if spec.subject_col and spec.subject_col not in header:
+            raise InputError(f"{path}: no subject column {spec.subject_col!r} (columns: {', '.join(header)})")
+        if spec.task == "classify" and spec.label_col not in header:
+            raise InputError(
+                f"{path}: no label column {spec.label_col!r} (columns: {', '.join(header)}); name it with --label-col"
+            )
+
+    table = _parse_csv(path, text_cols, check_header)
     header = table.header
-    if spec.subject_col and spec.subject_col not in header:
-        raise InputError(f"{path}: no subject column {spec.subject_col!r} (columns: {', '.join(header)})")
     numeric_names = [h for h in header if h not in text_cols]
     col = {h: j for j, h in enumerate(numeric_names)}
 
-    if spec.task == "classify" and spec.label_col not in header:
-        raise InputError(
-            f"{path}: no label column {spec.label_col!r} (columns: {', '.join(header)}); name it with --label-col"
-        )
     targets: list[str] = []
     if spec.task == "regress":
         targets = list(spec.target_cols) or ([spec.label_col] if spec.label_col in col else [])
