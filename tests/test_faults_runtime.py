@@ -208,7 +208,7 @@ def test_parse_text_fuzz():
 
     alphabet = st.sampled_from(list("0123456789.,;\t -+eEnaifx_\u0661\ufeff") + ["1e38", "3e38", "nan", "inf"])
 
-    @hyp.settings(max_examples=800, deadline=None)
+    @hyp.settings(max_examples=800, deadline=None, database=None)
     @hyp.given(st.lists(alphabet, max_size=24).map("".join))
     def check(text):
         try:
@@ -353,3 +353,55 @@ def test_open_source_udp_port_checked_before_listening():
     for spec in ("udp://127.0.0.1:99999", "udp://127.0.0.1:abc", "udp://127.0.0.1"):
         with pytest.raises(InputError, match="give a port"):
             open_source(spec, 3, Skipper())
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast")
+def test_file_reader_fuzz(tmp_path):
+    """Any bytes as a file: CSV (or NPZ) samples are float32[3] and finite, or the error is one InputError."""
+    hyp = pytest.importorskip("hypothesis")
+    from hypothesis import strategies as st
+
+    from edgelstm.errors import InputError
+    from edgelstm.runtime.sources import file_samples
+
+    chunks = st.sampled_from(
+        [b"ax,ay,az\n", b"1,2,3\n", b"1,,3\n", b"\xef\xbb\xbf", b"\xff\xfe", b'"', b"nan,1,2\n", b"3e38,1,1\n"]
+        + [b"a" * 300, b"\n", b",", b"PK\x03\x04", b"1 2 3\r\n", b"# c\n", b"\x00"]
+    )
+    counter = iter(range(10**9))
+
+    @hyp.settings(max_examples=400, deadline=None, database=None)
+    @hyp.given(st.lists(chunks, max_size=12).map(b"".join), st.booleans())
+    def check(data, as_npz):
+        path = tmp_path / f"f{next(counter)}.{'npz' if as_npz else 'csv'}"
+        path.write_bytes(data)
+        try:
+            rows = list(file_samples(path, 3, Skipper(warn=lambda m: None), ["ax", "ay", "az"]))
+        except InputError:
+            return
+        assert all(r.dtype == np.float32 and r.shape == (3,) and np.isfinite(r).all() for r in rows)
+
+    check()
+
+
+def test_metadata_reader_fuzz(tmp_path):
+    """Any bytes as a .tflite or .onnx: the metadata reader returns a dict or raises one EdgeLSTMError."""
+    hyp = pytest.importorskip("hypothesis")
+    from hypothesis import strategies as st
+
+    from edgelstm.errors import EdgeLSTMError
+    from edgelstm.modelfile.read import read_metadata
+
+    counter = iter(range(10**9))
+
+    @hyp.settings(max_examples=200, deadline=None, database=None)
+    @hyp.given(st.binary(max_size=256), st.sampled_from(["tflite", "onnx"]))
+    def check(data, ext):
+        path = tmp_path / f"m{next(counter)}.{ext}"
+        path.write_bytes(b"\x1c\x00\x00\x00TFL3" + data if ext == "tflite" and data[:1] == b"\x00" else data)
+        try:
+            assert isinstance(read_metadata(path), dict)
+        except EdgeLSTMError:
+            pass
+
+    check()

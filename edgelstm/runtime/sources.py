@@ -210,7 +210,7 @@ def file_samples(path: Path, n: int, skip: Skipper, channels: list[str] | None =
         else:
             second = next(it, None)
             row = _csv_row(second, path) if second is not None else []
-            cols = [i for i, c in enumerate(row) if _is_float(c)]
+            cols = [i for i, c in enumerate(row) if _is_float(c)] if len(row) == len(header) else []
             if len(cols) != n:
                 raise InputError(
                     f"{path}: cannot tell which {n} columns are the model's channels "
