@@ -172,7 +172,7 @@ def test_quantize_refuses_nan_calibration_before_converting(tmp_path, tiny_model
     X[3, 5, 1] = np.nan
     np.savez(tmp_path / "cal.npz", X=X)
     before = sorted(p.name for p in m.iterdir())
-    err = one_line_error(invoke("quantize", m, "--mode", "int8", "--calibration", tmp_path / "cal.npz", "--no-report"))
+    err = one_line_error(invoke("quantize", m, "--mode", "int8", "--calibration", tmp_path / "cal.npz"))
     assert "cal.npz: calibration data holds 1 NaN values (first: window 3, step 5, feature 1)" in err
     assert sorted(p.name for p in m.iterdir()) == before
 

@@ -90,6 +90,9 @@ def quantize(
     recipe = load_recipe(calibration) if (mode in CALIBRATED or fmt == "onnx" and mode == "int8") else None
     out_dir = Path(out) if out else model_dir
     check_output_dir(out_dir)
+    # every check before any work: a calibration NPZ's windows, then the training data the recipe or the
+    # report needs (its path as config.json records it, or --data)
+    X = calibration_windows(cfg, recipe) if recipe is not None and recipe.npz else None
     if recipe is not None and not recipe.npz:
         if data is not None and not recipe.data:
             recipe.data = str(data)
@@ -98,9 +101,9 @@ def quantize(
         check_training_data(cfg, data, model_dir)
     written = []
     with tempfile.TemporaryDirectory(prefix="edgelstm-calib-") as tmp:
-        X = None
         if recipe is not None:
-            X = calibration_windows(cfg, recipe)
+            if X is None:
+                X = calibration_windows(cfg, recipe)
             say(f"calibration: {len(X)} windows from {recipe.source}")
         for k in kinds:
             npz = None
