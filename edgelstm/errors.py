@@ -13,6 +13,10 @@ class InputError(EdgeLSTMError):
     """Bad data or bad arguments: names the file (and line) where it applies."""
 
 
+class TrainingDiverged(InputError):
+    """The loss became NaN or infinite during training; nothing is written (exit 2)."""
+
+
 class ModelDirError(EdgeLSTMError):
     """A model directory that is missing, not ours, or from an incompatible version."""
 

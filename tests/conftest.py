@@ -302,6 +302,7 @@ SLOW_FIXTURES = frozenset(
         "step_file",  # test_metadata: converts
         "wheel",  # test_packaging: builds a wheel
         "gru_coral",
+        "crnn",  # test_crnn: trains, quantizes
         "big_lstm",  # test_quantize: quantizes
         "models",  # test_runtime: converts
         "heldout",  # test_runtime_quant: a trained model's outputs

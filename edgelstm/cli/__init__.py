@@ -55,3 +55,18 @@ class LazyGroup(click.Group):
 @click.version_option(__version__, prog_name="edgelstm")
 def main() -> None:
     """Small recurrent models (LSTM, GRU, BiLSTM) from sensor data to a device that runs them in real time."""
+    terminate_cleanly()
+
+
+def terminate_cleanly() -> None:
+    """SIGTERM as SystemExit(143), as Ctrl-C is KeyboardInterrupt: every command's `finally` blocks then remove
+    their temporary files and stop their converter worker (Python's default SIGTERM skips all of that)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+
+        def handler(signum, frame):
+            raise SystemExit(128 + signum)
+
+        signal.signal(signal.SIGTERM, handler)

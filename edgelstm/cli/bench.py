@@ -17,9 +17,9 @@ import click
     show_default=True,
     help="Interpreter to time.",
 )
-@click.option("--threads", default=1, show_default=True, help="Interpreter threads.")
-@click.option("--count", default=2000, show_default=True, help="Timed steps (or windows).")
-@click.option("--warmup", default=100, show_default=True, help="Untimed steps first.")
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(min=1), help="Interpreter threads.")
+@click.option("--count", default=2000, show_default=True, type=click.IntRange(min=1), help="Timed steps (or windows).")
+@click.option("--warmup", default=100, show_default=True, type=click.IntRange(min=0), help="Untimed steps first.")
 @click.option("--json", "as_json", is_flag=True, help="Print the numbers as JSON.")
 def bench(model: Path, runtime: str, threads: int, count: int, warmup: int, as_json: bool) -> None:
     """Time a model per step: init, first inference, min/median/p99/max, the bare invoke loop, peak RSS."""

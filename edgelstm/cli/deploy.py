@@ -12,7 +12,11 @@ from .options import echo_err
 def host_options(f):
     """Options shared by `deploy` and `remote`: how to reach and trust hosts."""
     f = click.option(
-        "--timeout", default=15.0, show_default=True, help="Seconds without an answer before a host counts as lost."
+        "--timeout",
+        default=15.0,
+        show_default=True,
+        type=click.FloatRange(min=0, min_open=True),
+        help="Seconds without an answer before a host counts as lost.",
     )(f)
     f = click.option(
         "--trust-new-host",

@@ -69,7 +69,7 @@ def distill(data: Path, spec, task: str, teacher: Path, student: str, out: Path,
         if ctx.get_parameter_source(k) != click.core.ParameterSource.DEFAULT
     }
     spec = column_spec_for(spec, tcfg, "task" in named, teacher, frozenset(named - {"task"}))
-    ds = load(data, spec)
+    ds = load(data.absolute(), spec)  # absolute in config.json: the student works from any folder
     report = run_distill(ds, teacher, student_spec, out, dopts, task=spec.task, progress=echo_err)
     click.echo(format_report(report))
     click.echo(f"{out}: student model directory; report: {out / 'distill_report.json'}, {out / 'distill_report.png'}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 
 import click
 
@@ -64,6 +65,24 @@ def data_options(f):
         return f(*args, **kwargs)
 
     return wrapper
+
+
+class PositiveNumber(click.ParamType):
+    """A finite number above 0 (click's FloatRange lets NaN through: every comparison with NaN is false)."""
+
+    name = "number"
+
+    def convert(self, value, param, ctx):
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not math.isfinite(v) or v <= 0:
+            self.fail(f"{value!r}: must be a finite number above 0", param, ctx)
+        return v
+
+
+POSITIVE = PositiveNumber()
 
 
 def fit_options(f):

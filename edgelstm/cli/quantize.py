@@ -56,7 +56,13 @@ from .options import echo_err
     help="Folder for the files and the report (default: the model directory).",
 )
 @click.option("--no-report", is_flag=True, help="Skip the accuracy report on the held-out split.")
-def quantize(model_dir: Path, mode, calibration, target, kind, fmt, io, out, no_report) -> None:
+@click.option(
+    "--data",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The training data, where the path config.json records is not there (a model dir moved elsewhere).",
+)
+def quantize(model_dir: Path, mode, calibration, target, kind, fmt, io, out, no_report, data) -> None:
     """Quantize a trained model (in a subprocess) and write an accuracy report (report.json, report.html, PNGs)."""
     from ..export.quantize import quantize_with_report
 
@@ -71,6 +77,7 @@ def quantize(model_dir: Path, mode, calibration, target, kind, fmt, io, out, no_
         out=out,
         report=not no_report,
         progress=echo_err,
+        data=data,
     )
     for line in result_lines(result):
         click.echo(line)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .options import data_options, echo_err, fit_options
+from .options import POSITIVE, data_options, echo_err, fit_options
 
 
 def format_metrics(metrics: dict, task: str) -> str:
@@ -93,18 +93,21 @@ def format_metrics(metrics: dict, task: str) -> str:
 )
 @fit_options
 @click.option("--seed", default=0, show_default=True)
-@click.option("--rate", type=float, default=None, help="Sample rate in Hz (default: from a time column).")
+@click.option("--rate", type=POSITIVE, default=None, help="Sample rate in Hz (default: from a time column).")
 @click.option("-o", "--out", type=click.Path(path_type=Path), required=True, help="Model directory to write.")
 def train(data: Path, spec, out: Path, rate: float | None, val_data, test_data, cv: int, **opts) -> None:
     """Train an LSTM, GRU or BiLSTM on windowed multichannel time series (CSV, folder of CSVs, or NPZ)."""
     from ..data.dataset import load
     from ..models.config import parse_conv
+    from ..models.modeldir import check_replaceable
     from ..train.crossval import train_cv
     from ..train.fit import TrainOptions
     from ..train.fit import train as run_train
 
+    check_replaceable(out)  # the output before any work: not a file, not under one, writable
     opts["conv"] = parse_conv(opts["conv"])
-    ds, val, test = (load(p, spec) if p else None for p in (data, val_data, test_data))
+    # absolute paths into config.json: the model directory then works from any folder (quantize, evaluate)
+    ds, val, test = (load(p.absolute(), spec) if p else None for p in (data, val_data, test_data))
     if rate:
         ds.sample_rate = rate
     if cv:

@@ -117,12 +117,16 @@ class _Table:
     lines: np.ndarray  # 1-based file line of each row
 
 
-def _parse_csv(path: Path, text_cols: set[str]) -> _Table:
+def _parse_csv(path: Path, text_cols: set[str], check_header=None) -> _Table:
+    """The CSV as a table; `check_header(header)` may refuse the header before any row is parsed (so a missing
+    --label-col column is named as missing, not as 'column label: not a number')."""
     try:
-        with open(path, newline="") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: a UTF-8 BOM is not part of the header
             rows = list(csv.reader(f))
     except UnicodeDecodeError:
         raise InputError(f"{path}: not a text CSV file") from None
+    except csv.Error as ex:  # e.g. a cell over the csv module's field limit (131,072 characters)
+        raise InputError(f"{path}: not a readable CSV file ({ex})") from None
     except OSError as ex:
         raise InputError(f"{path}: {ex.strerror}") from None
     rows_lines = [(i + 1, r) for i, r in enumerate(rows) if r and any(c.strip() for c in r)]
@@ -132,6 +136,8 @@ def _parse_csv(path: Path, text_cols: set[str]) -> _Table:
     header = [h.strip() for h in header]
     if len(set(header)) != len(header):
         raise InputError(f"{path} line {rows_lines[0][0]}: duplicate column names in header")
+    if check_header:
+        check_header(header)
     body = rows_lines[1:]
     if not body:
         raise InputError(f"{path}: no data rows after the header")
@@ -162,17 +168,20 @@ def _read_csv_file(path: Path, spec: ColumnSpec, multi_recording: bool) -> Datas
         text_cols.add(spec.label_col)
     if spec.subject_col:
         text_cols.add(spec.subject_col)
-    table = _parse_csv(path, text_cols)
+
+    def check_header(header: list[str]) -> None:
+        if spec.subject_col and spec.subject_col not in header:
+            raise InputError(f"{path}: no subject column {spec.subject_col!r} (columns: {', '.join(header)})")
+        if spec.task == "classify" and spec.label_col not in header:
+            raise InputError(
+                f"{path}: no label column {spec.label_col!r} (columns: {', '.join(header)}); name it with --label-col"
+            )
+
+    table = _parse_csv(path, text_cols, check_header)
     header = table.header
-    if spec.subject_col and spec.subject_col not in header:
-        raise InputError(f"{path}: no subject column {spec.subject_col!r} (columns: {', '.join(header)})")
     numeric_names = [h for h in header if h not in text_cols]
     col = {h: j for j, h in enumerate(numeric_names)}
 
-    if spec.task == "classify" and spec.label_col not in header:
-        raise InputError(
-            f"{path}: no label column {spec.label_col!r} (columns: {', '.join(header)}); name it with --label-col"
-        )
     targets: list[str] = []
     if spec.task == "regress":
         targets = list(spec.target_cols) or ([spec.label_col] if spec.label_col in col else [])
@@ -277,7 +286,15 @@ def sort_labels(names: set[str]) -> list[str]:
 
 
 def _apply_nan_policy(v: np.ndarray, lines: np.ndarray, names: list[str], path: Path, policy: str) -> np.ndarray | None:
-    """Return a row mask to keep (drop), or None; interpolation fills `v` in place."""
+    """Return a row mask to keep (drop), or None; interpolation fills `v` in place. A finite value beyond float32's
+    range is always an error: training computes in float32, where it is infinite (±1e308 gave a model of NaN)."""
+    huge = np.abs(np.nan_to_num(v, nan=0.0, posinf=0.0, neginf=0.0)) > np.finfo(np.float32).max
+    if huge.any():
+        r, c = np.argwhere(huge)[0]
+        raise InputError(
+            f"{path} line {int(lines[r])}, column {names[c]}: value {v[r, c]:.6g} is beyond float32's range "
+            "(±3.4e38); rescale the column"
+        )
     bad = ~np.isfinite(v)
     if not bad.any():
         return None
@@ -344,6 +361,30 @@ def _padded_sequences(X: np.ndarray, lengths: np.ndarray, path: Path, task: str)
     return out
 
 
+def _check_npz_y(y: np.ndarray, task: str, path: Path) -> None:
+    """y's shape and values before they are used: a 0-d or 2-D class array and NaN classes crashed or were
+    reported as 'y has class 1 but only 2 labels' before."""
+    if y.ndim == 0:
+        raise InputError(f"{path}: y must have one entry per row of X, found a single value")
+    if task == "classify":
+        if y.ndim != 1:
+            raise InputError(f"{path}: y must be one class per row [N], found shape {list(y.shape)}")
+        if y.dtype.kind == "f":
+            if not np.isfinite(y).all():
+                raise InputError(
+                    f"{path}: y holds NaN or infinite class values at row {int(np.argmin(np.isfinite(y)))}"
+                )
+            if (y != np.round(y)).any():
+                raise InputError(f"{path}: y holds class numbers that are not whole numbers")
+        elif y.dtype.kind not in "iuUSb":
+            raise InputError(f"{path}: y must be class numbers or names, found dtype {y.dtype}")
+    else:
+        if y.ndim > 2 or y.dtype.kind not in "fiub":
+            raise InputError(f"{path}: y must be numbers [N] or [N, targets], found {y.dtype} {list(y.shape)}")
+        if not np.isfinite(y.astype(np.float64)).all():
+            raise InputError(f"{path}: y holds NaN or infinite values")
+
+
 def _read_npz(path: Path, spec: ColumnSpec) -> Dataset:
     try:
         z = np.load(path, allow_pickle=False)
@@ -364,6 +405,11 @@ def _read_npz(path: Path, spec: ColumnSpec) -> Dataset:
     y = arrays.get("y")
     if spec.task != "forecast" and y is None:
         raise InputError(f"{path}: no array 'y' (labels or targets) for task {spec.task}")
+    if len(X) == 0 or X.shape[-1] == 0 or (X.ndim == 3 and X.shape[1] == 0):
+        what = "rows" if len(X) == 0 else ("features" if X.shape[-1] == 0 else "time steps")
+        raise InputError(f"{path}: X has no {what} (shape {list(X.shape)})")
+    if y is not None:
+        _check_npz_y(y, spec.task, path)
     if y is not None and len(y) != len(X):
         raise InputError(f"{path}: y has {len(y)} rows but X has {len(X)}")
     labels: list[str] = [str(s) for s in arrays["labels"]] if "labels" in arrays else []

@@ -167,6 +167,27 @@ def training_columns(cfg: ModelConfig) -> ColumnSpec:
     )
 
 
+def check_training_data(cfg: ModelConfig, data: str | Path | None, where: str | Path) -> None:
+    """Before any work that needs the training data (calibration, the accuracy report): it must be there. A model
+    directory trained elsewhere records a path that may not exist here; say how to give the data instead."""
+    import os
+
+    if data is not None:
+        if not Path(data).exists():
+            raise InputError(f"{data}: no such file or directory (--data)")
+        return
+    paths = [cfg.training.get(k) for k in ("data", "val_data", "test_data")]
+    if not paths[0]:
+        raise InputError(f"{where}: the model directory does not record its training data; give it with --data PATH")
+    for p in paths:
+        if p and not Path(p).exists():
+            rel = "" if Path(p).is_absolute() else f", relative to {os.getcwd()}"
+            raise InputError(
+                f"{where}: its training data {p} (recorded in config.json{rel}) is not there; "
+                "give the same data with --data PATH"
+            )
+
+
 def load_splits(cfg: ModelConfig, data: str | Path | None = None):
     """The splits training used: same data, same seed (config.training)."""
     source = data or cfg.training.get("data")

@@ -23,6 +23,7 @@ from .._deps import require
 from ..errors import DeployError, HostKeyError, InputError
 
 LINK_ERRORS = (OSError, EOFError, socket.timeout)
+NO_BANNER = "no SSH banner from the host (not an SSH server there, or no answer within the timeout)"
 
 
 def link_errors() -> tuple[type[BaseException], ...]:
@@ -43,7 +44,10 @@ class HostSpec:
         m = re.fullmatch(r"(?:([^@\s]+)@)?([^@:\s]+)(?::(\d+))?", text.strip())
         if not m:
             raise InputError(f"bad host '{text}': expected [user@]host[:port]")
-        return cls(host=m.group(2), user=m.group(1), port=int(m.group(3)) if m.group(3) else None)
+        port = int(m.group(3)) if m.group(3) else None
+        if port is not None and not 1 <= port <= 65535:
+            raise InputError(f"bad host '{text}': port {port} is not in 1-65535")
+        return cls(host=m.group(2), user=m.group(1), port=port)
 
     def __str__(self) -> str:
         return (f"{self.user}@" if self.user else "") + self.host + (f":{self.port}" if self.port else "")
@@ -86,10 +90,13 @@ class Connection:
         known = cfg.get("userknownhostsfile", "~/.ssh/known_hosts").split()[0]
         self.known_hosts = Path(known).expanduser()
         client = paramiko.SSHClient()
-        if Path("/etc/ssh/ssh_known_hosts").is_file():
-            client.load_system_host_keys("/etc/ssh/ssh_known_hosts")
-        if self.known_hosts.is_file():
-            client.load_host_keys(str(self.known_hosts))
+        from .knownhosts import load as load_known_hosts
+
+        self.revoked: set[tuple[str, str]] = set()
+        for path in (Path("/etc/ssh/ssh_known_hosts"), self.known_hosts):
+            if path.is_file():
+                self.revoked |= load_known_hosts(client.get_host_keys(), path, self.opts.notify)
+        quiet_paramiko_logs()
         client.set_missing_host_key_policy(_Policy(self))
         sock = paramiko.ProxyCommand(cfg["proxycommand"]) if cfg.get("proxycommand") else None
         keys = [str(Path(k).expanduser()) for k in cfg.get("identityfile", []) if Path(k).expanduser().is_file()]
@@ -123,8 +130,11 @@ class Connection:
                 f"{where}: authentication failed (agent and keys tried; passwords are never used)"
             ) from None
         except (paramiko.SSHException, *LINK_ERRORS) as ex:
+            t = client.get_transport()
+            # paramiko says "No existing session" when the transport died before the peer sent an SSH banner
+            no_banner = isinstance(ex, paramiko.SSHException) and t is not None and not t.remote_version
             client.close()
-            raise DeployError(f"cannot connect to {where}: {_reason(ex)}") from None
+            raise DeployError(f"cannot connect to {where}: {NO_BANNER if no_banner else _reason(ex)}") from None
         client.get_transport().set_keepalive(self.opts.keepalive)
         self.client = client
         self.link_dead = False
@@ -287,7 +297,19 @@ class Connection:
         return DeployError(f"connection lost while {doing} ({reason})")
 
 
+def quiet_paramiko_logs() -> None:
+    """paramiko's transport thread logs a traceback (through logging's last-resort handler, to stderr) when the
+    peer sends junk instead of an SSH banner; the error reaches the user once, as our one line."""
+    import logging
+
+    log = logging.getLogger("paramiko")
+    if not log.handlers:
+        log.addHandler(logging.NullHandler())
+
+
 def _reason(ex: BaseException) -> str:
+    if "protocol banner" in str(ex):
+        return NO_BANNER
     if isinstance(ex, socket.timeout) or "timed out" in str(ex).lower():
         return "no answer within the timeout"
     text = str(ex).strip() or type(ex).__name__
@@ -303,6 +325,10 @@ class _Policy:
     def missing_host_key(self, client, hostname: str, key) -> None:
         fp = fingerprint(key)
         known = self.conn.known_hosts
+        if (key.get_name(), key.get_base64()) in self.conn.revoked:
+            raise HostKeyError(
+                f"{hostname} offers {key.get_name()} {fp}, a key marked @revoked in known_hosts: refusing to connect"
+            )
         if not self.conn.opts.trust_new_host:
             raise HostKeyError(
                 f"{hostname} is not in {known} (it offers {key.get_name()} {fp}); check that fingerprint on the "

@@ -84,6 +84,7 @@ def calibration_windows(cfg: ModelConfig, recipe: Recipe) -> np.ndarray:
             raise InputError(
                 f"{recipe.npz}: calibration windows have {X.shape[1]} samples; the model expects {cfg.window}"
             )
+        check_calibration_values(X, cfg.masked, recipe.npz)
         return model_inputs(cfg, X, keep_padding=True).astype(np.float32)
     from ..data.prepare import load_splits
 
@@ -101,6 +102,29 @@ def calibration_windows(cfg: ModelConfig, recipe: Recipe) -> np.ndarray:
     else:
         idx = np.sort(rng.choice(len(w), size=n, replace=False))
     return model_inputs(cfg, w.X[idx], keep_padding=True).astype(np.float32)
+
+
+def check_calibration_values(X: np.ndarray, masked: bool, where: str) -> None:
+    """Refuse calibration windows the quantizer would learn wrong ranges from: none at all, infinities, or NaN —
+    except, for a variable-length (masked) model, whole NaN rows of padding before each sequence's samples. NaN
+    calibration was accepted with a warning and gave 36.9 % int8 agreement (97.5 % without)."""
+    if len(X) == 0:
+        raise InputError(f"{where}: no calibration windows (X has shape {list(X.shape)})")
+    if np.isinf(X).any():
+        raise InputError(f"{where}: calibration data holds infinite values; remove them")
+    nan = np.isnan(X)
+    if not nan.any():
+        return
+    rows = nan.any(axis=2)
+    padding_only = masked and bool((nan.all(axis=2) == rows).all())
+    if padding_only:  # padding comes first: once a real sample is seen, no more NaN rows
+        padding_only = bool((np.diff(rows.astype(np.int8), axis=1) <= 0).all())
+    if not padding_only:
+        w, t, f = (int(i[0]) for i in np.nonzero(nan))
+        raise InputError(
+            f"{where}: calibration data holds {int(nan.sum())} NaN values (first: window {w}, step {t}, feature "
+            f"{f}); calibrate on clean data (NaN is allowed only as the leading padding of variable-length sequences)"
+        )
 
 
 def step_samples(step, X: np.ndarray, n: int, seed: int = 0) -> dict[str, np.ndarray]:

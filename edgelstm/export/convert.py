@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..capabilities import cfg_arch, model_length, why_not
 from ..errors import InputError, ModelDirError
-from ..models.modeldir import KERAS_FILE, load_config
+from ..models.modeldir import KERAS_FILE, check_output_dir, load_config
 from .isolated import convert_in_subprocess
 
 FORMATS = ("tflite", "onnx")
@@ -97,8 +97,7 @@ def convert(
         raise InputError(f"unknown format {to!r}; choose one of {', '.join(FORMATS)}")
     cfg = check_model_dir(model_dir)
     out_dir = Path(out) if out else model_dir
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError(f"{out_dir}: exists and is not a folder")
+    check_output_dir(out_dir)
     return [export_one(model_dir, out_dir, k, to, progress=progress) for k in resolve_kinds(cfg, kind, say)]
 
 

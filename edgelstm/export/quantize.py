@@ -12,7 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from ..capabilities import CALIBRATED, ONNX_MODES, QUANTIZED, cfg_arch, model_length, why_not
+from ..data.prepare import check_training_data
 from ..errors import InputError
+from ..models.modeldir import check_output_dir
 from .calibrate import calibration_windows, load_recipe, step_samples
 from .convert import check_model_dir, export_one, resolve_kinds
 
@@ -62,12 +64,15 @@ def quantize(
     out: str | Path | None = None,
     io: str = "float",
     progress: Callable[[str], None] | None = None,
+    data: str | Path | None = None,
+    needs_data: bool = False,
 ) -> list[Path]:
     """Quantize the step and/or sequence model; returns the written files.
 
     io="float" keeps float tensors at the model boundary (the runner carries float state between steps; the
     model quantizes inside); io="int8" makes every input/output int8, and the runner requantizes each state
-    output with the matching input's scale/zero point (both stored in the metadata).
+    output with the matching input's scale/zero point (both stored in the metadata). `data`: the training data
+    where config.json's path is not there; `needs_data`: check it is there before any work (for the report).
     """
     say = progress or (lambda _m: None)
     model_dir = Path(model_dir)
@@ -84,11 +89,21 @@ def quantize(
     check_supported(cfg, kinds, fmt, mode)
     recipe = load_recipe(calibration) if (mode in CALIBRATED or fmt == "onnx" and mode == "int8") else None
     out_dir = Path(out) if out else model_dir
+    check_output_dir(out_dir)
+    # every check before any work: a calibration NPZ's windows, then the training data the recipe or the
+    # report needs (its path as config.json records it, or --data)
+    X = calibration_windows(cfg, recipe) if recipe is not None and recipe.npz else None
+    if recipe is not None and not recipe.npz:
+        if data is not None and not recipe.data:
+            recipe.data = str(data)
+        check_training_data(cfg, recipe.data, model_dir)
+    elif needs_data:
+        check_training_data(cfg, data, model_dir)
     written = []
     with tempfile.TemporaryDirectory(prefix="edgelstm-calib-") as tmp:
-        X = None
         if recipe is not None:
-            X = calibration_windows(cfg, recipe)
+            if X is None:
+                X = calibration_windows(cfg, recipe)
             say(f"calibration: {len(X)} windows from {recipe.source}")
         for k in kinds:
             npz = None
@@ -126,6 +141,7 @@ def quantize_with_report(
     out=None,
     report=True,
     progress=None,
+    data=None,
 ) -> QuantizeResult:
     """What `edgelstm quantize` does: target defaults, quantize, report, target check."""
     model_dir = Path(model_dir)
@@ -145,12 +161,13 @@ def quantize_with_report(
         io = io or tgt.io
         tgt.check_mode(mode, fmt)
     mode, kind, fmt, io = mode or "int8", kind or "step", fmt or "tflite", io or "float"
-    files = quantize(model_dir, mode, calibration, kind, fmt, out, io, progress)
+    # report: it reads the held-out split, so its data must be there before anything is written
+    files = quantize(model_dir, mode, calibration, kind, fmt, out, io, progress, data, needs_data=report)
     result = QuantizeResult(files=files, mode=mode, notes=[n for p in files if (n := size_note(p, mode))])
     if report:
         from ..evaluate.report import build_report, write_report
 
-        rep = build_report(model_dir, files, progress=progress)
+        rep = build_report(model_dir, files, str(data) if data else None, progress=progress)
         result.report_path = write_report(rep, Path(out) if out else model_dir)
         result.report = rep
         result.warnings = [w for e in rep["models"] for w in fidelity_warnings(e, mode)]

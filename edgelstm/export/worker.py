@@ -86,7 +86,25 @@ def run(job: dict) -> dict:
     return {"bytes": len(blob)}
 
 
+def exit_with_parent(poll: float = 0.5) -> None:
+    """End this worker when the process that started it is gone (killed with SIGKILL, say): its own process
+    group keeps it from the parent's signals, so nothing else would stop it writing a file nobody wants."""
+    import threading
+    import time
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(poll)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="edgelstm-parent-watch").start()
+
+
 def main() -> None:
+    exit_with_parent()
     job = json.loads(Path(sys.argv[1]).read_text())
     from ..errors import EdgeLSTMError
 

@@ -21,6 +21,28 @@ def check_replaceable(out: str | Path) -> None:
     out = Path(out)
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "config.json").is_file())):
         raise InputError(f"{out}: exists and is not an edgelstm model directory; refusing to overwrite it")
+    check_output_dir(out)
+
+
+def check_output_dir(out: str | Path) -> None:
+    """Before any work: `out` must be a folder we can write into, or one we can create — not a file, not under a
+    file, not on a read-only or virtual filesystem (/proc). Probed by creating (and removing) a temporary entry,
+    since permission bits say nothing for root or /proc; nothing is left behind."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: exists and is not a folder")
+    base = out
+    while not base.exists():
+        if base.is_symlink():
+            raise InputError(f"{out}: {base} is a dangling symbolic link")
+        base = base.parent
+    if not base.is_dir():
+        raise InputError(f"{out}: {base} is a file, so nothing can be written under it")
+    try:
+        probe = tempfile.mkdtemp(prefix=".edgelstm-probe-", dir=base)
+    except OSError as ex:
+        raise InputError(f"{out}: cannot write in {base} ({ex.strerror})") from None
+    Path(probe).rmdir()
 
 
 @contextmanager
@@ -44,7 +66,41 @@ def staging(out: str | Path):
 
 
 def load_config(model_dir: str | Path) -> ModelConfig:
-    return ModelConfig.load(Path(model_dir))
+    """The directory's config.json, checked for consistency (`check_consistent`)."""
+    cfg = ModelConfig.load(Path(model_dir))
+    check_consistent(cfg, Path(model_dir) / "config.json")
+    return cfg
+
+
+def check_consistent(cfg: ModelConfig, where: str | Path) -> None:
+    """Refuse a config.json whose parts disagree: one normalization value for six channels, or no labels for a
+    classifier, converted with exit 0 before and the runner then skipped every good line or refused the model."""
+    import math
+
+    problems = []
+    for name in ("units", "layers", "window", "n_features", "n_outputs", "stride", "horizon"):
+        v = getattr(cfg, name)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            problems.append(f"{name} must be a whole number of at least 1, not {v!r}")
+    F = cfg.n_features
+    for name in ("norm_mean", "norm_std"):
+        v = getattr(cfg, name)
+        if not isinstance(v, list) or len(v) != F:
+            problems.append(f"{name} has {len(v) if isinstance(v, list) else v!r} values for {F} features")
+        elif not all(isinstance(x, (int, float)) and math.isfinite(x) for x in v):
+            problems.append(f"{name} holds a value that is not a finite number")
+    if isinstance(cfg.norm_std, list) and any(isinstance(x, (int, float)) and x <= 0 for x in cfg.norm_std):
+        problems.append("norm_std holds a value of 0 or less")
+    if cfg.channels and len(cfg.channels) != F:
+        problems.append(f"channels names {len(cfg.channels)} channels for {F} features")
+    if cfg.task == "classify" and len(cfg.labels) != cfg.n_outputs:
+        problems.append(f"labels names {len(cfg.labels)} classes for {cfg.n_outputs} outputs")
+    if len(cfg.target_mean) != len(cfg.target_std):
+        problems.append(f"target_mean has {len(cfg.target_mean)} values, target_std {len(cfg.target_std)}")
+    elif not all(isinstance(x, (int, float)) and math.isfinite(x) for x in cfg.target_mean + cfg.target_std):
+        problems.append("target_mean/target_std hold a value that is not a finite number")
+    if problems:
+        raise ModelDirError(f"{where}: inconsistent model configuration: {'; '.join(problems)}")
 
 
 def load_keras(model_dir: str | Path):

@@ -9,7 +9,28 @@ import argparse
 import signal
 import sys
 
-from ..errors import EdgeLSTMError, StopRequested
+from ..errors import EdgeLSTMError, InputError, StopRequested
+
+
+def _number(kind, low: float, inclusive: bool, what: str):
+    """An argparse type: a number of `kind` at or above (or above) `low`; anything else is a usage error (exit 2)."""
+
+    def parse(text: str):
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+        if v != v or (v < low if inclusive else v <= low):
+            raise argparse.ArgumentTypeError(f"{text!r}: must be {what}")
+        return v
+
+    return parse
+
+
+POSITIVE_INT = _number(int, 1, True, "1 or more")
+COUNT = _number(int, 0, True, "0 or more")
+POSITIVE = _number(float, 0.0, False, "more than 0")
+NON_NEGATIVE = _number(float, 0.0, True, "0 or more")
 
 
 class _Formatter(argparse.HelpFormatter):
@@ -39,7 +60,7 @@ def parser(prog: str = "python -m edgelstm.runtime") -> argparse.ArgumentParser:
         choices=["auto", "litert", "tflite-runtime", "onnxruntime", "tf"],
         help="interpreter (default: the first installed of litert, tflite-runtime, onnxruntime, tf)",
     )
-    p.add_argument("--threads", type=int, help="interpreter threads (default 1, or the target's)")
+    p.add_argument("--threads", type=POSITIVE_INT, help="interpreter threads (default 1, or the target's)")
     p.add_argument("--delegate", choices=["edgetpu"], help="load a delegate (Coral: libedgetpu)")
     p.add_argument(
         "--target",
@@ -54,18 +75,34 @@ def parser(prog: str = "python -m edgelstm.runtime") -> argparse.ArgumentParser:
         help="LiteRT without its default XNNPACK delegate (needed under qemu emulation; also "
         "EDGELSTM_NO_DEFAULT_DELEGATES=1)",
     )
-    p.add_argument("--every", type=int, default=1, metavar="K", help="emit every K-th output (default 1)")
-    p.add_argument("--reset-after", type=float, metavar="SECONDS", help="reset the state after this much silence")
-    p.add_argument("--window", type=int, metavar="W", help="windowed run (BiLSTM, sequence models): window length")
-    p.add_argument("--hop", type=int, metavar="H", help="windowed run: samples between outputs")
-    p.add_argument("--rate", type=float, metavar="HZ", help="sample rate (default: the model's)")
+    p.add_argument("--every", type=POSITIVE_INT, default=1, metavar="K", help="emit every K-th output (default 1)")
+    p.add_argument(
+        "--reset-after", type=NON_NEGATIVE, metavar="SECONDS", help="reset the state after this much silence"
+    )
+    p.add_argument(
+        "--window", type=POSITIVE_INT, metavar="W", help="windowed run (BiLSTM, sequence models): window length"
+    )
+    p.add_argument("--hop", type=POSITIVE_INT, metavar="H", help="windowed run: samples between outputs")
+    p.add_argument("--rate", type=POSITIVE, metavar="HZ", help="sample rate (default: the model's)")
     p.add_argument("--realtime", action="store_true", help="replay file: sources at --rate instead of at once")
     p.add_argument("--format", choices=["json", "csv"], default="json", help="output format (default json)")
     p.add_argument("-o", "--output", metavar="FILE", help="write outputs here instead of stdout")
     p.add_argument("--strict", action="store_true", help="bad input lines are fatal instead of skipped")
     p.add_argument("--reconnect", action="store_true", help="serial: reopen a port that disappears, with backoff")
-    p.add_argument("--max-samples", type=int, metavar="N", help="stop after N samples")
+    p.add_argument("--max-samples", type=COUNT, metavar="N", help="stop after N samples")
+    p.add_argument(
+        "--max-deviation",
+        type=POSITIVE,
+        default=MAX_DEVIATION,
+        metavar="SIGMAS",
+        help="a sample further than this many standard deviations of the training data from its mean, in any "
+        f"channel, is a bad sample: skipped and counted, never fed to the model (default {MAX_DEVIATION:g}; "
+        "inf turns this off, NaN and infinity are always bad)",
+    )
     return p
+
+
+MAX_DEVIATION = 1000.0  # = sources.MAX_DEVIATION (not imported here: --help stays free of numpy)
 
 
 def run(args: argparse.Namespace, err=None) -> int:
@@ -73,13 +110,16 @@ def run(args: argparse.Namespace, err=None) -> int:
     from itertools import islice
 
     from .output import Writer
-    from .sources import Skipper, open_source
+    from .sources import Skipper, input_bounds, open_source
     from .stream import Runner
 
     err = err or sys.stderr
 
     def say(msg: str) -> None:
         print(msg, file=err, flush=True)
+
+    if args.output:
+        check_output_file(args.output)
 
     opts = {"runtime": args.runtime, "threads": args.threads or 1, "delegate": args.delegate}
     if args.target:
@@ -96,9 +136,11 @@ def run(args: argparse.Namespace, err=None) -> int:
         window=args.window,
         hop=args.hop,
         rate=args.rate,
+        faults=Skipper(strict=args.strict, warn=say),
     )
     info = runner.open(args.model)
     skip = Skipper(strict=args.strict, warn=say)
+    bounds = input_bounds(runner._mean, 1.0 / runner._inv_std, args.max_deviation)
     rate = args.rate or info.sample_rate
     samples = open_source(
         args.source,
@@ -109,11 +151,15 @@ def run(args: argparse.Namespace, err=None) -> int:
         rate=rate,
         reconnect=args.reconnect,
         ready=lambda port: say(f"listening on udp port {port}"),
+        bounds=bounds,
     )
     if args.max_samples is not None:
         samples = islice(samples, args.max_samples)
     counted = _Counter(samples)
-    out = open(args.output, "w") if args.output else sys.stdout
+    try:
+        out = open(args.output, "w") if args.output else sys.stdout
+    except OSError as ex:
+        raise InputError(f"{args.output}: cannot write ({ex.strerror})") from None
     writer = Writer(out, info, args.format, flush=not args.output)
     how = "source closed"
 
@@ -126,6 +172,10 @@ def run(args: argparse.Namespace, err=None) -> int:
             raise StopRequested()
 
     old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    import numpy as np
+
+    quiet = np.errstate(all="ignore")  # an overflow is a bad sample or a reset state, counted: no numpy warnings
+    quiet.__enter__()
     try:
         for r in runner.stream(counted):
             writing[0] = True
@@ -138,13 +188,29 @@ def run(args: argparse.Namespace, err=None) -> int:
     except BrokenPipeError:
         how = "output closed"
     finally:
+        quiet.__exit__(None, None, None)
         for s, h in old.items():
             signal.signal(s, h)
         writer.close()
         if args.output:
             out.close()
-    say(f"edgelstm run: {counted.n} samples, {skip.count} skipped, {writer.count} outputs ({how})")
+    resets = f", {runner.faults.count} state resets (non-finite output or state)" if runner.faults.count else ""
+    say(f"edgelstm run: {counted.n} samples, {skip.count} skipped, {writer.count} outputs{resets} ({how})")
     return 0
+
+
+def check_output_file(path: str) -> None:
+    """Before any work: the output must be a writable file (or a new one in an existing, writable folder)."""
+    import os
+
+    p = os.path.abspath(path)
+    folder = os.path.dirname(p)
+    if os.path.isdir(p):
+        raise InputError(f"{path}: is a folder, not a file")
+    if not os.path.isdir(folder):
+        raise InputError(f"{path}: folder {folder} does not exist")
+    if not os.access(p if os.path.exists(p) else folder, os.W_OK):
+        raise InputError(f"{path}: cannot write there (permission denied)")
 
 
 class _Counter:
@@ -162,7 +228,7 @@ class _Counter:
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m edgelstm.runtime") -> int:
-    args = parser(prog).parse_args(argv)
+    args = parser(prog).parse_intermixed_args(argv)  # SOURCE before or after the options
     try:
         return run(args)
     except EdgeLSTMError as ex:

@@ -40,6 +40,10 @@ class Engine:
     def set_x_rev(self, raw: np.ndarray) -> None:
         self.it.set(self.x_rev.name, self.xrmap(raw))
 
+    def state_finite(self) -> bool:
+        """Whether every float state tensor holds finite values (integer state always does)."""
+        return all(np.isfinite(v).all() for v in self._state_arrays() if v.dtype.kind == "f")
+
 
 class CopyEngine(Engine):
     """Any interpreter: inputs set and outputs read by name (copies), state in preallocated arrays."""
@@ -53,6 +57,9 @@ class CopyEngine(Engine):
         for tin, _tout, qin, _qout in self.pairs:
             self.state[tin.name] = np.full(tin.shape, qin[1] if qin else 0, tin.dtype)
         self.it.reset()
+
+    def _state_arrays(self):
+        return self.state.values()
 
     def invoke_carry(self) -> None:
         it, state = self.it, self.state
@@ -120,6 +127,9 @@ class ViewEngine(Engine):
         for tin, _tout, qin, _qout in self.pairs:
             self.it.view(tin.name).fill(qin[1] if qin else 0)
         self.it.reset()
+
+    def _state_arrays(self):
+        return [vin for vin, _ in self.copies] + [vin for *_, vin in self.tables] + [g[0] for g in self.general]
 
     def set_x(self, raw: np.ndarray) -> None:
         self.xv[...] = self.xmap(raw)

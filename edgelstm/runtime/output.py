@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import TextIO
 
 from .stream import ModelInfo, Result
 
 
-def _round(v: float) -> float:
-    return float(f"{v:.6g}")
+def _round(v: float) -> float | None:
+    """6 significant digits; a non-finite value (which the runner never emits) as null, never invalid JSON."""
+    return float(f"{v:.6g}") if math.isfinite(v) else None
 
 
 class Writer:
@@ -46,7 +48,7 @@ class Writer:
             row = [r.t] + ([r.label] if self._classify else []) + vals
             if r.lookahead:
                 row += [r.lookahead, "" if r.lookahead_ms is None else round(r.lookahead_ms, 3)]
-            line = ",".join(map(str, row))
+            line = ",".join("" if v is None else str(v) for v in row)
         else:
             d: dict = {"t": r.t}
             if self._classify:
@@ -58,7 +60,7 @@ class Writer:
                 d["lookahead"] = r.lookahead
                 if r.lookahead_ms is not None:
                     d["lookahead_ms"] = round(r.lookahead_ms, 3)
-            line = json.dumps(d, separators=(",", ":"))
+            line = json.dumps(d, separators=(",", ":"), allow_nan=False)
         self.out.write(line + "\n")
         self.count += 1
         if self.flush_each:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 import socket
 import sys
 import time
@@ -48,96 +49,216 @@ class Skipper:
             self._quiet += 1
 
 
-def parse_text(text: str, n: int) -> np.ndarray:
-    """One line of separated values (comma, semicolon, tab or spaces) → float32[n]; ValueError says why not."""
-    parts = text.translate(_SEPARATORS).split()
+# a plain decimal or scientific number: no '_' separators, no hex, no non-ASCII digits, no nan/inf words
+NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def split_fields(text: str) -> list[str]:
+    """The fields of one line: split on the first of comma, semicolon, tab that occurs, else on runs of spaces.
+    Fields are stripped; with a separator character an empty field stays (and makes the line bad)."""
+    for sep in (",", ";", "\t"):
+        if sep in text:
+            return [p.strip() for p in text.split(sep)]
+    return text.split()
+
+
+def parse_text(text: str, n: int, bounds: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """One line of separated values (comma, semicolon, tab or spaces) → float32[n]; ValueError says why not.
+
+    Only plain decimal/scientific numbers are numbers; an empty field is a bad line (it would shift the columns).
+    `bounds` (lo, hi) rejects values outside them (the runner's out-of-range policy); NaN and ±inf are always out.
+    """
+    parts = split_fields(text)
     if len(parts) != n:
         raise ValueError(f"expected {n} values, got {len(parts)}")
-    try:
-        values = np.array([float(p) for p in parts], dtype=np.float32)
-    except ValueError:
-        bad = next(p for p in parts if not _is_float(p))
-        raise ValueError(f"non-numeric value {bad[:40]!r}") from None
-    if not np.isfinite(values).all():
-        raise ValueError("NaN or infinite value")
+    if not all(NUMBER.fullmatch(p) for p in parts):
+        raise ValueError(_why_not_numbers(parts))
+    values = np.array([float(p) for p in parts], dtype=np.float32)
+    check_values(values, bounds)
     return values
 
 
+def check_values(values: np.ndarray, bounds: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+    """ValueError unless every value is finite (as float32) and within `bounds`."""
+    if bounds is None:
+        if not np.isfinite(values).all():
+            raise ValueError("NaN or infinite value")
+        return
+    lo, hi = bounds
+    if (values >= lo).all() and (values <= hi).all():  # False for NaN: one test for both
+        return
+    if not np.isfinite(values).all():
+        raise ValueError("NaN or infinite value")
+    i = int(np.argmax((values < lo) | (values > hi)))
+    raise ValueError(
+        f"value {float(values[i]):.6g} in column {i + 1} is outside the model's input range "
+        f"[{float(lo[i]):.6g}, {float(hi[i]):.6g}] (--max-deviation)"
+    )
+
+
+MAX_DEVIATION = 1000.0
+
+
+def input_bounds(mean, std, deviations: float = MAX_DEVIATION) -> tuple[np.ndarray, np.ndarray]:
+    """The out-of-range policy: a sample more than `deviations` standard deviations from the training mean in any
+    channel is a bad sample (counted and skipped like a malformed line), never fed to the model. Such a value is a
+    glitch, not a measurement the model knows; a float model fed one (3e38) overflowed into NaN and its state never
+    recovered. Bounds are float32 and finite, so NaN and ±inf fall outside them too."""
+    mean = np.asarray(mean, np.float64)
+    spread = deviations * np.maximum(np.asarray(std, np.float64), 1e-12)
+    lo = np.clip(mean - spread, -_FLOAT32_MAX, _FLOAT32_MAX).astype(np.float32)
+    hi = np.clip(mean + spread, -_FLOAT32_MAX, _FLOAT32_MAX).astype(np.float32)
+    return lo, hi
+
+
+def _why_not_numbers(parts: list[str]) -> str:
+    for i, p in enumerate(parts):
+        if not p:
+            return f"empty field {i + 1}"
+        if not NUMBER.fullmatch(p):
+            if p.lower().lstrip("+-") in ("nan", "inf", "infinity"):
+                return "NaN or infinite value"
+            return f"non-numeric value {p[:40]!r}"
+    return "non-numeric value"
+
+
 def _is_float(p: str) -> bool:
-    try:
-        float(p)
-        return True
-    except ValueError:
-        return False
+    return NUMBER.fullmatch(p.strip()) is not None
 
 
-def lines(stream, n: int, skip: Skipper, name: str) -> Iterator[np.ndarray]:
-    """Samples from a text stream, one per line; blank lines and `#` comments are ignored."""
-    for lineno, raw in enumerate(stream, 1):
+def lines(stream, n: int, skip: Skipper, name: str, bounds=None, first: int = 1) -> Iterator[np.ndarray]:
+    """Samples from a text stream, one per line; blank lines and `#` comments are ignored. Bytes are decoded as
+    UTF-8 with replacement, so a stray byte makes one bad line, never a crash."""
+    for lineno, raw in enumerate(stream, first):
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
         text = text.strip()
         if not text or text.startswith("#"):
             continue
         try:
-            yield parse_text(text, n)
+            yield parse_text(text, n, bounds)
         except ValueError as ex:
             skip(f"{name} line {lineno}", str(ex))
 
 
-def stdin_source(n: int, skip: Skipper) -> Iterator[np.ndarray]:
-    yield from lines(sys.stdin.buffer, n, skip, "stdin")
+def stdin_source(n: int, skip: Skipper, bounds=None) -> Iterator[np.ndarray]:
+    yield from lines(sys.stdin.buffer, n, skip, "stdin", bounds)
 
 
 def load_file(path: Path, n: int, channels: list[str] | None = None) -> np.ndarray:
-    """A whole recording as float32[N, n]: CSV (header optional; channel columns by name when known) or NPZ."""
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    if path.suffix.lower() == ".npz":
+    """A whole recording as float32[N, n] (host-side convenience; the runner streams with `file_samples`). Any bad
+    row is an InputError naming its line."""
+    rows = list(file_samples(path, n, Skipper(strict=True), channels))
+    if not rows:
+        raise InputError(f"{path}: no samples")
+    return np.stack(rows)
+
+
+def _npz_stream(path: Path, n: int) -> np.ndarray:
+    import zipfile
+
+    try:
         with np.load(path, allow_pickle=False) as z:
             if "X" not in z:
                 raise InputError(f"{path}: no array 'X' in the NPZ")
-            X = np.asarray(z["X"], dtype=np.float32)
-        if X.ndim != 2 or X.shape[1] != n:
-            raise InputError(f"{path}: 'X' must be a stream [N, {n}], got shape {list(X.shape)}")
-        return X
-    with path.open(newline="") as f:
-        rows = list(csv.reader(f))
-    if not rows:
-        raise InputError(f"{path}: empty file")
-    cols = None
-    start = 0
-    if not all(_is_float(c) for c in rows[0] if c.strip()):
-        header = [c.strip() for c in rows[0]]
-        start = 1
+            X = z["X"]
+    except (zipfile.BadZipFile, EOFError, OSError) as ex:
+        raise InputError(f"{path}: not a readable NPZ file ({ex})") from None
+    except ValueError as ex:  # object arrays (pickles) are refused by allow_pickle=False
+        raise InputError(f"{path}: 'X' is not a plain numeric array ({ex})") from None
+    if X.dtype.kind not in "fiub":
+        raise InputError(f"{path}: 'X' must be numbers, got dtype {X.dtype}")
+    if X.ndim != 2 or X.shape[1] != n:
+        raise InputError(f"{path}: 'X' must be a stream [N, {n}], got shape {list(X.shape)}")
+    return X
+
+
+def file_samples(path: Path, n: int, skip: Skipper, channels: list[str] | None = None, bounds=None):
+    """A recording's samples, streamed: CSV line by line in bounded memory (header optional; channel columns by
+    name when known; a UTF-8 BOM is dropped), or an NPZ's `X` [N, n] row by row. Bad rows go to `skip`."""
+    if path.is_dir() or not path.exists():
+        raise InputError(f"{path}: no such file")
+    if path.suffix.lower() == ".npz":
+        X = _npz_stream(path, n)
+        for i, row in enumerate(X):
+            v = np.asarray(row, np.float32)
+            try:
+                check_values(v, bounds)
+            except ValueError as ex:
+                skip(f"{path} row {i}", str(ex))
+                continue
+            yield v
+        return
+    try:
+        f = path.open("rb")
+    except OSError as ex:
+        raise InputError(f"{path}: {ex.strerror}") from None
+    with f:
+        it = (raw.decode("utf-8", "replace") for raw in f)
+        first = next(it, None)
+        if first is None:
+            raise InputError(f"{path}: empty file")
+        first = first.lstrip("\ufeff")
+        head = _csv_row(first, path)
+        if not head or all(_is_float(c) for c in head if c.strip()):  # no header: every line is a sample
+            yield from lines(_chain(first, it), n, skip, str(path), bounds)
+            return
+        header = [c.strip() for c in head]
         if channels and all(c in header for c in channels):
             cols = [header.index(c) for c in channels]
+            second = None
         else:
-            numeric = [i for i, c in enumerate(rows[1] if len(rows) > 1 else []) if _is_float(c)]
-            cols = numeric if len(numeric) == n else None
-            if cols is None:
+            second = next(it, None)
+            row = _csv_row(second, path) if second is not None else []
+            cols = [i for i, c in enumerate(row) if _is_float(c)] if len(row) == len(header) else []
+            if len(cols) != n:
                 raise InputError(
                     f"{path}: cannot tell which {n} columns are the model's channels "
                     f"({', '.join(channels or [])}); header: {', '.join(header)}"
                 )
-    out = np.empty((len(rows) - start, n), dtype=np.float32)
-    for i, row in enumerate(rows[start:]):
-        vals = [row[c] for c in cols] if cols else row
-        try:
-            out[i] = parse_text(",".join(vals), n)
-        except (ValueError, IndexError) as ex:
-            raise InputError(f"{path} line {i + start + 1}: {ex}") from None
-    return out
+        rest = it if second is None else _chain(second, it)
+        width = len(header)
+        for lineno, line in enumerate(rest, 2):
+            text = line.strip()
+            if not text or text.startswith("#"):
+                continue
+            row = text.split(",")
+            if len(row) != width:
+                skip(f"{path} line {lineno}", f"expected {width} columns, got {len(row)}")
+                continue
+            try:
+                yield parse_text(",".join(row[c] for c in cols), n, bounds)
+            except ValueError as ex:
+                skip(f"{path} line {lineno}", str(ex))
+
+
+def _chain(first: str, rest):
+    yield first
+    yield from rest
+
+
+def _csv_row(line: str, path: Path) -> list[str]:
+    try:
+        return next(csv.reader([line]), [])
+    except csv.Error as ex:
+        raise InputError(f"{path} line 1: not a CSV header ({ex})") from None
 
 
 def file_source(
-    path: Path, n: int, channels: list[str] | None = None, realtime: bool = False, rate: float | None = None
+    path: Path,
+    n: int,
+    channels: list[str] | None = None,
+    realtime: bool = False,
+    rate: float | None = None,
+    skip: Skipper | None = None,
+    bounds=None,
 ) -> Iterator[np.ndarray]:
-    X = load_file(path, n, channels)
+    if realtime and not rate:
+        raise InputError("--realtime needs --rate (or a sample_rate in the model's metadata)")
+    X = file_samples(path, n, skip or Skipper(), channels, bounds)
     if not realtime:
         yield from X
         return
-    if not rate:
-        raise InputError("--realtime needs --rate (or a sample_rate in the model's metadata)")
     t0 = time.monotonic()
     for i, row in enumerate(X):
         delay = t0 + i / rate - time.monotonic()
@@ -153,6 +274,7 @@ def udp_source(
     skip: Skipper,
     ready: Callable[[int], None] | None = None,
     max_datagram: int = MAX_DATAGRAM,
+    bounds=None,
 ) -> Iterator[np.ndarray]:
     """One sample per datagram: text (separated values) or n packed little-endian float32."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -174,8 +296,10 @@ def udp_source(
                 continue
             if len(data) == binary_size and not _printable(data):
                 values = np.frombuffer(data, dtype="<f4").astype(np.float32)
-                if not np.isfinite(values).all():
-                    skip(where, "NaN or infinite value")
+                try:
+                    check_values(values, bounds)
+                except ValueError as ex:
+                    skip(where, str(ex))
                     continue
                 yield values
                 continue
@@ -185,7 +309,7 @@ def udp_source(
                 skip(where, "neither text nor packed float32")
                 continue
             try:
-                yield parse_text(text, n)
+                yield parse_text(text, n, bounds)
             except ValueError as ex:
                 skip(where, str(ex))
     finally:
@@ -204,6 +328,7 @@ def serial_source(
     reconnect: bool = False,
     max_backoff: float = 5.0,
     warn: Callable[[str], None] | None = None,
+    bounds=None,
 ) -> Iterator[np.ndarray]:
     """Lines from a serial port; with reconnect, a port that disappears is reopened with exponential backoff."""
     try:
@@ -230,7 +355,7 @@ def serial_source(
         opened = True
         backoff = 0.1
         try:
-            yield from lines(_serial_lines(conn, serial), n, skip, f"serial {port}")
+            yield from lines(_serial_lines(conn, serial), n, skip, f"serial {port}", bounds)
         except (serial.SerialException, OSError) as ex:
             if not reconnect:
                 warn(f"serial {port}: port closed ({ex})")
@@ -260,15 +385,21 @@ def open_source(
     rate: float | None = None,
     reconnect: bool = False,
     ready: Callable[[int], None] | None = None,
+    bounds: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Iterator[np.ndarray]:
-    """`-`/`stdin`, `file:PATH` (or a plain path), `udp://HOST:PORT`, `serial:///dev/ttyX?baud=N`."""
+    """`-`/`stdin`, `file:PATH` (or a plain path), `udp://HOST:PORT`, `serial:///dev/ttyX?baud=N`. `bounds`
+    (`input_bounds`) makes samples outside them bad samples."""
     if spec in ("-", "stdin"):
-        return stdin_source(n, skip)
+        return stdin_source(n, skip, bounds)
     if spec.startswith("udp://"):
         u = urlparse(spec)
-        if u.port is None:
-            raise InputError(f"{spec}: give a port, e.g. udp://127.0.0.1:5005")
-        return udp_source(u.hostname or "127.0.0.1", u.port, n, skip, ready=ready)
+        try:
+            port = u.port
+        except ValueError:
+            port = -1
+        if port is None or port < 0 or port > 65535:
+            raise InputError(f"{spec}: give a port from 0 to 65535, e.g. udp://127.0.0.1:5005")
+        return udp_source(u.hostname or "127.0.0.1", port, n, skip, ready=ready, bounds=bounds)
     if spec.startswith("serial://"):
         u = urlparse(spec)
         q = parse_qs(u.query)
@@ -278,6 +409,6 @@ def open_source(
             raise InputError(f"{spec}: baud must be a number") from None
         if not u.path:
             raise InputError(f"{spec}: give a device, e.g. serial:///dev/ttyUSB0?baud=115200")
-        return serial_source(u.path, baud, n, skip, reconnect=reconnect)
+        return serial_source(u.path, baud, n, skip, reconnect=reconnect, bounds=bounds)
     path = Path(spec[len("file:") :] if spec.startswith("file:") else spec)
-    return file_source(path, n, channels, realtime, rate)
+    return file_source(path, n, channels, realtime, rate, skip, bounds)

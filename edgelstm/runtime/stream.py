@@ -6,6 +6,7 @@ int8 scale differs from the state input's), normalizes each sample, and (de)quan
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -16,6 +17,11 @@ import numpy as np
 from ..errors import InputError, MetadataError
 from .engine import bind, run_windows
 from .interpreter import Interpreter, open_interpreter
+from .sources import Skipper
+
+# a state can go non-finite without the output showing it (an LSTM's c at ±inf still gives tanh(c) = ±1): the
+# state is checked every this many samples (the output after every one)
+STATE_CHECK_EVERY = 32
 
 REQUIRED = ("kind", "task", "normalization", "inputs", "outputs")
 
@@ -44,6 +50,26 @@ def check_metadata(meta: dict, path: Path) -> None:
             missing.append(f"outputs[{o.get('name')}].state_input")
     if missing:
         raise MetadataError(f"{path}: model metadata is missing {', '.join(missing)}")
+
+
+def check_consistent(meta: dict, path: Path, n_outputs: int, n_inputs: int) -> None:
+    """The metadata agrees with itself and with the model's tensors: one mean and one std per input feature, one
+    label per class output, one name per channel (a frame model's input is `frame` samples of them)."""
+    norm = meta["normalization"]
+    frame = int(meta.get("frame") or 1) if meta.get("kind") == "step" else 1
+    if frame > 1 and n_inputs % frame == 0:
+        n_inputs //= frame
+    problems = []
+    if not len(norm["mean"]) == len(norm["std"]) == n_inputs:
+        problems.append(
+            f"normalization has {len(norm['mean'])} means and {len(norm['std'])} stds for {n_inputs} input features"
+        )
+    if meta.get("task") == "classify" and len(meta.get("labels") or []) != n_outputs:
+        problems.append(f"{len(meta.get('labels') or [])} labels for {n_outputs} outputs")
+    if meta.get("channels") and len(meta["channels"]) != n_inputs:
+        problems.append(f"{len(meta['channels'])} channel names for {n_inputs} input features")
+    if problems:
+        raise MetadataError(f"{path}: inconsistent model metadata: {'; '.join(problems)}")
 
 
 @dataclass
@@ -92,6 +118,7 @@ class Runner:
         window: int | None = None,
         hop: int | None = None,
         rate: float | None = None,
+        faults: Skipper | None = None,
     ) -> None:
         self._opts = dict(
             runtime=runtime, threads=threads, delegate=delegate, no_default_delegates=no_default_delegates
@@ -103,6 +130,8 @@ class Runner:
         self._rate = rate
         self.info: ModelInfo | None = None
         self.interp: Interpreter | None = None
+        # non-finite outputs/state: counted, warned (rate-limited), the state reset, the output dropped
+        self.faults = faults if faults is not None else Skipper()
 
     # ---- opening -------------------------------------------------------------------------------------------
     def open(self, model: str | Path) -> ModelInfo:
@@ -123,6 +152,7 @@ class Runner:
         self._xq, self._yq = eng.xq, eng.yq
         y_shape = self._y.shape
         n_outputs = int(np.prod(y_shape[1:])) if len(y_shape) > 1 else int(y_shape[0])
+        check_consistent(meta, path, n_outputs, int(self._x.shape[-1]))
         kind = meta["kind"]
         self.info = ModelInfo(
             path=path,
@@ -211,6 +241,13 @@ class Runner:
         self._filled = 0
         self._last_time = None
 
+    def _fault(self, t: int) -> None:
+        """A non-finite output or state: never written (JSON has no NaN), counted, and the state starts afresh so
+        the next sample is answered normally."""
+        self._engine.reset_state()
+        self._in_frame = 0
+        self.faults(f"sample {t}", "the model's output or state is not finite (NaN or infinity); state reset")
+
     def step(self, sample) -> np.ndarray | None:  # replaced per instance by open(): the specialized hot path
         """One raw sample → the model's output after it (probabilities, or values in the targets' units); a frame
         model's output comes after the last sample of each frame (None before)."""
@@ -240,7 +277,7 @@ class Runner:
             yield from self._stream_windows(samples)
             return
         every, reset_after, step = self.every, self.reset_after, self.step
-        clock = time.monotonic
+        clock, isfinite, state_finite = time.monotonic, math.isfinite, self._engine.state_finite
         for sample in samples:
             if reset_after is not None:
                 now = clock()
@@ -254,6 +291,11 @@ class Runner:
             if y is None:  # inside a frame
                 continue
             k = self._outs
+            # NaN or ±inf anywhere makes the sum non-finite; float32 values cannot overflow a Python float's sum.
+            # The cheapest test measured (0.7 µs; np.isfinite(y).all() 1.5-4 µs)
+            if not isfinite(sum(y.tolist())) or (k % STATE_CHECK_EVERY == 0 and not state_finite()):
+                self._fault(t)
+                continue
             self._outs += 1
             if every == 1 or k % every == every - 1:
                 yield self._result(t, y)
@@ -276,4 +318,7 @@ class Runner:
             self._filled += 1
             if self._filled >= W and (self._filled - W) % self.hop == 0:
                 y = self.run_window(ring[pos + 1 : pos + 1 + W])
+                if not np.isfinite(y).all():
+                    self._fault(t)
+                    continue
                 yield self._result(t - W + 1 + self.centre, y, self.lookahead)

@@ -19,6 +19,7 @@ from ..errors import InputError
 from ..evaluate.metrics import score
 from ..models.config import ModelConfig
 from ..models.modeldir import KERAS_FILE, check_replaceable, staging
+from .guard import check_numbers, finite_loss_callback
 
 Progress = Callable[[str], None]
 
@@ -69,6 +70,7 @@ class FitOptions:
     class_weight: str = "none"  # none | balanced (each class weighs N / (K n_c))
 
     def check_fit(self) -> None:
+        check_numbers(self)  # train/guard.py: finite numbers, lr and clip-at > 0
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise InputError(f"--{name.replace('_', '-')} must be at least 1")
@@ -272,6 +274,7 @@ def fit(
             keras.callbacks.EarlyStopping(monitor="val_loss", patience=opts.patience, restore_best_weights=True),
             *schedule_callbacks(keras, opts),
             progress_callback(keras, progress, opts.epochs),
+            finite_loss_callback(keras),  # train/guard.py: a non-finite loss stops here, nothing written
         ],
     )
     return {k: [float(v) for v in vals] for k, vals in hist.history.items()}

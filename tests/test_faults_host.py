@@ -1,0 +1,249 @@
+"""issue 12, the host side: outputs checked before work (3), non-finite options and divergent training (2),
+inconsistent model directories (6), NaN calibration (7) — each a one-line error with nothing left behind."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+
+import numpy as np
+import pytest
+from conftest import invoke, one_line_error
+
+
+def small_activity(tmp_path, scale: float = 1.0):
+    """A small activity CSV (4 subjects x 6 s); `scale` replaces one channel by ±scale (1e308: finite in float64,
+    far beyond float32)."""
+    from edgelstm.data.sample import write_activity_csv
+
+    path = write_activity_csv(tmp_path / "act.csv", subjects=4, seconds=6.0)
+    if scale != 1.0:
+        lines = path.read_text().splitlines()
+        out = [lines[0]]
+        for ln in lines[1:]:
+            cells = ln.split(",")
+            cells[2] = repr(scale if float(cells[2]) >= 0 else -scale)
+            out.append(",".join(cells))
+        path.write_text("\n".join(out) + "\n")
+    return path
+
+
+TRAIN_FAST = ["--units", "4", "--window", "20", "--epochs", "1"]
+
+
+# ---- point 3: outputs checked before any work ----------------------------------------------------------------------
+def test_train_output_under_a_file_or_in_proc_fails_at_once(tmp_path):
+    data = small_activity(tmp_path)
+    (tmp_path / "afile").write_text("x")
+    for out, fragment in [
+        (tmp_path / "afile" / "sub", f"{tmp_path / 'afile'} is a file, so nothing can be written under it"),
+        (tmp_path / "afile", "exists and is not an edgelstm model directory"),
+        ("/proc/x", "/proc/x: cannot write in /proc"),
+    ]:
+        t0 = time.monotonic()
+        err = one_line_error(invoke("train", data, *TRAIN_FAST, "-o", out))
+        assert fragment in err, err
+        assert time.monotonic() - t0 < 5  # before: after the whole training (22 s in the audit)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["act.csv", "afile"]
+
+
+def test_convert_and_quantize_outputs_checked_before_conversion(tmp_path, tiny_model_dir):
+    m = tiny_model_dir(arch="lstm", layers=1)
+    (tmp_path / "afile").write_text("x")
+    err = one_line_error(invoke("quantize", m, "--mode", "dynamic", "-o", tmp_path / "afile"))
+    assert err == f"Error: {tmp_path / 'afile'}: exists and is not a folder"
+    err = one_line_error(invoke("convert", m, "-o", tmp_path / "afile" / "sub"))
+    assert err.endswith("is a file, so nothing can be written under it")
+    err = one_line_error(invoke("convert", m, "-o", "/proc/nope"))
+    assert err.startswith("Error: /proc/nope: cannot write in /proc")
+    assert not any(p.name.startswith(".") and "partial" in p.name for p in m.iterdir())
+
+
+# ---- point 2: non-finite options, divergent training --------------------------------------------------------------
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--lr", "nan"], "Error: --lr must be a finite number, not nan"),
+        (["--lr", "inf"], "Error: --lr must be a finite number, not inf"),
+        (["--lr", "0"], "Error: --lr must be more than 0"),
+        (["--clip-at", "-1"], "Error: --clip-at must be more than 0"),
+        (["--aug-jitter", "nan"], "Error: --aug-jitter must be a finite number, not nan"),
+        (["--dropout", "nan"], "Error: --dropout must be in [0, 1)"),
+    ],
+)
+def test_train_refuses_non_finite_options(tmp_path, args, message):
+    err = one_line_error(invoke("train", small_activity(tmp_path), *args, "-o", tmp_path / "out"))
+    assert err == message
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("rate", ["-50", "0", "nan"])
+def test_train_rate_must_be_a_positive_number(tmp_path, rate):
+    r = invoke("train", small_activity(tmp_path), "--rate", rate, "-o", tmp_path / "out")
+    assert r.exit_code == 2 and "Invalid value for '--rate'" in r.stderr and "Traceback" not in r.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_data_beyond_float32_is_refused_before_training(tmp_path):
+    """A channel of ±1e308 is finite in float64 and infinite in float32, where training computes: before, train
+    exited 0 and wrote norm_std = Infinity into config.json."""
+    err = one_line_error(invoke("train", small_activity(tmp_path, 1e308), *TRAIN_FAST, "-o", tmp_path / "out"))
+    assert err.endswith("line 2, column acc_x: value 1e+308 is beyond float32's range (±3.4e38); rescale the column")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow  # trains (one epoch of a 4-unit LSTM)
+def test_divergent_training_stops_with_nothing_written(tmp_path):
+    """--lr 1e38: the loss is NaN within the first epoch. Before: a model of NaN weights, exit 0."""
+    r = invoke("train", small_activity(tmp_path), *TRAIN_FAST, "--lr", "1e38", "-o", tmp_path / "out")
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    assert r.stderr.strip().splitlines()[-1] == (
+        "Error: training diverged: the training loss is nan in epoch 1; nothing was written "
+        "(lower --lr, or look for huge values in the data)"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["act.csv"]
+
+
+# ---- point 6: inconsistent model directories ----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        (dict(norm_mean=[0.0]), "norm_mean has 1 values for 3 features"),
+        (dict(norm_std=[1.0, 0.0, 1.0]), "norm_std holds a value of 0 or less"),
+        (dict(labels=[]), "labels names 0 classes for 4 outputs"),
+        (dict(channels=["a", "b"]), "channels names 2 channels for 3 features"),
+        (dict(n_features=0), "n_features must be a whole number of at least 1, not 0"),
+    ],
+)
+def test_inconsistent_model_dir_is_refused_on_load(tmp_path, tiny_model_dir, change, message):
+    m = tmp_path / "m"
+    shutil.copytree(tiny_model_dir(arch="lstm", layers=1), m)
+    cfg = json.loads((m / "config.json").read_text())
+    cfg.update(change)
+    (m / "config.json").write_text(json.dumps(cfg))
+    before = sorted(p.name for p in m.iterdir())
+    err = one_line_error(invoke("convert", m))
+    assert err.startswith(f"Error: {m / 'config.json'}: inconsistent model configuration: ") and message in err
+    assert sorted(p.name for p in m.iterdir()) == before
+
+
+def test_runner_refuses_inconsistent_metadata(tmp_path):
+    from edgelstm.errors import MetadataError
+    from edgelstm.runtime.stream import check_consistent
+
+    meta = {"task": "classify", "labels": ["a"], "normalization": {"mean": [0.0], "std": [1.0, 1.0]}}
+    with pytest.raises(MetadataError, match=r"2 stds for 1 input features; 1 labels for 4 outputs$"):
+        check_consistent(meta, tmp_path / "m.tflite", 4, 1)
+
+
+# ---- point 7: calibration with NaN ---------------------------------------------------------------------------------
+def test_calibration_values_checked():
+    from edgelstm.errors import InputError
+    from edgelstm.export.calibrate import check_calibration_values
+
+    X = np.zeros((3, 4, 2), np.float32)
+    check_calibration_values(X, False, "c.npz")
+    bad = X.copy()
+    bad[1, 2, 0] = np.nan
+    with pytest.raises(InputError, match=r"1 NaN values \(first: window 1, step 2, feature 0\)"):
+        check_calibration_values(bad, False, "c.npz")
+    with pytest.raises(InputError, match="1 NaN values"):
+        check_calibration_values(bad, True, "c.npz")  # not a whole row of padding
+    padded = X.copy()
+    padded[0, :2] = np.nan  # leading padding of a shorter sequence: fine for a masked model only
+    check_calibration_values(padded, True, "c.npz")
+    with pytest.raises(InputError, match="NaN"):
+        check_calibration_values(padded, False, "c.npz")
+    trailing = X.copy()
+    trailing[0, 3] = np.nan
+    with pytest.raises(InputError, match="NaN"):
+        check_calibration_values(trailing, True, "c.npz")
+    with pytest.raises(InputError, match="infinite"):
+        check_calibration_values(np.full((1, 4, 2), np.inf, np.float32), False, "c.npz")
+    with pytest.raises(InputError, match="no calibration windows"):
+        check_calibration_values(np.zeros((0, 4, 2), np.float32), False, "c.npz")
+
+
+def test_quantize_refuses_nan_calibration_before_converting(tmp_path, tiny_model_dir):
+    m = tmp_path / "m"
+    shutil.copytree(tiny_model_dir(arch="lstm", layers=1), m)
+    X = np.random.default_rng(0).normal(0, 1, (8, 20, 3)).astype(np.float32)
+    X[3, 5, 1] = np.nan
+    np.savez(tmp_path / "cal.npz", X=X)
+    before = sorted(p.name for p in m.iterdir())
+    err = one_line_error(invoke("quantize", m, "--mode", "int8", "--calibration", tmp_path / "cal.npz"))
+    assert "cal.npz: calibration data holds 1 NaN values (first: window 3, step 5, feature 1)" in err
+    assert sorted(p.name for p in m.iterdir()) == before
+
+
+# ---- point 4: model directories independent of the folder; CSV reader messages -----------------------------------
+def test_quantize_elsewhere_without_the_recorded_data_fails_before_writing(tmp_path, tiny_model_dir, monkeypatch):
+    """config.json records data/activity.csv relative to where training ran: from another folder, quantize used to
+    write step.dynamic.tflite, then fail on the report. Now it fails first and says how to give the data."""
+    m = tmp_path / "m"
+    shutil.copytree(tiny_model_dir(arch="lstm", layers=1), m)
+    cfg = json.loads((m / "config.json").read_text())
+    cfg["training"] = {**cfg.get("training", {}), "data": "data/activity.csv"}
+    (m / "config.json").write_text(json.dumps(cfg))
+    before = sorted(p.name for p in m.iterdir())
+    monkeypatch.chdir(tmp_path)
+    err = one_line_error(invoke("quantize", m, "--mode", "dynamic"))
+    assert err == (
+        f"Error: {m}: its training data data/activity.csv (recorded in config.json, relative to {tmp_path}) is not "
+        "there; give the same data with --data PATH"
+    )
+    err = one_line_error(invoke("quantize", m, "--mode", "dynamic", "--data", tmp_path / "nope.csv"))
+    assert err == f"Error: {tmp_path / 'nope.csv'}: no such file or directory (--data)"
+    assert sorted(p.name for p in m.iterdir()) == before
+
+
+@pytest.mark.slow  # trains (one epoch of a 4-unit LSTM)
+def test_train_records_the_data_path_absolute(tmp_path, monkeypatch):
+    small_activity(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    r = invoke("train", "act.csv", *TRAIN_FAST, "-o", "m")
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["training"]["data"] == str(tmp_path / "act.csv")
+
+
+def test_train_csv_with_bom_and_a_huge_cell(tmp_path):
+    data = small_activity(tmp_path)
+    text = data.read_text()
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes(b"\xef\xbb\xbf" + text.replace("recording", "rec", 1).encode())
+    err = one_line_error(invoke("train", bom, "-o", tmp_path / "o"))
+    assert "\ufeff" not in err and "column rec: not a number" in err  # before: column \ufeffrec
+    wide = tmp_path / "wide.csv"
+    wide.write_text(text.splitlines()[0] + "\n" + '"' + "1" * 200_000 + '",' + text.splitlines()[1] + "\n")
+    err = one_line_error(invoke("train", wide, "-o", tmp_path / "o"))
+    assert "wide.csv: not a readable CSV file (field larger than field limit (131072))" in err
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    "arrays,message",
+    [
+        (dict(X=np.zeros((6, 20, 3)), y=np.array(1)), "y must have one entry per row of X, found a single value"),
+        (dict(X=np.zeros((6, 20, 3)), y=np.zeros((6, 2))), "y must be one class per row [N], found shape [6, 2]"),
+        (dict(X=np.zeros((6, 20, 0)), y=np.zeros(6)), "X has no features (shape [6, 20, 0])"),
+        (dict(X=np.zeros((6, 0, 3)), y=np.zeros(6)), "X has no time steps (shape [6, 0, 3])"),
+        (
+            dict(X=np.zeros((6, 20, 3)), y=np.array([0, 1, np.nan, 0, 1, 0])),
+            "y holds NaN or infinite class values at row 2",
+        ),
+    ],
+)
+def test_train_bad_npz_arrays_are_one_line_errors(tmp_path, arrays, message):
+    np.savez(tmp_path / "d.npz", **arrays)
+    err = one_line_error(invoke("train", tmp_path / "d.npz", "-o", tmp_path / "o"))
+    assert err == f"Error: {tmp_path / 'd.npz'}: {message}"
+    assert not (tmp_path / "o").exists()
+
+
+def test_label_col_that_does_not_exist_is_named(tmp_path):
+    """Before: 'line 2, column label: not a number' — blaming the real label column for the missing one."""
+    data = small_activity(tmp_path)
+    err = one_line_error(invoke("train", data, "--label-col", "nope", "-o", tmp_path / "o"))
+    assert err.startswith(f"Error: {data}: no label column 'nope' (columns: recording, time, acc_x")
+    assert err.endswith("; name it with --label-col")
