@@ -223,7 +223,7 @@ def test_wrong_feature_count_in_calibration_is_one_line_and_leaves_nothing(big_l
     [
         (
             ["--target", "toaster"],
-            "Error: unknown target 'toaster'; choose one of android-arm64, coral-edgetpu, "
+            "Error: unknown target 'toaster'; choose one of android-arm64, coral-edgetpu, cortex-m4, cortex-m7, "
             "linux-x86_64, raspberrypi4-aarch64, raspberrypi5-aarch64",
         ),
         (
