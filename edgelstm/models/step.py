@@ -5,7 +5,8 @@ strided slice for a convolutional front-end's window): no WHILE,
 no TensorList, no variables. So it quantizes to full int8 with every tool and maps onto an Edge TPU, and the runner
 owns the state (docs/design.md, "The central idea"). Stepping it over a window reproduces the sequence model.
 
-Tensor names: input `x` [1, F] (and `x_reverse` for a BiLSTM: the sample at T-1-t), states `conv{j}` (a causal
+Tensor names: input `x` [1, F] (a frame model's [1, S·F]: S samples, oldest first; and `x_reverse` for a BiLSTM:
+the sample at T-1-t), states `conv{j}` (a causal
 convolution's last K-1 inputs), `h{l}`, `c{l}` (c for LSTM and peephole LSTM; a BiLSTM's backward direction `hb{l}`,
 `cb{l}`); outputs `y` and `<state>_out`.
 A stacked BiLSTM cannot be stepped (its second layer needs the whole first-layer sequence in both directions):
