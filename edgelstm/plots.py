@@ -111,3 +111,63 @@ def distill_report(report: dict, path: Path) -> Path:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def pareto_front(xs: list[float], ys: list[float], higher_better: bool = True) -> list[int]:
+    """Indices of the points no other point beats on both x (smaller is better) and y, sorted by x."""
+    sign = 1 if higher_better else -1
+    order = sorted(range(len(xs)), key=lambda i: (xs[i], -sign * ys[i]))
+    front, best = [], -np.inf
+    for i in order:
+        if sign * ys[i] > best:
+            front.append(i)
+            best = sign * ys[i]
+    return front
+
+
+def pareto(rows: list[dict], metric: str, path: Path, best: str = "") -> Path:
+    """tune's trials: int8 score against int8 size and against step latency, the Pareto front joined, the chosen
+    trial starred, trials over budget hollow."""
+    plt = _plt()
+    key = f"int8_{metric}"
+    scored = [r for r in rows if r.get(key) is not None and r.get("int8_kb") is not None]
+    higher = metric == "accuracy"
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), squeeze=False)
+    for ax, (x, label) in zip(
+        axes[0], (("int8_kb", "int8 step model (KB)"), ("step_us", "µs per step (this machine)"))
+    ):
+        ok = [r for r in scored if r["status"] == "ok"]
+        over = [r for r in scored if r["status"] != "ok"]
+        ax.scatter([r[x] for r in ok], [r[key] for r in ok], color="tab:blue", label="trial")
+        if over:
+            ax.scatter(
+                [r[x] for r in over],
+                [r[key] for r in over],
+                facecolors="none",
+                edgecolors="tab:gray",
+                label="over budget",
+            )
+        if ok:
+            front = pareto_front([r[x] for r in ok], [r[key] for r in ok], higher)
+            ax.plot(
+                [ok[i][x] for i in front],
+                [ok[i][key] for i in front],
+                "-",
+                color="tab:orange",
+                drawstyle="steps-post",
+                label="Pareto front",
+            )
+        for r in scored:
+            ax.annotate(r["trial"], (r[x], r[key]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+            if r["trial"] == best:
+                ax.scatter([r[x]], [r[key]], marker="*", s=220, color="tab:red", zorder=3, label="chosen")
+        ax.set_xscale("log")
+        ax.set_xlabel(label)
+        ax.set_ylabel(f"int8 {metric} (cross-validated)")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle("edgelstm tune: trials")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -23,6 +23,7 @@ COMMANDS = {
     "run": "edgelstm.cli.run:run",
     "sample": "edgelstm.cli.data:sample",
     "train": "edgelstm.cli.train:train",
+    "tune": "edgelstm.cli.tune:tune",
 }
 
 

@@ -90,18 +90,24 @@ def calibration_windows(cfg: ModelConfig, recipe: Recipe) -> np.ndarray:
 
     prep = load_splits(cfg, recipe.data)
     w = prep.train if recipe.split == "train" else prep.val
-    rng = np.random.default_rng(recipe.seed)
-    n = min(recipe.windows, len(w))
-    if recipe.stratify == "class" and cfg.task == "classify":
-        idx = []
-        classes, counts = np.unique(w.y, return_counts=True)
-        for c, k in zip(classes, counts):
-            take = max(1, int(round(n * k / len(w))))
-            idx.extend(rng.choice(np.flatnonzero(w.y == c), size=min(take, k), replace=False))
-        idx = np.array(sorted(idx))
-    else:
-        idx = np.sort(rng.choice(len(w), size=n, replace=False))
+    classes = w.y if recipe.stratify == "class" and cfg.task == "classify" else None
+    idx = pick_windows(len(w), recipe.windows, recipe.seed, classes)
     return model_inputs(cfg, w.X[idx], keep_padding=True).astype(np.float32)
+
+
+def pick_windows(total: int, n: int, seed: int, classes: np.ndarray | None = None) -> np.ndarray:
+    """Sorted indices of up to n of `total` windows, drawn with `seed`; with class labels each class keeps its
+    share and at least one window, so a rare class still sets its ranges."""
+    rng = np.random.default_rng(seed)
+    n = min(n, total)
+    if classes is None:
+        return np.sort(rng.choice(total, size=n, replace=False))
+    idx = []
+    labels, counts = np.unique(classes, return_counts=True)
+    for c, k in zip(labels, counts):
+        take = max(1, int(round(n * k / total)))
+        idx.extend(rng.choice(np.flatnonzero(classes == c), size=min(take, k), replace=False))
+    return np.array(sorted(idx))
 
 
 def check_calibration_values(X: np.ndarray, masked: bool, where: str) -> None:

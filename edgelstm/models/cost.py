@@ -47,6 +47,40 @@ def macs_per_step(
     return total + n_in * n_outputs
 
 
+def cell_params(arch: str, n_in: int, units: int, peephole: bool = False) -> int:
+    """Weights of one direction of one recurrent layer, as Keras counts them: LSTM 4 gates × (n_in + units + 1)
+    × units (+3 × units of peepholes); GRU with reset_after 3 × (n_in + units + 2) × units (two biases)."""
+    if arch in ("lstm", "bilstm"):
+        return 4 * (n_in + units + 1) * units + (3 * units if peephole else 0)
+    if arch == "gru":
+        return 3 * (n_in + units + 2) * units
+    raise InputError(f"unknown arch {arch!r}")
+
+
+def param_count(
+    arch: str,
+    units: int,
+    layers: int,
+    n_features: int,
+    n_outputs: int,
+    merge: str = "concat",
+    peephole: bool = False,
+    conv: list[list[int]] | tuple = (),
+) -> int:
+    """The model's parameters from its shape alone (what Keras' count_params gives), so a size budget can be
+    checked before anything is trained."""
+    directions = 2 if arch == "bilstm" else 1
+    total = 0
+    n_in = n_features
+    for kernel, filters in conv:
+        total += kernel * n_in * filters + filters
+        n_in = filters
+    for _ in range(layers):
+        total += directions * cell_params(arch, n_in, units, peephole)
+        n_in = units * (2 if arch == "bilstm" and merge == "concat" else 1)
+    return total + (n_in + 1) * n_outputs
+
+
 def streams(arch: str) -> bool:
     """Whether the model is causal, so a device can step it sample by sample (a BiLSTM needs the future)."""
     return arch != "bilstm"

@@ -290,6 +290,12 @@ def protocol(cfg: ModelConfig) -> str:
     t = cfg.training
     if t.get("test_data"):
         return f"the test file {t['test_data']} (nothing of the training data held out)"
+    if t.get("tune"):
+        u = t["tune"]
+        return (
+            f"tune, {u['trials']} trials: out-of-fold int8 step-model predictions of the winner's {u['folds']} "
+            f"leave-{u['by']}-out fold models; the saved model is trained on all of the data"
+        )
     if t.get("cv"):
         return (
             f"leave-{t['cv_by']}-out cross-validation, {t['cv']} folds: out-of-fold predictions of {t['cv']} "
