@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ALL_SETS = ["basicmotions", "japanesevowels", "plaid", "acsf1", "mitbih"]
 BASELINES = ["rf", "minirocket", "dtw"]
 BASELINE_NAMES = {"rf": "RF", "minirocket": "MiniRocket", "dtw": "1-NN DTW"}
-EDGE_FLOAT, EDGE_INT8 = "edgelstm float", "edgelstm int8"
+EDGE_FLOAT, EDGE_INT8, EDGE_TUNE = "edgelstm float", "edgelstm int8", "edgelstm tune int8"
 # 1-NN DTW fills one cost cell per pair of samples of every train/test pair: sum(T_train) * sum(T_test). Above
 # this many cells (~a minute here) it is skipped and the row says how many it would have been.
 DTW_BUDGET = 1e9
@@ -140,6 +140,41 @@ def edgelstm_seed(task: Task, npz: dict[str, Path], seed: int, opts: argparse.Na
     except Exception as ex:  # noqa: BLE001 - a failed check is reported in its row, the run goes on
         out[-1]["stream"] = {"error": str(ex) or type(ex).__name__}
     return out
+
+
+def tune_result(task: Task, npz: dict[str, Path], opts: argparse.Namespace) -> Result:
+    """`edgelstm tune TRAIN --test TEST --trials N` (the search sees only the training file), then its winner's
+    int8 step model scored on the test file like every other row."""
+    slug = task_slug(task)
+    mdir = opts.work / "models" / slug / "tune"
+    logs = opts.work / "logs" / slug / "tune"
+    shutil.rmtree(mdir, ignore_errors=True)
+    args = ["tune", str(npz["train"]), "--test", str(npz["test"]), "--trials", str(opts.tune), "-o", str(mdir)]
+    if opts.epochs is not None:
+        args += ["--epochs", str(opts.epochs)]
+    args += opts.train_args
+    base = {"seed": 0, "run_id": opts.run_id}
+    log(f"{task.name}: edgelstm tune, {opts.tune} trials")
+    t0 = time.perf_counter()
+    done = run_step(args, logs / "tune.log")
+    if done.returncode != 0:
+        return {**base, "method": EDGE_TUNE, "error": one_line_error(done), "seconds": round(time.perf_counter() - t0)}
+    row = step_result(
+        EDGE_TUNE, base, t0, lambda: evaluate_json(mdir / "step.int8.tflite", npz["test"], logs / "evaluate_int8.log")
+    )
+    try:
+        summary = json.loads((mdir / "tune.json").read_text())
+        row["tune"] = {
+            "best": summary["best"],
+            "trials": [
+                {k: t[k] for k in ("trial", "params", "int8_kb", "step_us", "int8_accuracy", "status")}
+                for t in summary["trials"]
+                if t["status"] != "skipped"
+            ],
+        }
+    except (OSError, ValueError, KeyError) as ex:
+        row["tune"] = {"error": str(ex)}
+    return row
 
 
 def stream_agreement(mdir: Path, seqs: list[np.ndarray], predictions: Path) -> dict:
@@ -340,6 +375,8 @@ def run_task(task: Task, opts: argparse.Namespace) -> dict:
     results = [run_baseline(name, task, opts) for name in BASELINES]
     for seed in range(opts.seeds):
         results += edgelstm_seed(task, npz, seed, opts)
+    if opts.tune:
+        results.append(tune_result(task, npz, opts))
     info = describe(task)
     info.update(npz={k: str(v) for k, v in npz.items()}, results=results, seconds=round(time.perf_counter() - t0, 1))
     info["summary"] = summarize(results)
@@ -372,7 +409,7 @@ def summarize(results: list[Result]) -> dict:
     out = {}
     for metric in METRICS:
         s = {}
-        for method in (EDGE_FLOAT, EDGE_INT8):
+        for method in (EDGE_FLOAT, EDGE_INT8, EDGE_TUNE):
             s[method] = seed_stats([r[metric] for r in scored(results, method)])
         baselines = {r["method"]: r[metric] for r in results if r["seed"] is None and metric in r}
         s["baselines"] = baselines
@@ -387,7 +424,7 @@ def mean_row(tasks: list[dict], name: str) -> dict:
     for metric in METRICS:
         sums = [t["summary"][metric] for t in tasks]
         s = {}
-        for method in (EDGE_FLOAT, EDGE_INT8):
+        for method in (EDGE_FLOAT, EDGE_INT8, EDGE_TUNE):
             fold = [x[method]["mean"] for x in sums if x[method]]
             s[method] = (
                 {"mean": float(np.mean(fold)), "sd": None, "spread": None, "n": 0} if len(fold) == len(sums) else None
@@ -427,6 +464,17 @@ def cell_edge(s: dict | None, results: list[Result], method: str) -> str:
     return f"{s['mean']:.3f} ± {s['sd']:.3f}"
 
 
+def cell_tune(s: dict | None, results: list[Result]) -> str:
+    """The tuned winner's int8 score and name, or why there is none."""
+    rows = [r for r in results if r["method"] == EDGE_TUNE]
+    if not rows:
+        return "—"
+    if s is None:
+        return f"n/a: {rows[0].get('error', '?')}"
+    best = [r["tune"]["best"] for r in rows if r.get("tune", {}).get("best")]
+    return f"{s['mean']:.3f}" + (f" ({best[0]})" if len(rows) == 1 and best else "")
+
+
 def cell_baseline(row: dict, method: str, metric: str) -> str:
     if method in row["summary"][metric]["baselines"]:
         return fmt(row["summary"][metric]["baselines"][method])
@@ -444,6 +492,7 @@ def table(rows: list[dict], metric: str) -> list[str]:
         "edgelstm int8",
         "int8 drop",
         "seed spread (float / int8)",
+        "edgelstm tune int8",
         *BASELINE_NAMES.values(),
         "best classic baseline",
         "int8 beats best baseline?",
@@ -465,6 +514,7 @@ def table(rows: list[dict], metric: str) -> list[str]:
             cell_edge(q, row["results"], EDGE_INT8),
             drop,
             spread,
+            cell_tune(s.get(EDGE_TUNE), row["results"]),
             *(cell_baseline(row, m, metric) for m in BASELINE_NAMES.values()),
             f"{best[0]} {best[1]:.3f}" if best else "—",
             beats,
@@ -486,6 +536,13 @@ def detail_table(tasks: list[dict]) -> list[str]:
                 note = (
                     f"train {r['train_seconds']} s, {r.get('epochs_run')} epochs, "
                     f"{r.get('train_windows')} windows trained / {r.get('val_windows')} validation"
+                )
+            tu = r.get("tune")
+            if tu:
+                note = tu.get("error") or (
+                    f"winner {tu['best']} of "
+                    + ", ".join(f"{t['trial']} {fmt(t['int8_accuracy'])} ({t['int8_kb']} KB)" for t in tu["trials"])
+                    + " (cross-validated int8 accuracy on the training file)"
                 )
             st = r.get("stream")
             if st:
@@ -540,6 +597,16 @@ def protocol(report: dict) -> list[str]:
         "int8 drop = float mean − int8 mean. Each int8 row's note: every test sequence streamed sample by sample "
         "from zero state through the runner `edgelstm run` drives, its last output against `evaluate`'s "
         "prediction.",
+        *(
+            [
+                f"- edgelstm tune: `edgelstm tune NAME_train.npz --test NAME_test.npz --trials {a['tune']}` — a search "
+                "over architecture, size and recipe, each trial scored by 3-fold cross-validated int8 step-model "
+                "accuracy on the training file only; the winner (trained on all of it) is scored as its "
+                "`step.int8.tflite` on the test file, like the int8 rows."
+            ]
+            if a.get("tune")
+            else []
+        ),
         "- Variable-length sets are written as a flat `X [sum T, F]` with `lengths`; an edgelstm that refuses that "
         "file shows `n/a: <its error>` (no workaround in the harness).",
         "- RF: scikit-learn RandomForestClassifier(500 trees, random_state 0) on 11 summary statistics per channel "
@@ -681,6 +748,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default="",
         help='more options for edgelstm train, one string (e.g. "--conv 5:32 --units 32"): a recipe to measure',
     )
+    p.add_argument("--tune", type=int, default=0, help="also run `edgelstm tune --trials N` on each set (0: no)")
     p.add_argument("--baselines", default=None, help=f"comma-separated, from {','.join(BASELINES)} (default: all)")
     p.add_argument(
         "--work", type=Path, default=Path(tempfile.gettempdir()) / "edgelstm-accuracy", help="data, models, logs"
@@ -735,6 +803,7 @@ def main(argv: list[str] | None = None) -> int:
             "seeds": opts.seeds,
             "epochs": opts.epochs,
             "train_args": opts.train_args,
+            "tune": opts.tune,
             "baselines": opts.baselines,
             "smoke": opts.smoke,
         },

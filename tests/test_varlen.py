@@ -103,3 +103,62 @@ def test_a_variable_length_bilstm_is_refused_before_training(tmp_path):
     err = one_line_error(invoke("train", path, "--arch", "bilstm", "--epochs", "1", "-o", tmp_path / "m"))
     assert "variable-length sequences: a BiLSTM over variable-length sequences needs each direction" in err
     assert not (tmp_path / "m").exists()
+
+
+def csv_folder(folder, seqs, labels):
+    """One CSV recording per sequence (its own length), a label column."""
+    folder.mkdir()
+    for i, (s, lab) in enumerate(zip(seqs, labels)):
+        rows = ["a,b,label"] + [f"{v[0]:.6f},{v[1]:.6f},{lab}" for v in s]
+        (folder / f"r{i:03d}.csv").write_text("\n".join(rows) + "\n")
+    return folder
+
+
+def test_csv_recordings_of_any_length_are_sequences(tmp_path):
+    from edgelstm.data.dataset import ColumnSpec
+
+    _, seqs = varlen_npz(tmp_path / "v.npz", n=12)
+    labels = ["abc"[i % 3] for i in range(12)]
+    folder = csv_folder(tmp_path / "recs", seqs, labels)
+    ds = load(folder, ColumnSpec(sequences=True))
+    w = ds.windows
+    assert ds.recordings == [] and w.X.shape == (12, max(len(s) for s in seqs), 2)
+    for i, s in enumerate(seqs):  # the same pre-padded layout as an NPZ with lengths
+        real = ~np.isnan(w.X[i]).any(axis=1)
+        assert real.sum() == len(s) and real[-len(s) :].all()
+        assert np.allclose(w.X[i, real], s, atol=1e-6)
+    assert [ds.labels[c] for c in w.y] == labels and list(w.groups) == [f"r{i:03d}" for i in range(12)]
+    assert ds.columns["sequences"] is True  # recorded, so quantize and evaluate read the data the same way
+
+
+def test_sequences_need_one_label_per_recording(tmp_path):
+    from edgelstm.data.dataset import ColumnSpec
+
+    folder = tmp_path / "recs"
+    folder.mkdir()
+    (folder / "r0.csv").write_text("a,b,label\n1,2,x\n1,2,x\n3,4,y\n")
+    with pytest.raises(InputError, match=r"recording r0 holds 2 classes \(x, y\); with --sequences each"):
+        load(folder, ColumnSpec(sequences=True))
+    path, _ = varlen_npz(tmp_path / "v.npz")
+    with pytest.raises(InputError, match=r"--sequences is for CSV recordings; an NPZ gives sequences with 'lengths'"):
+        load(path, ColumnSpec(sequences=True))
+
+
+@pytest.mark.slow
+def test_train_and_evaluate_a_folder_of_csv_recordings_of_any_length(tmp_path):
+    """Recordings of 5-15 samples (shorter than any window): without --sequences there is nothing to train on; with
+    it every recording is one masked sequence, and the step model scores each from zero state as Keras does."""
+    _, seqs = varlen_npz(tmp_path / "v.npz", n=48)
+    folder = csv_folder(tmp_path / "recs", seqs, ["abc"[i % 3] for i in range(48)])
+    m = tmp_path / "m"
+    r = invoke("train", folder, "--units", "8", "--epochs", "2", "--augment", "1", "-o", m)
+    assert r.exit_code == 2 and "is longer than every recording (longest has 15 samples" in r.output
+    r = invoke("train", folder, "--sequences", "--units", "8", "--epochs", "2", "--augment", "1", "-o", m)
+    assert r.exit_code == 0, r.output
+    cfg = json.loads((m / "config.json").read_text())
+    assert cfg["masked"] is True and cfg["window"] == 15
+    assert invoke("convert", m, "--kind", "step").exit_code == 0
+    keras_eval = json.loads(invoke("evaluate", m, folder, "--json").stdout)
+    step_eval = json.loads(invoke("evaluate", m / "step.tflite", folder, "--json").stdout)
+    assert keras_eval["n"] == step_eval["n"] == 48  # one score per recording
+    assert keras_eval["accuracy"] == step_eval["accuracy"]

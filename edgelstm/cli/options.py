@@ -49,6 +49,12 @@ def data_options(f):
         show_default=True,
         help="What to do with NaN/inf values in CSV data.",
     )
+    @click.option(
+        "--sequences",
+        is_flag=True,
+        help="Each recording (a CSV of a folder, or a recording id) is one sequence of its own length, with one "
+        "label: padded and masked in training, stepped from zero state (instead of cut into windows).",
+    )
     @functools.wraps(f)
     def wrapper(*args, **kwargs):
         from ..data.dataset import ColumnSpec
@@ -61,6 +67,7 @@ def data_options(f):
             subject_col=kwargs.pop("subject_col"),
             channels=[c.strip() for c in kwargs.pop("channels").split(",") if c.strip()],
             nan=kwargs.pop("nan"),
+            sequences=kwargs.pop("sequences"),
         )
         return f(*args, **kwargs)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +75,7 @@ class ColumnSpec:
     channels: Sequence[str] = ()
     nan: str = "error"
     subject_col: str | None = None
+    sequences: bool = False  # each CSV recording is one sequence of its own length (as_sequences)
 
     def record(self) -> dict:
         """What training stores (config.training["columns"]) so its splits can be rebuilt from the same columns."""
@@ -85,6 +86,7 @@ class ColumnSpec:
             "subject_col": self.subject_col,
             "channels": list(self.channels),
             "nan": self.nan,
+            "sequences": self.sequences,
         }
 
 
@@ -105,6 +107,8 @@ def load(path: str | Path, spec: ColumnSpec | None = None) -> Dataset:
         ds = _read_npz(p, spec)
     else:
         ds = _read_csv_file(p, spec, multi_recording=True)
+    if spec.sequences:
+        ds = as_sequences(ds, spec.task)
     ds.columns = spec.record()
     return ds
 
@@ -334,6 +338,38 @@ def _read_csv_folder(folder: Path, spec: ColumnSpec) -> Dataset:
     rates = [p.sample_rate for p in parts if p.sample_rate]
     rate = float(np.median(rates)) if rates else None
     return Dataset(str(folder), first.channels, recs, None, labels, first.targets, rate)
+
+
+def as_sequences(ds: Dataset, task: str) -> Dataset:
+    """Each recording one sequence, pre-padded with NaN to the longest (the layout of an NPZ with `lengths`):
+    recordings of any length are trained padded and masked, and scored and streamed from zero state, instead of
+    being cut into windows (a recording shorter than the window would be dropped)."""
+    if ds.windows is not None:
+        raise InputError(f"{ds.source}: --sequences is for CSV recordings; an NPZ gives sequences with 'lengths'")
+    if task == "forecast":
+        raise InputError(f"{ds.source}: --sequences is for classification and regression")
+    recs = ds.recordings
+    T = max(len(r.x) for r in recs)
+    X = np.full((len(recs), T, ds.n_features), np.nan, np.float32)
+    ys = []
+    for i, r in enumerate(recs):
+        X[i, T - len(r.x) :] = r.x
+        if task == "classify":
+            classes = np.unique(r.y)
+            if len(classes) > 1:
+                names = ", ".join(ds.labels[c] for c in classes[:4])
+                raise InputError(
+                    f"{ds.source}: recording {r.name} holds {len(classes)} classes ({names}); with --sequences each "
+                    "recording is one sequence with one label"
+                )
+            ys.append(int(classes[0]))
+        else:
+            ys.append(r.y[-1])  # the target at the last sample, where the output is read (as for windows)
+    y = np.asarray(ys, np.int64 if task == "classify" else np.float32)
+    subjects = np.array([r.subject or "" for r in recs]) if any(r.subject is not None for r in recs) else None
+    names = np.array([r.name for r in recs])
+    windows = Windows(X, y, names, np.zeros(len(recs), np.int64), subjects)
+    return replace(ds, recordings=[], windows=windows)
 
 
 def _padded_sequences(X: np.ndarray, lengths: np.ndarray, path: Path, task: str) -> np.ndarray:

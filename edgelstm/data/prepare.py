@@ -164,6 +164,7 @@ def training_columns(cfg: ModelConfig) -> ColumnSpec:
         subject_col=rec.get("subject_col"),
         channels=tuple(cfg.channels),
         nan=rec.get("nan", defaults.nan),
+        sequences=bool(rec.get("sequences", False)),
     )
 
 

@@ -156,6 +156,7 @@ def _all_windows(m: dict, model: Path, data, label_col, group_col, stride):
         group_col=group_col or trained.get("group_col") or ColumnSpec.group_col,
         target_cols=tuple(m["targets"]) if m["task"] != "classify" else (),
         channels=tuple(m["channels"]),
+        sequences=bool(trained.get("sequences", False)),
     )
     ds = load(data, spec)
     if ds.n_features != m["n_features"]:
