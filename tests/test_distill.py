@@ -324,3 +324,34 @@ def test_macs_per_step_counts_the_convolutional_front_end():
 
     # conv 5×6→16 (480), conv 1×16→8 (128), then an LSTM of 32 over 8 inputs: 4·(8+32)·32 + 96, head 32·4
     assert macs_per_step("lstm", 32, 1, 6, 4, conv=[[5, 16], [1, 8]]) == 480 + 128 + 5120 + 96 + 128 == 5952
+
+
+def test_student_uses_the_teachers_test_file(tmp_path):
+    """A teacher trained with --test: the student learns from all of DATA but the validation share (the teacher's
+    split exactly) and is scored on the same test file, as the teacher."""
+    rng = np.random.default_rng(0)
+
+    def npz(path, n):
+        y = np.arange(n) % 2
+        t = np.arange(16)[None, :, None] / 3.0
+        X = np.sin((y[:, None, None] + 1) * t + rng.uniform(0, 6, (n, 1, 1))) + 0.1 * rng.normal(size=(n, 16, 2))
+        np.savez(path, X=X.astype(np.float32), y=y, labels=np.array(["p", "q"]))
+        return path
+
+    train, test = npz(tmp_path / "train.npz", 40), npz(tmp_path / "test.npz", 24)
+    teacher, student = tmp_path / "teacher", tmp_path / "student"
+    r = invoke("train", train, "--test", test, "--units", "8", "--epochs", "1", "-o", teacher)
+    assert r.exit_code == 0, r.output
+    r = invoke(
+        "distill", train, "--teacher", teacher, "--student", "gru:4", "--epochs", "1", "--no-int8", "-o", student
+    )
+    assert r.exit_code == 0, r.output
+    report = json.loads((student / "distill_report.json").read_text())
+    assert report["split_matches_teacher"] is True and "differs from the teacher's" not in r.output
+    metrics = json.loads((student / "metrics.json").read_text())
+    tmetrics = json.loads((teacher / "metrics.json").read_text())
+    assert metrics["test"]["n"] == tmetrics["test"]["n"] == 24  # the test file, not a share of DATA
+    assert metrics["split"]["train"]["windows"] == tmetrics["split"]["train"]["windows"]
+    assert (
+        metrics["protocol"] == tmetrics["protocol"] == f"the test file {test} (nothing of the training data held out)"
+    )

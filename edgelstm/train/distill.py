@@ -184,6 +184,23 @@ def teacher_soft_targets(teacher, tcfg: ModelConfig, cfg: ModelConfig, X: np.nda
     return model_targets(cfg, outputs_to_units(tcfg, out))
 
 
+def teacher_sets(tcfg: ModelConfig) -> tuple[Dataset | None, Dataset | None]:
+    """The validation and test files the teacher was trained with (`train --val/--test`), read like DATA: the
+    student then learns from the same training data and is scored on the same test file as its teacher (without
+    them it re-split DATA 70/15/15 and trained on less than the teacher saw)."""
+    from ..data.dataset import load
+    from ..data.prepare import training_columns
+
+    spec = training_columns(tcfg)
+    out = []
+    for key in ("val_data", "test_data"):
+        path = tcfg.training.get(key)
+        if path and not Path(path).exists():
+            raise InputError(f"the teacher was trained with {path} (train --{key[:-5]}), which is not there")
+        out.append(load(path, spec) if path else None)
+    return out[0], out[1]
+
+
 def _split_matches(prep: Prepared, tcfg: ModelConfig) -> bool:
     """Same normalization statistics ⇒ same training windows as the teacher (so no test window taught it)."""
     mean, std = prep.norm.to_lists()
@@ -294,7 +311,10 @@ def _distill(
     keras = _keras()
     seed = int(tcfg.training.get("seed", 0))
     split_by = tcfg.training.get("split_by", "recording")
-    prep = prepare(ds, tcfg.window, tcfg.stride, task, tcfg.horizon, seed, split_by=split_by, frame=tcfg.frame)
+    val, test = teacher_sets(tcfg)
+    prep = prepare(
+        ds, tcfg.window, tcfg.stride, task, tcfg.horizon, seed, val, test, split_by=split_by, frame=tcfg.frame
+    )
     same_split = _split_matches(prep, tcfg)
     if not same_split:
         say(
@@ -321,6 +341,8 @@ def _distill(
     cfg.training = {
         **asdict(topts),
         "data": ds.source,
+        "val_data": tcfg.training.get("val_data"),
+        "test_data": tcfg.training.get("test_data"),
         "columns": ds.columns,
         "distill": {"teacher": str(teacher_dir), "temperature": opts.temperature, "alpha": opts.alpha},
     }
