@@ -37,6 +37,8 @@ ALL_SETS = ["basicmotions", "japanesevowels", "plaid", "acsf1", "mitbih"]
 BASELINES = ["rf", "minirocket", "dtw"]
 BASELINE_NAMES = {"rf": "RF", "minirocket": "MiniRocket", "dtw": "1-NN DTW"}
 EDGE_FLOAT, EDGE_INT8, EDGE_TUNE = "edgelstm float", "edgelstm int8", "edgelstm tune int8"
+EDGE_TEACHER, EDGE_STUDENT = "edgelstm teacher float", "edgelstm distilled int8"
+TEACHER = ["--arch", "bilstm", "--units", "64", "--layers", "2"]  # the distillation's offline teacher
 # 1-NN DTW fills one cost cell per pair of samples of every train/test pair: sum(T_train) * sum(T_test). Above
 # this many cells (~a minute here) it is skipped and the row says how many it would have been.
 DTW_BUDGET = 1e9
@@ -175,6 +177,44 @@ def tune_result(task: Task, npz: dict[str, Path], opts: argparse.Namespace) -> R
     except (OSError, ValueError, KeyError) as ex:
         row["tune"] = {"error": str(ex)}
     return row
+
+
+def distill_results(task: Task, npz: dict[str, Path], opts: argparse.Namespace) -> list[Result]:
+    """A BiLSTM 64x2 teacher (`train --test`), `distill --student S` into a causal student, the student's int8
+    step model scored on the test file: the teacher's float score, the student's, and the parameter ratio."""
+    slug = task_slug(task)
+    tdir, sdir = (opts.work / "models" / slug / name for name in ("teacher", "student"))
+    logs = opts.work / "logs" / slug / "distill"
+    for d in (tdir, sdir):
+        shutil.rmtree(d, ignore_errors=True)
+    base = {"seed": 0, "run_id": opts.run_id}
+    epochs = ["--epochs", str(opts.epochs)] if opts.epochs is not None else []
+    log(f"{task.name}: teacher {' '.join(TEACHER)}")
+    t0 = time.perf_counter()
+    done = run_step(
+        ["train", str(npz["train"]), "--test", str(npz["test"]), *TEACHER, *epochs, "-o", str(tdir)],
+        logs / "teacher.log",
+    )
+    if done.returncode != 0:
+        err = one_line_error(done)
+        return [{**base, "method": m, "error": err, "seconds": 0} for m in (EDGE_TEACHER, EDGE_STUDENT)]
+    teacher = step_result(EDGE_TEACHER, base, t0, lambda: evaluate_json(tdir, npz["test"], logs / "eval_t.log"))
+    log(f"{task.name}: distill --student {opts.distill}")
+    t0 = time.perf_counter()
+    args = ["distill", str(npz["train"]), "--teacher", str(tdir), "--student", opts.distill, "--no-int8", *epochs]
+    done = run_step([*args, "-o", str(sdir)], logs / "distill.log")
+    if done.returncode != 0:
+        return [teacher, {**base, "method": EDGE_STUDENT, "error": one_line_error(done), "seconds": 0}]
+    student = step_result(EDGE_STUDENT, base, t0, lambda: int8_scores(sdir, npz["test"], logs))
+    try:
+        tp = json.loads((tdir / "metrics.json").read_text())["params"]
+        sp = json.loads((sdir / "metrics.json").read_text())["params"]
+        student["distill"] = {"teacher_params": tp, "student_params": sp, "student": opts.distill}
+        if "accuracy" in teacher and "accuracy" in student:
+            student["distill"]["retention"] = student["accuracy"] / max(teacher["accuracy"], 1e-9)
+    except (OSError, ValueError, KeyError) as ex:
+        student["distill"] = {"error": str(ex)}
+    return [teacher, student]
 
 
 def stream_agreement(mdir: Path, seqs: list[np.ndarray], predictions: Path) -> dict:
@@ -377,6 +417,8 @@ def run_task(task: Task, opts: argparse.Namespace) -> dict:
         results += edgelstm_seed(task, npz, seed, opts)
     if opts.tune:
         results.append(tune_result(task, npz, opts))
+    if opts.distill:
+        results += distill_results(task, npz, opts)
     info = describe(task)
     info.update(npz={k: str(v) for k, v in npz.items()}, results=results, seconds=round(time.perf_counter() - t0, 1))
     info["summary"] = summarize(results)
@@ -536,6 +578,13 @@ def detail_table(tasks: list[dict]) -> list[str]:
                 note = (
                     f"train {r['train_seconds']} s, {r.get('epochs_run')} epochs, "
                     f"{r.get('train_windows')} windows trained / {r.get('val_windows')} validation"
+                )
+            di = r.get("distill")
+            if di:
+                note = di.get("error") or (
+                    f"{di['student']} ({di['student_params']:,} parameters) from the teacher's {di['teacher_params']:,}"
+                    f" (1/{di['teacher_params'] / di['student_params']:.1f})"
+                    + (f"; keeps {di['retention']:.1%} of its accuracy" if "retention" in di else "")
                 )
             tu = r.get("tune")
             if tu:
@@ -748,6 +797,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default="",
         help='more options for edgelstm train, one string (e.g. "--conv 5:32 --units 32"): a recipe to measure',
     )
+    p.add_argument(
+        "--distill", default="", metavar="STUDENT", help="also distill a BiLSTM 64x2 teacher into STUDENT (gru:16)"
+    )
     p.add_argument("--tune", type=int, default=0, help="also run `edgelstm tune --trials N` on each set (0: no)")
     p.add_argument("--baselines", default=None, help=f"comma-separated, from {','.join(BASELINES)} (default: all)")
     p.add_argument(
@@ -804,6 +856,7 @@ def main(argv: list[str] | None = None) -> int:
             "epochs": opts.epochs,
             "train_args": opts.train_args,
             "tune": opts.tune,
+            "distill": opts.distill,
             "baselines": opts.baselines,
             "smoke": opts.smoke,
         },

@@ -211,6 +211,38 @@ def test_rotation_augmentation_turns_triplets_and_leaves_other_channels(tmp_path
     assert not np.allclose(copy[..., :3], X[..., :3]) and np.array_equal(copy[..., 3], X[..., 3])
 
 
+def test_named_axes_give_the_triplets_and_bad_names_are_named():
+    from edgelstm.data.augment import named_triplets
+
+    names = ["ax", "ay", "az", "wx", "wy", "wz", "t"]
+    assert named_triplets("ax,ay,az; wx,wy,wz", names) == [(0, 1, 2), (3, 4, 5)]
+    with pytest.raises(InputError, match=r"'ax,ay,q': no channel\(s\) q"):
+        named_triplets("ax,ay,q", names)
+    with pytest.raises(InputError, match=r"'ax,ay': 2 names"):
+        named_triplets("ax,ay", names)
+
+
+def test_warping_keeps_ends_order_and_padding():
+    """Time warping resamples along a monotone clock that keeps the window's first and last sample; magnitude
+    warping scales around the mean by a smooth curve; a padded sequence is left alone."""
+    from edgelstm.data.augment import smooth_curves, warp_windows
+
+    rng = np.random.default_rng(0)
+    curves = smooth_curves(rng, 200, 50, 0.2)
+    assert curves.shape == (200, 50) and abs(curves.mean() - 1) < 0.03
+    assert np.abs(np.diff(curves, axis=1)).max() < np.abs(curves - 1).max()  # smooth, not white noise
+    ramp = np.tile(np.arange(50, dtype=np.float32)[None, :, None], (20, 1, 1))  # a ramp: time warp keeps it rising
+    padded = np.full((1, 50, 1), np.nan, np.float32)
+    padded[0, 30:] = 1.0
+    X = np.concatenate([ramp, padded])
+    out = warp_windows(np.random.default_rng(1), X, np.zeros(1, np.float32), 0.0)
+    assert np.allclose(out, X, equal_nan=True)  # sigma 0: the identity
+    out = warp_windows(np.random.default_rng(1), X, np.zeros(1, np.float32), 0.3)
+    assert not np.allclose(out[:20], ramp) and np.array_equal(out[20:], padded, equal_nan=True)
+    # magnitude warping of a non-negative ramp around 0 keeps signs; the time warp keeps the first sample at 0
+    assert (out[:20, 0] == 0).all() and (out[:20] >= 0).all()
+
+
 def test_cosine_schedule_warms_up_then_decays():
     from edgelstm.train.fit import FitOptions, lr_at
 

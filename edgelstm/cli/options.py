@@ -122,11 +122,23 @@ def fit_options(f):
         ),
         click.option("--aug-jitter", default=0.1, show_default=True, help="Augmentation: noise, in channel std units."),
         click.option(
+            "--aug-warp",
+            default=0.0,
+            show_default=True,
+            help="Augmentation: time and magnitude warping, smooth random curves of this σ (e.g. 0.2); 0: off.",
+        ),
+        click.option(
             "--aug-rotate",
             default=0.0,
             show_default=True,
             help="Augmentation: rotate axis triplets (channels named like acc_x/acc_y/acc_z) by up to this many "
             "degrees, as a device worn another way would.",
+        ),
+        click.option(
+            "--axes",
+            default="",
+            metavar="X,Y,Z[;X,Y,Z]",
+            help="Axis triplets --aug-rotate turns, by channel name (default: found from names like acc_x).",
         ),
         click.option(
             "--lr-schedule",

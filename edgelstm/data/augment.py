@@ -28,6 +28,21 @@ def axis_triplets(channels: list[str]) -> list[tuple[int, int, int]]:
     return [(axes["x"], axes["y"], axes["z"]) for axes in found.values() if set(axes) == {"x", "y", "z"}]
 
 
+def named_triplets(spec: str, channels: list[str]) -> list[tuple[int, int, int]]:
+    """--axes "ax,ay,az;gx,gy,gz": triplets given by channel name, for names axis_triplets cannot read."""
+    from ..errors import InputError
+
+    out = []
+    for group in (g for g in spec.split(";") if g.strip()):
+        names = [n.strip() for n in group.split(",")]
+        missing = [n for n in names if n not in channels]
+        if len(names) != 3 or missing:
+            why = f"no channel(s) {', '.join(missing)}" if missing else f"{len(names)} names"
+            raise InputError(f"--axes {spec!r}: each group is three channel names (x,y,z); {group!r}: {why}")
+        out.append(tuple(channels.index(n) for n in names))
+    return out
+
+
 def random_rotations(rng: np.random.Generator, n: int, max_degrees: float) -> np.ndarray:
     """n rotation matrices [n, 3, 3] about uniformly random axes by angles up to max_degrees (Rodrigues)."""
     axis = rng.normal(size=(n, 3))
@@ -40,6 +55,34 @@ def random_rotations(rng: np.random.Generator, n: int, max_degrees: float) -> np
     return (np.eye(3) + s * K + (1 - c) * K @ K).astype(np.float32)
 
 
+def smooth_curves(rng: np.random.Generator, n: int, T: int, sigma: float, knots: int = 4) -> np.ndarray:
+    """[n, T] smooth random curves around 1: `knots` + 2 points ~ N(1, sigma) joined piecewise linearly (a
+    subject's pace or grip that drifts within a window, not sample-to-sample noise)."""
+    at = np.linspace(0, T - 1, knots + 2)
+    values = rng.normal(1.0, sigma, (n, knots + 2))
+    t = np.arange(T)
+    return np.stack([np.interp(t, at, v) for v in values])
+
+
+def warp_windows(rng: np.random.Generator, X: np.ndarray, mean: np.ndarray, sigma: float) -> np.ndarray:
+    """Time warping (each window resampled along a random monotone time map: speeds from smooth_curves, kept
+    positive) and magnitude warping (the channels scaled around their mean by one smooth curve), Um et al. 2017.
+    Windows holding padding (variable-length sequences) are left as they are: warping would move the padding."""
+    n, T, F = X.shape
+    speed = np.clip(smooth_curves(rng, n, T, sigma), 0.1, None)
+    clock = np.cumsum(speed, axis=1) - speed[:, :1]
+    clock *= (T - 1) / np.maximum(clock[:, -1:], 1e-9)  # the window keeps its length and its ends
+    scale = smooth_curves(rng, n, T, sigma).astype(np.float32)
+    out = X.copy()
+    t = np.arange(T)
+    for i in range(n):
+        if np.isnan(X[i]).any():
+            continue
+        warped = np.stack([np.interp(clock[i], t, X[i, :, f]) for f in range(F)], axis=1)
+        out[i] = mean + (warped - mean) * scale[i, :, None]
+    return out
+
+
 def augment(
     w: Windows,
     norm: Normalization,
@@ -50,13 +93,15 @@ def augment(
     scale_inputs: bool = True,
     rotate: float = 0.0,
     triplets: list[tuple[int, int, int]] | None = None,
+    warp: float = 0.0,
 ) -> Windows:
     """The windows plus `copies` augmented copies of each (raw units, like the input).
 
     gain: each copy's channels are scaled around the channel mean by a factor in [1 - gain, 1 + gain] (skipped when
     scale_inputs is False: a regression target that is a function of the inputs' amplitude would no longer match);
     jitter: Gaussian noise with this many channel standard deviations; rotate: each copy's axis triplets turned by
-    one random rotation of up to this many degrees (the same for every triplet of a window: one device, one frame).
+    one random rotation of up to this many degrees (the same for every triplet of a window: one device, one frame);
+    warp: time and magnitude warping (warp_windows) with knots of this standard deviation.
     """
     if copies <= 0:
         return w
@@ -72,6 +117,8 @@ def augment(
             Xr = X.copy()
             for t in triplets:
                 Xr[:, :, list(t)] = np.einsum("nij,ntj->nti", R, X[:, :, list(t)])
+        if warp:
+            Xr = warp_windows(rng, Xr, mean, warp)
         g = rng.uniform(1 - gain, 1 + gain, (len(X), 1, X.shape[2])).astype(np.float32) if scale_inputs else 1.0
         noise = rng.normal(0.0, jitter, X.shape).astype(np.float32) * std
         parts.append(mean + (Xr - mean) * g + noise)

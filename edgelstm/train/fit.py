@@ -62,6 +62,8 @@ class FitOptions:
     augment: int | None = None  # augmented copies per training window; None: 3 for classification, 0 otherwise
     aug_gain: float = 0.2
     aug_jitter: float = 0.1
+    aug_warp: float = 0.0  # σ of the time- and magnitude-warping knots (data/augment.py warp_windows); 0: off
+    axes: str = ""  # the axis triplets to rotate, by channel name ("ax,ay,az;gx,gy,gz"); "": found from names
     aug_rotate: float = 0.0  # degrees: random 3-D rotations of axis triplets (acc_x/acc_y/acc_z …) per copy
     lr_schedule: str = "constant"  # constant | cosine (after `warmup` epochs of linear warm-up) | plateau
     warmup: int = 0
@@ -80,6 +82,8 @@ class FitOptions:
             raise InputError("--augment must be 0 or more")
         if not 0 <= self.aug_gain < 1 or self.aug_jitter < 0:
             raise InputError("--aug-gain must be in [0, 1) and --aug-jitter at least 0")
+        if not 0 <= self.aug_warp < 1:
+            raise InputError("--aug-warp must be in [0, 1)")
         if not 0 <= self.aug_rotate <= 180:
             raise InputError("--aug-rotate must be in [0, 180] degrees")
         if self.lr_schedule not in LR_SCHEDULES:
@@ -430,9 +434,11 @@ def augmented(
     """prep with its training windows augmented as opts ask (validation and test never are)."""
     if not opts.augment:
         return prep
-    from ..data.augment import augment, axis_triplets
+    from ..data.augment import augment, axis_triplets, named_triplets
 
-    triplets = axis_triplets(channels or []) if opts.aug_rotate else []
+    triplets = []
+    if opts.aug_rotate:
+        triplets = named_triplets(opts.axes, channels or []) if opts.axes else axis_triplets(channels or [])
     train = augment(
         prep.train,
         prep.norm,
@@ -443,12 +449,14 @@ def augmented(
         scale_inputs=opts.task == "classify",
         rotate=opts.aug_rotate,
         triplets=triplets,
+        warp=opts.aug_warp,
     )
     if progress:
         gain = f"gain ±{opts.aug_gain:.0%}, " if opts.task == "classify" else ""
         progress(
             f"augmenting: {opts.augment} copies of each training window ({gain}jitter {opts.aug_jitter:g} σ"
             + (f", rotations up to {opts.aug_rotate:g}° of {len(triplets)} axis triplet(s)" if triplets else "")
+            + (f", time and magnitude warping σ {opts.aug_warp:g}" if opts.aug_warp else "")
             + f") → {len(train)} windows"
         )
     return replace(prep, train=train)
