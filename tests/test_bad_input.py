@@ -74,6 +74,7 @@ def test_train_refuses_to_overwrite_foreign_dir(tmp_path, activity_csv):
         (["--augment", "-1"], "Error: --augment must be 0 or more"),
         (["--aug-gain", "1.5"], "Error: --aug-gain must be in [0, 1) and --aug-jitter at least 0"),
         (["--aug-warp", "1"], "Error: --aug-warp must be in [0, 1)"),
+        (["--min-epochs", "31"], "Error: --min-epochs must be in [0, --epochs]"),
     ],
 )
 def test_train_bad_augmentation_options(tmp_path, activity_csv, args, message):

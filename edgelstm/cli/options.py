@@ -108,6 +108,12 @@ def fit_options(f):
         click.option("--clip-at", default=1.0, show_default=True, help="Clipping threshold."),
         click.option("--patience", default=6, show_default=True, help="Early stopping: epochs without improvement."),
         click.option(
+            "--min-epochs",
+            default=0,
+            show_default=True,
+            help="Early stopping neither stops nor keeps an epoch before this one (a tiny validation split is noisy).",
+        ),
+        click.option(
             "--augment",
             type=int,
             default=None,

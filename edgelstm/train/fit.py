@@ -59,6 +59,7 @@ class FitOptions:
     clip: str = "norm"
     clip_at: float = 1.0
     patience: int = 6
+    min_epochs: int = 0  # early stopping neither ends training nor keeps an epoch before this one
     augment: int | None = None  # augmented copies per training window; None: 3 for classification, 0 otherwise
     aug_gain: float = 0.2
     aug_jitter: float = 0.1
@@ -78,6 +79,8 @@ class FitOptions:
                 raise InputError(f"--{name.replace('_', '-')} must be at least 1")
         if self.clip not in ("norm", "value"):
             raise InputError("--clip must be 'norm' or 'value'")
+        if not 0 <= self.min_epochs <= self.epochs:
+            raise InputError("--min-epochs must be in [0, --epochs]")
         if self.augment is not None and self.augment < 0:
             raise InputError("--augment must be 0 or more")
         if not 0 <= self.aug_gain < 1 or self.aug_jitter < 0:
@@ -275,7 +278,12 @@ def fit(
         verbose=0,
         class_weight=weights,
         callbacks=[
-            keras.callbacks.EarlyStopping(monitor="val_loss", patience=opts.patience, restore_best_weights=True),
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss",
+                patience=opts.patience,
+                restore_best_weights=True,
+                start_from_epoch=opts.min_epochs,
+            ),
             *schedule_callbacks(keras, opts),
             progress_callback(keras, progress, opts.epochs),
             finite_loss_callback(keras),  # train/guard.py: a non-finite loss stops here, nothing written
