@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .. import __version__
+from .._deps import require
 from ..capabilities import why_not
 from ..errors import DeployError, EdgeLSTMError, InputError
 from . import agent as device_agent
@@ -417,5 +418,6 @@ def run_hosts(
 
 def deploy(model: Path, hosts: list[str], opts: DeployOptions) -> list[DeployResult]:
     """Deploy `model` to every host, at most `opts.parallel` at a time; one result per host, in order."""
+    require("paramiko")  # before any host: a missing extra is one error, not one failure per host
     model, sha, opts, expected = prepare(model, hosts, opts)
     return run_hosts(model, sha, expected, hosts, opts)
