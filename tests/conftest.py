@@ -197,29 +197,39 @@ def edgelstm_wheel(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def extra_venv(tmp_path_factory, edgelstm_wheel):
     """Factory: extra_venv("device") -> the bin/ folder of a fresh venv (no system site-packages) holding the wheel
-    with that extra and nothing else ("base": the wheel alone); made once per session per extra. pip's cache keeps
-    the reinstalls local."""
+    with that extra and nothing else ("base": the wheel alone); made once per session per extra, in a background
+    thread (`extra_venv.prefetch("base", "onnx")` starts some while a test does other work). pip's cache keeps the
+    reinstalls local."""
     import subprocess
     import sys
+    from concurrent.futures import ThreadPoolExecutor
 
-    made: dict[str, Path] = {}
+    pool = ThreadPoolExecutor(max_workers=2)
+    made: dict = {}
+
+    def build(extra: str, venv: Path) -> Path:
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        want = str(edgelstm_wheel) if extra == "base" else f"{edgelstm_wheel}[{extra}]"
+        r = subprocess.run(
+            [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check", want],
+            capture_output=True,
+            text=True,
+        )
+        assert r.returncode == 0, r.stderr[-2000:]
+        return venv / "bin"
+
+    def prefetch(*extras: str) -> None:
+        for extra in extras:
+            if extra not in made:
+                made[extra] = pool.submit(build, extra, tmp_path_factory.mktemp(f"venv-{extra}"))
 
     def make(extra: str) -> Path:
-        if extra not in made:
-            venv = tmp_path_factory.mktemp(f"venv-{extra}")
-            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-            py = venv / "bin" / "python"
-            want = str(edgelstm_wheel) if extra == "base" else f"{edgelstm_wheel}[{extra}]"
-            r = subprocess.run(
-                [str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check", want],
-                capture_output=True,
-                text=True,
-            )
-            assert r.returncode == 0, r.stderr[-2000:]
-            made[extra] = venv / "bin"
-        return made[extra]
+        prefetch(extra)
+        return made[extra].result()
 
-    return make
+    make.prefetch = prefetch
+    yield make
+    pool.shutdown(wait=True)
 
 
 @pytest.fixture(scope="session")
