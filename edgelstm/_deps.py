@@ -10,14 +10,40 @@ from types import ModuleType
 
 from .errors import MissingExtraError
 
+# The one map from an optional module (top-level name) to the extra that installs it (pyproject.toml).
+EXTRAS = {
+    "tensorflow": "train",
+    "tf_keras": "train",
+    "tf2onnx": "train",
+    "matplotlib": "train",
+    "ai_edge_litert": "device",
+    "serial": "device",
+    "onnxruntime": "onnx",
+    "onnx": "onnx",
+    "paramiko": "deploy",
+    "yaml": "deploy",
+    "ansible": "ansible",
+    "tflite_micro": "micro",
+}
 
-def require(module: str, extra: str) -> ModuleType:
+
+def require(module: str, extra: str | None = None) -> ModuleType:
+    """Import `module`, or raise MissingExtraError naming its extra (from EXTRAS unless given)."""
     try:
         return importlib.import_module(module)
     except ImportError as ex:
         if ex.name and module.split(".")[0] != ex.name.split(".")[0]:
             raise  # the module exists but one of its own imports is broken: show that, not a wrong hint
-        raise MissingExtraError(module, extra) from None
+        raise MissingExtraError(module, extra or EXTRAS[module.split(".")[0]]) from None
+
+
+def missing_extra(ex: BaseException) -> MissingExtraError | None:
+    """The MissingExtraError for an ImportError of an optional module that escaped a command, else None: the CLI's
+    net, so a missing extra is one line even where no require() guards the import."""
+    name = getattr(ex, "name", None) or ""
+    if not isinstance(ex, ImportError) or name.split(".")[0] not in EXTRAS:
+        return None
+    return MissingExtraError(name, EXTRAS[name.split(".")[0]])
 
 
 @contextmanager

@@ -166,30 +166,77 @@ def netns_device(tmp_path, ssh_client_key):
     remove_netns(ns)
 
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
 @pytest.fixture(scope="session")
-def device_python(tmp_path_factory) -> Path:
-    """A device venv: numpy, ai-edge-litert and edgelstm (no deps) from a copy of this tree; shared by the
-    runtime-without-TensorFlow test and the fleet's devices (tests/test_fleet.py)."""
+def edgelstm_wheel(tmp_path_factory) -> Path:
+    """The wheel, built ONCE per session from a copy of the source tree (pip builds in place; the checkout stays
+    clean): what test_packaging inspects and every extra's venv installs."""
+    import importlib.util
     import shutil
     import subprocess
     import sys
 
-    root = Path(__file__).resolve().parents[1]
-    base = tmp_path_factory.mktemp("device")
-    src = base / "src"  # a copy, so pip's in-tree build leaves the checkout clean
+    base = tmp_path_factory.mktemp("wheel")
+    src = base / "src"
     src.mkdir()
     for d in ("edgelstm", "targets", "calibration"):  # the wheel maps targets/ and calibration/ into the package
-        shutil.copytree(root / d, src / d, ignore=shutil.ignore_patterns("__pycache__"))
-    for f in ("pyproject.toml", "README.md"):
-        shutil.copy(root / f, src / f)
-    venv = base / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    py = venv / "bin" / "python"
-    pip = [str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-    for args in (["numpy<2.5", "ai-edge-litert>=2.3"], ["--no-deps", str(src)]):
-        r = subprocess.run(pip + args, capture_output=True, text=True)
+        shutil.copytree(ROOT / d, src / d, ignore=shutil.ignore_patterns("__pycache__"))
+    for f in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(ROOT / f, src / f)
+    cmd = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--disable-pip-version-check"]
+    if importlib.util.find_spec("setuptools") is not None:
+        cmd.append("--no-build-isolation")  # the running environment's setuptools: no download
+    r = subprocess.run([*cmd, "-w", str(base / "dist"), str(src)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    (whl,) = (base / "dist").glob("edgelstm-*.whl")
+    return whl
+
+
+@pytest.fixture(scope="session")
+def extra_venv(tmp_path_factory, edgelstm_wheel):
+    """Factory: extra_venv("device") -> the bin/ folder of a fresh venv (no system site-packages) holding the wheel
+    with that extra and nothing else ("base": the wheel alone); made once per session per extra, in a background
+    thread (`extra_venv.prefetch("base", "onnx")` starts some while a test does other work). pip's cache keeps the
+    reinstalls local."""
+    import subprocess
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(max_workers=2)
+    made: dict = {}
+
+    def build(extra: str, venv: Path) -> Path:
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        want = str(edgelstm_wheel) if extra == "base" else f"{edgelstm_wheel}[{extra}]"
+        r = subprocess.run(
+            [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check", want],
+            capture_output=True,
+            text=True,
+        )
         assert r.returncode == 0, r.stderr[-2000:]
-    return py
+        return venv / "bin"
+
+    def prefetch(*extras: str) -> None:
+        for extra in extras:
+            if extra not in made:
+                made[extra] = pool.submit(build, extra, tmp_path_factory.mktemp(f"venv-{extra}"))
+
+    def make(extra: str) -> Path:
+        prefetch(extra)
+        return made[extra].result()
+
+    make.prefetch = prefetch
+    yield make
+    pool.shutdown(wait=True)
+
+
+@pytest.fixture(scope="session")
+def device_python(extra_venv) -> Path:
+    """The device venv: the wheel with its `device` extra (numpy, ai-edge-litert; no TensorFlow); shared by the
+    runtime-without-TensorFlow test, the extras test and the fleet's devices (tests/test_fleet.py)."""
+    return extra_venv("device") / "python"
 
 
 def _tiny_model(seed: int = 0, **kw):
@@ -296,6 +343,8 @@ SLOW_FIXTURES = frozenset(
         "lstm_tflite",  # test_convert: converts
         "step_models",  # test_deploy: converts
         "device_python",  # conftest: creates a venv, pip installs
+        "edgelstm_wheel",  # conftest: builds the wheel
+        "extra_venv",  # conftest: a venv per extra
         "fleet",  # test_fleet: 8 namespaces with sshd, ansible-playbook
         "bilstm_teacher",
         "distilled",  # test_distill: trains, distills

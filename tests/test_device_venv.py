@@ -1,4 +1,5 @@
-"""The device runtime in a virtualenv with numpy, ai-edge-litert and edgelstm only: no TensorFlow, no Click."""
+"""The device runtime in a virtualenv of the wheel with its `device` extra (numpy, ai-edge-litert): no TensorFlow
+imported, nor Click (installed as the base dependency, never loaded by the runtime)."""
 
 from __future__ import annotations
 

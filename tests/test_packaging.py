@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -33,33 +31,9 @@ def test_every_subpackage_is_listed_in_pyproject():
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory) -> Path:
-    """The wheel built from a copy of the source tree (pip builds in place; the checkout stays clean)."""
-    base = tmp_path_factory.mktemp("wheel")
-    src = base / "src"
-    src.mkdir()
-    for d in ("edgelstm", "targets", "calibration"):
-        shutil.copytree(ROOT / d, src / d, ignore=shutil.ignore_patterns("__pycache__"))
-    for f in ("pyproject.toml", "README.md"):
-        shutil.copy(ROOT / f, src / f)
-    cmd = [
-        sys.executable,
-        "-m",
-        "pip",
-        "wheel",
-        "-q",
-        "--no-deps",
-        "--disable-pip-version-check",
-        "-w",
-        str(base / "dist"),
-        str(src),
-    ]
-    if importlib.util.find_spec("setuptools") is not None:
-        cmd.insert(4, "--no-build-isolation")  # the running environment's setuptools: no download
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr[-2000:]
-    (whl,) = (base / "dist").glob("edgelstm-*.whl")
-    return whl
+def wheel(edgelstm_wheel) -> Path:
+    """The session's wheel (conftest), built once from a copy of the source tree."""
+    return edgelstm_wheel
 
 
 def test_wheel_contains_every_target_and_recipe(wheel):
@@ -105,3 +79,21 @@ def test_installed_wheel_finds_targets_and_recipes(wheel, tmp_path):
     r = subprocess.run(cli, capture_output=True, text=True, cwd=work, env=env)
     assert r.returncode == 2
     assert r.stderr.strip() == f"Error: unknown target 'toaster'; choose one of {', '.join(got['names'])}"
+
+
+def test_license_is_the_apache_2_0_text_pyproject_names():
+    text = (ROOT / "LICENSE").read_text()
+    assert _pyproject()["project"]["license"] == {"text": "Apache-2.0"}
+    assert text.split()[:4] == ["Apache", "License", "Version", "2.0,"] and "END OF TERMS AND CONDITIONS" in text
+
+
+def test_every_relative_link_in_the_docs_resolves_inside_the_checkout():
+    """A clone has only this repository: README and docs/ link nothing outside it (e.g. ../shared/)."""
+    import re
+
+    for md in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for target in re.findall(r"\]\(([^)#\s]+)", md.read_text()):
+            if "://" in target or target.startswith("mailto:"):
+                continue
+            path = (md.parent / target).resolve()
+            assert path.is_relative_to(ROOT) and path.exists(), (md.name, target)

@@ -198,3 +198,71 @@ def models_dir(tmp_path_factory):
     from test_runtime import make_step
 
     return make_step(_tiny_model, tmp_path_factory.mktemp("udp"), "lstm", arch="lstm")[2]
+
+
+def test_run_stdin_with_a_header_and_a_label_column_says_why_nothing_came_out(models_dir, tmp_path):
+    """A CSV piped in whole (recording, time, 3 channels, label: 6 values; the model takes 3): every line is
+    skipped, so the run ends with the reason and exit 2, not 0 outputs and exit 0; --columns 3-5 picks the
+    channels and gives the outputs of the plain 3-value lines."""
+    from test_runtime import recording
+
+    raw = recording(6)
+    plain = "".join(",".join(f"{v:.6f}" for v in r) + "\n" for r in raw)
+    table = "recording,time,ax,ay,az,label\n" + "".join(
+        f"r1,{i * 0.02:.2f},{','.join(f'{v:.6f}' for v in r)},walk\n" for i, r in enumerate(raw)
+    )
+
+    def run(text: str, *opts: str) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "edgelstm.runtime", str(models_dir), "-", *opts]
+        return subprocess.run(cmd, input=text, capture_output=True, text=True, timeout=60)
+
+    p = run(table)
+    assert p.returncode == 2 and p.stdout == ""
+    err = p.stderr.strip().splitlines()
+    assert err[-2] == "edgelstm run: 0 samples, 7 skipped, 0 outputs (source closed)"
+    assert err[-1] == "Error: every line skipped: 6 values, the model takes 3 — use --columns"
+    picked, want = run(table, "--columns", "3-5"), run(plain)
+    assert picked.returncode == 0 and want.returncode == 0, picked.stderr
+    assert picked.stdout == want.stdout and len(want.stdout.splitlines()) == 6
+    assert picked.stderr.strip().splitlines()[-1] == "edgelstm run: 6 samples, 1 skipped, 6 outputs (source closed)"
+    bad = run(table, "--columns", "3-4")
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == "Error: --columns '3-4' names 2 columns; the model takes 3 values per sample"
+
+
+@pytest.mark.parametrize(
+    "spec, n, want",
+    [("3-8", 6, [2, 3, 4, 5, 6, 7]), ("1,3,5", 3, [0, 2, 4]), ("2-3,7", 3, [1, 2, 6]), ("4", 1, [3])],
+)
+def test_parse_columns(spec, n, want):
+    from edgelstm.runtime.sources import parse_columns
+
+    assert parse_columns(spec, n) == want
+
+
+@pytest.mark.parametrize("spec", ["0-2", "3-1", "a", "1,,2", ""])
+def test_parse_columns_refuses_with_one_line(spec):
+    from edgelstm.errors import InputError
+    from edgelstm.runtime.sources import parse_columns
+
+    with pytest.raises(InputError, match="give 1-based column numbers or ranges"):
+        parse_columns(spec, 3)
+
+
+def test_columns_with_more_fields_than_the_line_skips_it_with_why():
+    assert parse_text("1,2,3,4", 2, columns=[2, 3]).tolist() == [3.0, 4.0]
+    with pytest.raises(ValueError, match=r"expected at least 5 values \(--columns\), got 4"):
+        parse_text("1,2,3,4", 2, columns=[3, 4])
+
+
+def test_native_noise_is_dropped_and_real_errors_kept():
+    """LiteRT's C++ INFO line (written to fd 2, not through Python) is dropped; any other line still reaches stderr."""
+    code = (
+        "import os\nfrom edgelstm.runtime.interpreter import NATIVE_NOISE, dropped_native_lines\n"
+        "with dropped_native_lines(NATIVE_NOISE):\n"
+        "    os.write(2, b'INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\\nERROR: a real one\\n')\n"
+        "print('done')\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and p.stdout == "done\n"
+    assert p.stderr == "ERROR: a real one\n"

@@ -50,9 +50,16 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except EdgeLSTMError as ex:
             raise UserError(ex) from None
+        except ImportError as ex:
+            from .._deps import missing_extra
+
+            missing = missing_extra(ex)
+            if missing is None:
+                raise
+            raise UserError(missing) from None
 
 
-@click.group(cls=LazyGroup)
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="edgelstm")
 def main() -> None:
     """Small recurrent models (LSTM, GRU, BiLSTM) from sensor data to a device that runs them in real time."""

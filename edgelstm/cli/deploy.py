@@ -88,7 +88,11 @@ def format_table(results) -> str:
     help="Install the edgelstm runtime into ~/.edgelstm/venv when missing or outdated.",
 )
 @click.option("--reinstall-runtime", is_flag=True, help="Reinstall the runtime even if its version matches.")
-@click.option("--runtime-wheel", type=click.Path(path_type=Path), help="Wheel to install (default: built here).")
+@click.option(
+    "--runtime-wheel",
+    type=click.Path(path_type=Path),
+    help="Wheel to install (default: this package, built here from its source tree or its installed files).",
+)
 @host_options
 def deploy(
     model,

@@ -7,8 +7,6 @@ import json
 import shlex
 import subprocess
 import sys
-import tempfile
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -16,12 +14,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .. import __version__
+from .._deps import require
 from ..capabilities import why_not
 from ..errors import DeployError, EdgeLSTMError, InputError
 from . import agent as device_agent
 from .device import DEFAULT_ROOT, Device, Status
 from .service import UNIT_NAME
 from .ssh import Connection, ConnectOptions, HostSpec, quote
+from .wheel import build_wheel
 
 HEALTH_SCRIPT = Path(__file__).with_name("healthcheck.py").read_bytes()
 INTERPRETERS = {".tflite": ("ai_edge_litert", "tflite_runtime"), ".onnx": ("onnxruntime",)}
@@ -237,32 +237,6 @@ def _check_target(model: Path, target: str, st: Status) -> str | None:
     return "; ".join(warnings) or None
 
 
-_wheel_lock = threading.Lock()
-_wheel_cache: dict[str, Path] = {}
-
-
-def build_wheel() -> Path:
-    """A wheel of this very package (once per process), so the device runs the same code as here."""
-    with _wheel_lock:
-        if "wheel" in _wheel_cache and _wheel_cache["wheel"].exists():
-            return _wheel_cache["wheel"]
-        src = Path(__file__).resolve().parents[2]
-        if not (src / "pyproject.toml").is_file():
-            raise InputError("edgelstm is not installed from a source tree here; pass --runtime-wheel PATH")
-        out = Path(tempfile.mkdtemp(prefix="edgelstm-wheel-"))
-        p = subprocess.run(
-            [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(src)],
-            capture_output=True,
-            timeout=600,
-        )
-        wheels = list(out.glob("edgelstm-*.whl"))
-        if p.returncode != 0 or not wheels:
-            last = (p.stderr.decode(errors="replace").strip().splitlines() or ["no wheel"])[-1]
-            raise DeployError(f"building the edgelstm wheel failed: {last}")
-        _wheel_cache["wheel"] = wheels[0]
-        return wheels[0]
-
-
 def install_runtime(conn: Connection, dev: Device, st: Status, wheel: Path | None) -> Status:
     """Install this package with the `device` extra into ROOT/venv on the device (the agent's `install`)."""
     wheel = wheel or build_wheel()
@@ -417,5 +391,6 @@ def run_hosts(
 
 def deploy(model: Path, hosts: list[str], opts: DeployOptions) -> list[DeployResult]:
     """Deploy `model` to every host, at most `opts.parallel` at a time; one result per host, in order."""
+    require("paramiko")  # before any host: a missing extra is one error, not one failure per host
     model, sha, opts, expected = prepare(model, hosts, opts)
     return run_hosts(model, sha, expected, hosts, opts)

@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "plan":
             doc = plan(args.model, args.out, args.health_cmd, args.atol)
         else:
-            from .deploy import build_wheel
+            from .wheel import build_wheel
 
             doc = {"wheel": str(build_wheel())}
     except EdgeLSTMError as ex:

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from .._deps import require
 from ..errors import DeployError, EdgeLSTMError, InputError
 from .deploy import DeployOptions, DeployResult, prepare, run_hosts, short
 from .device import Device
@@ -117,6 +118,7 @@ def rollout(
     max_fail: tuple[float, bool],
 ) -> RolloutReport:
     """Deploy to `hosts` ((name, spec) pairs) stage by stage; stop at the first stage over `max_fail`."""
+    require("paramiko")  # before any host: a missing extra is one error, not one failure per host
     model, sha, prepared, expected = prepare(model, [spec for _, spec in hosts], opts)
     report = RolloutReport(sha256=sha)
     start = 0

@@ -84,6 +84,10 @@ def quantize(
         raise InputError(f"unknown I/O type {io!r}; choose float or int8")
     if fmt == "onnx" and mode not in ONNX_MODES:
         raise InputError(f"mode {mode} is not available for ONNX; use int8 (static QDQ) or dynamic")
+    if fmt == "onnx":
+        from .._deps import require
+
+        require("onnxruntime")  # ONNX Runtime quantizes and scores the ONNX file: say so before any work
     cfg = check_model_dir(model_dir)
     kinds = resolve_kinds(cfg, kind, say)
     check_supported(cfg, kinds, fmt, mode)

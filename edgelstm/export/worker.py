@@ -114,6 +114,12 @@ def main() -> None:
         print("ERROR " + json.dumps({"message": str(ex), "exit_code": ex.exit_code}), flush=True)
         sys.exit(3)
     except Exception as ex:  # the converter raises many types; the parent shows one line
+        from .._deps import missing_extra
+
+        missing = missing_extra(ex)
+        if missing is not None:  # an optional module a step needs: name its extra
+            print("ERROR " + json.dumps({"message": str(missing), "exit_code": missing.exit_code}), flush=True)
+            sys.exit(3)
         lines = [ln for ln in str(ex).strip().splitlines() if ln.strip()]
         msg = f"{type(ex).__name__}: {lines[-1] if lines else ''}"
         print("ERROR " + json.dumps({"message": msg, "exit_code": None}), flush=True)

@@ -42,8 +42,10 @@ def inspect_model(path: str | Path) -> dict:
 
 
 def _tflite(path: Path) -> dict:
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    from .._deps import require
 
+    litert = require("ai_edge_litert.interpreter")
+    Interpreter, OpResolverType = litert.Interpreter, litert.OpResolverType
     data = path.read_bytes()
     versions = tflite_operator_versions(data, str(path))  # also rejects a non-TFLite file early
     try:
@@ -85,7 +87,9 @@ def _tflite(path: Path) -> dict:
 
 
 def _onnx(path: Path) -> dict:
-    import onnx
+    from .._deps import require
+
+    onnx = require("onnx")
 
     try:
         model = onnx.load(str(path))

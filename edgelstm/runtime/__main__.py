@@ -88,6 +88,12 @@ def parser(prog: str = "python -m edgelstm.runtime") -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["json", "csv"], default="json", help="output format (default json)")
     p.add_argument("-o", "--output", metavar="FILE", help="write outputs here instead of stdout")
     p.add_argument("--strict", action="store_true", help="bad input lines are fatal instead of skipped")
+    p.add_argument(
+        "--columns",
+        metavar="SPEC",
+        help="stdin/serial: which values of each line are the model's channels, 1-based, in its channel order "
+        "(e.g. 3-8 for a CSV line recording,time,6 channels,label)",
+    )
     p.add_argument("--reconnect", action="store_true", help="serial: reopen a port that disappears, with backoff")
     p.add_argument("--max-samples", type=COUNT, metavar="N", help="stop after N samples")
     p.add_argument(
@@ -152,6 +158,7 @@ def run(args: argparse.Namespace, err=None) -> int:
         reconnect=args.reconnect,
         ready=lambda port: say(f"listening on udp port {port}"),
         bounds=bounds,
+        columns=args.columns,
     )
     if args.max_samples is not None:
         samples = islice(samples, args.max_samples)
@@ -196,6 +203,10 @@ def run(args: argparse.Namespace, err=None) -> int:
             out.close()
     resets = f", {runner.faults.count} state resets (non-finite output or state)" if runner.faults.count else ""
     say(f"edgelstm run: {counted.n} samples, {skip.count} skipped, {writer.count} outputs{resets} ({how})")
+    if counted.n == 0 and skip.count:  # nothing was usable: say why, and fail, so a script notices
+        from .sources import all_skipped
+
+        raise InputError(all_skipped(skip, info.n_features))
     return 0
 
 

@@ -10,6 +10,8 @@ import gc
 import importlib
 import os
 import sys
+import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,6 +66,35 @@ class Interpreter:
         """Clear hidden state kept inside the interpreter (fused TFLite LSTM variables)."""
 
 
+# What LiteRT's C++ logger writes to fd 2 on every first allocation with its default delegate: news, not a problem.
+NATIVE_NOISE = ("INFO: Created TensorFlow Lite XNNPACK delegate for CPU.",)
+
+
+@contextmanager
+def dropped_native_lines(drop: tuple[str, ...]):
+    """Hold what native code writes to fd 2 meanwhile, then write it back without the lines in `drop`: LiteRT's
+    C++ logger cannot be told to be quiet from Python, and a real error still reaches stderr, only a moment later."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no fd 2 (a closed or replaced stderr): nothing to filter
+        yield
+        return
+    held = tempfile.TemporaryFile()
+    os.dup2(held.fileno(), 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        held.seek(0)
+        text = held.read()
+        held.close()
+        kept = b"".join(ln for ln in text.splitlines(True) if ln.rstrip(b"\r\n").decode(errors="replace") not in drop)
+        if kept:
+            os.write(2, kept)
+
+
 class TFLiteInterpreter(Interpreter):
     def __init__(
         self, path: Path, backend: str, module, threads: int | None, delegate: str | None, no_default_delegates: bool
@@ -77,7 +108,8 @@ class TFLiteInterpreter(Interpreter):
             kwargs["experimental_op_resolver_type"] = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
         try:
             self._it = module.Interpreter(**kwargs)
-            self._it.allocate_tensors()
+            with dropped_native_lines(NATIVE_NOISE):
+                self._it.allocate_tensors()  # where LiteRT applies XNNPACK and logs that it did
         except (ValueError, RuntimeError) as ex:
             raise InputError(f"{path}: {backend} cannot load this model: {str(ex).strip().splitlines()[0]}") from None
         self.inputs, self.outputs = self._signature_tensors()

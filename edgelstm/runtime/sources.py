@@ -34,11 +34,13 @@ class Skipper:
         self._every = every
         self._last = -math.inf
         self._quiet = 0
+        self.reasons: dict[str, int] = {}  # why -> how many lines: what the end of a run reports
 
     def __call__(self, where: str, why: str) -> None:
         if self.strict:
             raise BadSample(f"{where}: {why}")
         self.count += 1
+        self.reasons[why] = self.reasons.get(why, 0) + 1
         now = time.monotonic()
         if now - self._last >= self._every:
             more = f" ({self._quiet} more skipped since the last warning)" if self._quiet else ""
@@ -47,6 +49,15 @@ class Skipper:
             self._quiet = 0
         else:
             self._quiet += 1
+
+
+def all_skipped(skip: Skipper, n: int) -> str:
+    """Why a run that skipped every line gave nothing: its most common reason, with the fix for a wrong count."""
+    why = max(skip.reasons, key=skip.reasons.get) if skip.reasons else "bad input"
+    m = re.fullmatch(r"expected \d+ values, got (\d+)", why)
+    if m:
+        return f"every line skipped: {m.group(1)} values, the model takes {n} — use --columns"
+    return f"every line skipped ({skip.count}): {why}"
 
 
 # a plain decimal or scientific number: no '_' separators, no hex, no non-ASCII digits, no nan/inf words
@@ -63,13 +74,20 @@ def split_fields(text: str) -> list[str]:
     return text.split()
 
 
-def parse_text(text: str, n: int, bounds: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+def parse_text(
+    text: str, n: int, bounds: tuple[np.ndarray, np.ndarray] | None = None, columns: list[int] | None = None
+) -> np.ndarray:
     """One line of separated values (comma, semicolon, tab or spaces) → float32[n]; ValueError says why not.
 
     Only plain decimal/scientific numbers are numbers; an empty field is a bad line (it would shift the columns).
     `bounds` (lo, hi) rejects values outside them (the runner's out-of-range policy); NaN and ±inf are always out.
+    `columns` (0-based, `parse_columns`) picks the model's values out of a wider line.
     """
     parts = split_fields(text)
+    if columns is not None:
+        if len(parts) <= max(columns):
+            raise ValueError(f"expected at least {max(columns) + 1} values (--columns), got {len(parts)}")
+        parts = [parts[i] for i in columns]
     if len(parts) != n:
         raise ValueError(f"expected {n} values, got {len(parts)}")
     if not all(NUMBER.fullmatch(p) for p in parts):
@@ -77,6 +95,23 @@ def parse_text(text: str, n: int, bounds: tuple[np.ndarray, np.ndarray] | None =
     values = np.array([float(p) for p in parts], dtype=np.float32)
     check_values(values, bounds)
     return values
+
+
+def parse_columns(spec: str, n: int) -> list[int]:
+    """`--columns 3-8` or `3,4,5,6,7,8` (1-based, in the model's channel order) → 0-based indices; exactly n."""
+    out: list[int] = []
+    try:
+        for part in spec.split(","):
+            lo, _, hi = part.strip().partition("-")
+            a, b = int(lo), int(hi or lo)
+            if a < 1 or b < a:
+                raise ValueError
+            out.extend(range(a - 1, b))
+    except ValueError:
+        raise InputError(f"--columns {spec!r}: give 1-based column numbers or ranges, e.g. 3-8 or 1,2,5") from None
+    if len(out) != n:
+        raise InputError(f"--columns {spec!r} names {len(out)} columns; the model takes {n} values per sample")
+    return out
 
 
 def check_values(values: np.ndarray, bounds: tuple[np.ndarray, np.ndarray] | None = None) -> None:
@@ -127,7 +162,9 @@ def _is_float(p: str) -> bool:
     return NUMBER.fullmatch(p.strip()) is not None
 
 
-def lines(stream, n: int, skip: Skipper, name: str, bounds=None, first: int = 1) -> Iterator[np.ndarray]:
+def lines(
+    stream, n: int, skip: Skipper, name: str, bounds=None, first: int = 1, columns: list[int] | None = None
+) -> Iterator[np.ndarray]:
     """Samples from a text stream, one per line; blank lines and `#` comments are ignored. Bytes are decoded as
     UTF-8 with replacement, so a stray byte makes one bad line, never a crash."""
     for lineno, raw in enumerate(stream, first):
@@ -136,13 +173,13 @@ def lines(stream, n: int, skip: Skipper, name: str, bounds=None, first: int = 1)
         if not text or text.startswith("#"):
             continue
         try:
-            yield parse_text(text, n, bounds)
+            yield parse_text(text, n, bounds, columns)
         except ValueError as ex:
             skip(f"{name} line {lineno}", str(ex))
 
 
-def stdin_source(n: int, skip: Skipper, bounds=None) -> Iterator[np.ndarray]:
-    yield from lines(sys.stdin.buffer, n, skip, "stdin", bounds)
+def stdin_source(n: int, skip: Skipper, bounds=None, columns: list[int] | None = None) -> Iterator[np.ndarray]:
+    yield from lines(sys.stdin.buffer, n, skip, "stdin", bounds, columns=columns)
 
 
 def load_file(path: Path, n: int, channels: list[str] | None = None) -> np.ndarray:
@@ -329,6 +366,7 @@ def serial_source(
     max_backoff: float = 5.0,
     warn: Callable[[str], None] | None = None,
     bounds=None,
+    columns: list[int] | None = None,
 ) -> Iterator[np.ndarray]:
     """Lines from a serial port; with reconnect, a port that disappears is reopened with exponential backoff."""
     try:
@@ -355,7 +393,7 @@ def serial_source(
         opened = True
         backoff = 0.1
         try:
-            yield from lines(_serial_lines(conn, serial), n, skip, f"serial {port}", bounds)
+            yield from lines(_serial_lines(conn, serial), n, skip, f"serial {port}", bounds, columns=columns)
         except (serial.SerialException, OSError) as ex:
             if not reconnect:
                 warn(f"serial {port}: port closed ({ex})")
@@ -386,11 +424,19 @@ def open_source(
     reconnect: bool = False,
     ready: Callable[[int], None] | None = None,
     bounds: tuple[np.ndarray, np.ndarray] | None = None,
+    columns: str | None = None,
 ) -> Iterator[np.ndarray]:
     """`-`/`stdin`, `file:PATH` (or a plain path), `udp://HOST:PORT`, `serial:///dev/ttyX?baud=N`. `bounds`
-    (`input_bounds`) makes samples outside them bad samples."""
+    (`input_bounds`) makes samples outside them bad samples; `columns` (`--columns`) picks the model's values out of
+    wider stdin or serial lines."""
+    cols = parse_columns(columns, n) if columns is not None else None
+    if cols is not None and not (spec in ("-", "stdin") or spec.startswith("serial://")):
+        raise InputError(
+            f"--columns is for stdin and serial lines; {spec} is not one (a file: CSV finds the model's channels "
+            "by its header)"
+        )
     if spec in ("-", "stdin"):
-        return stdin_source(n, skip, bounds)
+        return stdin_source(n, skip, bounds, cols)
     if spec.startswith("udp://"):
         u = urlparse(spec)
         try:
@@ -409,6 +455,6 @@ def open_source(
             raise InputError(f"{spec}: baud must be a number") from None
         if not u.path:
             raise InputError(f"{spec}: give a device, e.g. serial:///dev/ttyUSB0?baud=115200")
-        return serial_source(u.path, baud, n, skip, reconnect=reconnect, bounds=bounds)
+        return serial_source(u.path, baud, n, skip, reconnect=reconnect, bounds=bounds, columns=cols)
     path = Path(spec[len("file:") :] if spec.startswith("file:") else spec)
     return file_source(path, n, channels, realtime, rate, skip, bounds)
