@@ -821,8 +821,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     for name in opts.baselines:
         if name not in BASELINES:
             p.error(f"unknown baseline {name!r}; known: {', '.join(BASELINES)}")
-    if opts.seeds < 1:
-        p.error("--seeds must be at least 1")
+    if opts.seeds < (0 if opts.tune or opts.distill else 1):
+        p.error("--seeds must be at least 1 (0 only with --tune or --distill)")
     opts.work = opts.work.resolve()
     opts.json = opts.json or opts.work / "accuracy.json"
     return opts
