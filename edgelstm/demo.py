@@ -24,7 +24,7 @@ def run_demo(
     ds = load(data, ColumnSpec())
     model_dir = out / "runs" / "lstm32"
     opts = TrainOptions(arch="lstm", units=32, layers=1, window=100, stride=50, epochs=epochs)
-    metrics = train(ds, opts, model_dir, progress=say)
+    metrics = train(ds, opts, model_dir, progress=say, overwrite=True)  # the demo's own folder: a rerun replaces it
     t = metrics["test"]
     say(f"model: {model_dir} (held-out accuracy {t['accuracy']:.3f}, macro-F1 {t['macro_f1']:.3f})")
     from .cli.quantize import result_lines
@@ -77,10 +77,17 @@ def run_distill_demo(ds, runs: Path, say: Callable[[str], None], epochs: int) ->
 
     teacher_dir = runs / "bilstm_teacher"
     say(f"distill: training the BiLSTM teacher {teacher_dir}")
-    train(ds, TrainOptions(**DEMO_TEACHER, window=100, stride=50, epochs=epochs), teacher_dir, progress=say)
+    teacher_opts = TrainOptions(**DEMO_TEACHER, window=100, stride=50, epochs=epochs)
+    train(ds, teacher_opts, teacher_dir, progress=say, overwrite=True)
     student_dir = runs / "gru_student"
     report = run_distill(
-        ds, teacher_dir, parse_student(DEMO_STUDENT), student_dir, DistillOptions(epochs=epochs), progress=say
+        ds,
+        teacher_dir,
+        parse_student(DEMO_STUDENT),
+        student_dir,
+        DistillOptions(epochs=epochs),
+        progress=say,
+        overwrite=True,
     )
     say(format_report(report))
     return {"teacher": teacher_dir, "student": student_dir, "distill_report": student_dir / "distill_report.json"}
