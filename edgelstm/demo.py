@@ -45,19 +45,24 @@ def run_demo(
     paths = {"data": data, "model": model_dir, "export": export, "report": export / "report.html"}
     held_out = (metrics.get("split", {}).get("test", {}).get("recordings") or [None])[0]
     if stream_samples is not None:
-        stream_demo(export / "step.int8.tflite", data, say, stream_samples, held_out)
+        stream_demo(export / "step.int8.tflite", data, say, stream_samples, held_out, held_out is not None)
     if distill:
         paths.update(run_distill_demo(ds, out / "runs", say, epochs))
         student_export = out / "export_student"
         quantize_with_report(paths["student"], mode="int8", kind="step", out=student_export, progress=say)
         paths["student_int8"] = student_export / "step.int8.tflite"
         if stream_samples is not None:
-            stream_demo(paths["student_int8"], data, say, stream_samples, held_out)
+            stream_demo(paths["student_int8"], data, say, stream_samples, held_out, held_out is not None)
     return paths
 
 
 def stream_demo(
-    model: Path, data: Path, say: Callable[[str], None], samples: int = 0, recording: str | None = None
+    model: Path,
+    data: Path,
+    say: Callable[[str], None],
+    samples: int = 0,
+    recording: str | None = None,
+    held_out: bool = False,
 ) -> dict:
     """Stream one recording (a held-out subject's, when named) through a step model as a device would, one output
     per sample, across its activity changes; print each true change and each change of the output label with its
@@ -86,7 +91,7 @@ def stream_demo(
             pred[t], conf[t] = last
         last = (pred[t], conf[t])
     pred = pred.astype(str)
-    held = " (held out: a subject training never saw)" if recording else ""
+    held = " (held out: a subject training never saw)" if held_out else ""
     say(
         f"streaming {rec.name}{held}, {len(x)} samples ({len(x) / rate:.1f} s), through {model.name} "
         f"({info.backend}), one output per sample; the moments the label changes:"

@@ -216,3 +216,16 @@ def test_change_latencies():
     assert change_latencies(truth, pred) == [(4, 2), (10, None), (13, None)]
     assert change_latencies(truth, truth) == [(4, 0), (10, 0), (13, 0)]
     assert change_latencies(np.array(list("aaa")), np.array(list("bbb"))) == []
+
+
+def test_easy_sample_data_is_the_file_before_issue_13(tmp_path):
+    """The fixtures' data (hard=False) is byte for byte the CSV every threshold in the slow tests was set on
+    (sha256 of the pre-issue-13 generator's file, commit 9af1000)."""
+    import hashlib
+
+    from edgelstm.data.sample import write_activity_csv
+
+    p = write_activity_csv(tmp_path / "a.csv", hard=False)
+    assert hashlib.sha256(p.read_bytes()).hexdigest() == (
+        "8bd79df508ebba5720e62337900261e5c1327012f71da30b749ec5f1256a9fd5"
+    )
