@@ -60,7 +60,7 @@ def test_demo_stream_prints_each_activity_change_and_the_outputs_latency(gru_mod
     lines: list[str] = []
     summary = stream_demo(model, data, lines.append, 0, "s01")
     assert lines[0].startswith(f"streaming s01, {len(rows)} samples ({len(rows) / RATE_HZ:.1f} s), through")
-    assert sum(" true " in ln for ln in lines) == n_changes == summary["changes"] >= 3
+    assert sum(" s  true    " in ln for ln in lines) == n_changes == summary["changes"] >= 3
     runner = Runner()
     runner.open(model)
     pred = [r.label for r in runner.stream(np.array([r[2:8] for r in rows], np.float32))]
