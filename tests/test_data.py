@@ -178,7 +178,54 @@ def test_sample_data_is_deterministic():
 
     a, b = make_activity(2, 2.0, seed=5), make_activity(2, 2.0, seed=5)
     assert [r[0] for r in a] == [r[0] for r in b]
-    for (_, _, x1), (_, _, x2) in zip(a, b):
+    for (_, y1, x1), (_, y2, x2) in zip(a, b):
         np.testing.assert_array_equal(x1, x2)
+        np.testing.assert_array_equal(y1, y2)
     np.testing.assert_array_equal(make_forecast(100, 1), make_forecast(100, 1))
     assert not np.array_equal(make_forecast(100, 1), make_forecast(100, 2))
+
+
+def test_sample_activity_is_as_hard_as_real_data():
+    """issue 13: one session per subject with every activity in bouts and transitions, imbalanced classes, subjects
+    that differ in orientation and offset, and a drifting gyroscope."""
+    from edgelstm.data.sample import ACTIVITIES, RATE_HZ, make_activity
+
+    recs = make_activity()
+    assert len(recs) == 20 and len({r for r, _, _ in recs}) == 20  # one recording per subject
+    labels = np.concatenate([y for _, y, _ in recs])
+    share = {a: float(np.mean(labels == a)) for a in ACTIVITIES}
+    assert share["idle"] > share["walk"] > share["stairs"] > share["run"] > 0.08, share  # imbalanced
+    assert share["idle"] / share["run"] > 1.8, share
+    for _, y, x in recs:
+        assert set(y) == set(ACTIVITIES)  # every subject does everything
+        changes = np.flatnonzero(y[1:] != y[:-1])
+        assert len(changes) >= 3 and np.min(np.diff(changes)) >= 2 * RATE_HZ  # bouts of seconds
+        assert x.dtype == np.float32 and np.isfinite(x).all()
+    # idle: the gravity vector's direction differs between subjects (orientation, posture) by up to tens of degrees
+    g = np.array([x[y == "idle", :3].mean(axis=0) for _, y, x in recs])
+    cos = g @ g.T / np.outer(np.linalg.norm(g, axis=1), np.linalg.norm(g, axis=1))
+    assert np.degrees(np.arccos(np.clip(cos.min(), -1, 1))) > 30
+
+
+def test_change_latencies():
+    from edgelstm.evaluate.metrics import change_latencies
+
+    truth = np.array(list("aaaabbbbbbcccaa"))
+    pred = np.array(list("aaaaaabbbbbbbbb"))
+    # b noticed 2 samples late, c never before the next change, a (at 13) never
+    assert change_latencies(truth, pred) == [(4, 2), (10, None), (13, None)]
+    assert change_latencies(truth, truth) == [(4, 0), (10, 0), (13, 0)]
+    assert change_latencies(np.array(list("aaa")), np.array(list("bbb"))) == []
+
+
+def test_easy_sample_data_is_the_file_before_issue_13(tmp_path):
+    """The fixtures' data (hard=False) is byte for byte the CSV every threshold in the slow tests was set on
+    (sha256 of the pre-issue-13 generator's file, commit 9af1000)."""
+    import hashlib
+
+    from edgelstm.data.sample import write_activity_csv
+
+    p = write_activity_csv(tmp_path / "a.csv", hard=False)
+    assert hashlib.sha256(p.read_bytes()).hexdigest() == (
+        "8bd79df508ebba5720e62337900261e5c1327012f71da30b749ec5f1256a9fd5"
+    )

@@ -17,7 +17,7 @@ def small_activity(tmp_path, scale: float = 1.0):
     far beyond float32)."""
     from edgelstm.data.sample import write_activity_csv
 
-    path = write_activity_csv(tmp_path / "act.csv", subjects=4, seconds=6.0)
+    path = write_activity_csv(tmp_path / "act.csv", subjects=4, seconds=6.0, hard=False)  # as the fixture's
     if scale != 1.0:
         lines = path.read_text().splitlines()
         out = [lines[0]]

@@ -359,3 +359,28 @@ def test_fidelity_warning_names_agreement_drop_and_int16x8(agree, drop, expect):
     entry = {"file": "step.int8.tflite", "vs_reference": {"argmax_agreement": agree}, "accuracy_drop": drop}
     got = fidelity_warnings(entry, "int8")
     assert got[0].startswith(expect) if expect else got == [], got
+
+
+def test_kind_both_on_a_gru_writes_the_step_model_and_says_why_not_the_sequence(gru_model, tmp_path):
+    """issue 13.5: the sequence int8 conversion of a GRU cannot be made (the converter segfaults on its WHILE loop);
+    --kind both writes what works, names what it could not make with the capabilities table's reason, exit 0."""
+    from edgelstm.capabilities import why_not
+
+    r = invoke("quantize", gru_model, "--kind", "both", "--calibration", "small", "--no-report", "-o", tmp_path)
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in tmp_path.glob("*.tflite")) == ["step.int8.tflite"]
+    reason = why_not("gru", "sequence", "tflite", "int8")
+    assert reason and "WHILE" in reason
+    assert f"not made: cannot make the int8 sequence model of this gru as tflite: {reason}" in r.stdout
+    assert f"{tmp_path / 'step.int8.tflite'} (" in r.stdout
+
+
+def test_kind_both_when_nothing_can_be_made_is_one_error(tiny_model_dir, tmp_path):
+    """A stacked BiLSTM has no step model and its fused sequence LSTM has no 16x8: nothing requested can be made,
+    so exit 2 with both reasons, and nothing written."""
+    out = tmp_path / "out"
+    model = tiny_model_dir(arch="bilstm", layers=2)
+    r = invoke("quantize", model, "--kind", "both", "--mode", "int16x8", "--no-report", "-o", out)
+    err = one_line_error(r)
+    assert "UNIDIRECTIONAL_SEQUENCE_LSTM to 16x8" in err and "a stacked BiLSTM has no step model" in err, err
+    assert not out.exists()

@@ -39,3 +39,41 @@ def test_bilstm_int8_windowed_run_agrees_with_keras(bilstm_model, tmp_path):
     agree = float(np.mean(got.argmax(1) == ref.argmax(1)))
     print(f"bilstm16 int8 windowed: agreement {agree:.4f} on {len(X)} windows, max |d| {np.abs(got - ref).max()}")
     assert agree >= 0.99
+
+
+def test_demo_stream_prints_each_activity_change_and_the_outputs_latency(gru_model, tmp_path):
+    """issue 13.3: the demo's live part crosses a recording's activity changes (the hard sample data: several per
+    subject) and prints each with the latency of the output's change; the changes are counted from the CSV here,
+    the latencies checked against the per-sample outputs of a second Runner. (gru_model is trained on the
+    fixture's easy data, so only consistency is asserted here, not accuracy: the demo's own figures are in
+    README.)"""
+    import re
+
+    from edgelstm.data.sample import RATE_HZ, write_activity_csv
+    from edgelstm.demo import stream_demo
+
+    model = quantized(gru_model, tmp_path)
+    data = write_activity_csv(tmp_path / "hard.csv", subjects=2)
+    rows = [ln.split(",") for ln in data.read_text().splitlines()[1:] if ln.startswith("s01,")]
+    truth = [r[-1] for r in rows]
+    n_changes = sum(a != b for a, b in zip(truth, truth[1:]))
+    lines: list[str] = []
+    summary = stream_demo(model, data, lines.append, 0, "s01")
+    assert lines[0].startswith(f"streaming s01, {len(rows)} samples ({len(rows) / RATE_HZ:.1f} s), through")
+    assert sum(" s  true    " in ln for ln in lines) == n_changes == summary["changes"] >= 3
+    runner = Runner()
+    runner.open(model)
+    pred = [r.label for r in runner.stream(np.array([r[2:8] for r in rows], np.float32))]
+    assert summary["agreement"] == pytest.approx(np.mean(np.array(pred) == np.array(truth)))
+    assert summary["output_changes"] == sum(a != b for a, b in zip(pred, pred[1:]))
+    latency_lines = 0
+    for ln in lines:
+        m = re.search(r"(\d+\.\d\d) s  output  (\w+) \(.*\)  \+(\d+) samples \((\d+) ms\) after the true change", ln)
+        if m:  # the output names the new class at that sample, N samples after the true change, and not before
+            latency_lines += 1
+            t = round(float(m[1]) * RATE_HZ)
+            n = int(m[3])
+            assert pred[t] == truth[t] == m[2] and truth[t - n] == m[2] != truth[t - n - 1]
+            assert m[2] not in pred[t - n : t] and int(m[4]) == round(1000 * n / RATE_HZ)
+    already = sum("(the output already says" in ln for ln in lines)
+    assert latency_lines + already == summary["recognized"]

@@ -3,10 +3,12 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 
 def test_lstm32_reaches_90_percent_on_sample_data(lstm_model):
-    """The acceptance bar of the foundation: 1-layer, 32-unit LSTM, held-out split by recording."""
+    """The acceptance bar of the foundation: 1-layer, 32-unit LSTM, held-out split by recording (on the fixture's
+    easy data, conftest.activity_csv; the hard data's figures are in the demo: 0.818)."""
     metrics = json.loads((lstm_model / "metrics.json").read_text())
     assert metrics["test"]["accuracy"] >= 0.90, metrics["test"]
     assert metrics["test"]["macro_f1"] >= 0.88
@@ -77,3 +79,76 @@ def test_training_augments_classification_by_default_and_records_it(lstm_model):
     assert (cfg["training"]["augment"], cfg["training"]["aug_gain"], cfg["training"]["aug_jitter"]) == (3, 0.2, 0.1)
     split = json.loads((lstm_model / "metrics.json").read_text())["split"]
     assert (split["train"]["windows"], split["test"]["windows"]) == (456, 152)  # the originals: copies are not data
+
+
+def test_train_refuses_an_existing_model_dir_naming_overwrite(tmp_path, activity_csv):
+    """issue 13.4: a second `train -o` onto a model directory would silently replace what was exported from it."""
+    from conftest import invoke, one_line_error
+
+    out = tmp_path / "m"
+    out.mkdir()
+    (out / "config.json").write_text('{"format": "edgelstm-model"}')
+    err = one_line_error(invoke("train", activity_csv, "--epochs", "1", "-o", out))
+    assert err == (
+        f"Error: {out}: a model directory is already there (files exported from it would no longer match); "
+        "pass --overwrite to replace it, or choose another -o"
+    )
+    assert (out / "config.json").read_text() == '{"format": "edgelstm-model"}'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]  # no staging folder left
+
+
+def test_stopping_line_says_why_training_ended_and_which_epoch_was_kept():
+    from edgelstm.train.fit import epoch_kept, stopping_line
+
+    stopped = {"loss": [1.0] * 5, "val_loss": [0.9, 0.5, 0.6, 0.5, 0.7]}
+    assert epoch_kept(stopped) == 2  # the first of the two lowest: EarlyStopping keeps the earlier one
+    assert stopping_line(stopped, 30, 3) == (
+        "early stopping after epoch 5/30: val_loss had not improved for 3 epochs; "
+        "kept the weights of epoch 2 (val_loss 0.5000)"
+    )
+    full = {"val_loss": [0.9, 0.8, 0.85]}
+    assert (
+        stopping_line(full, 3, 6)
+        == "trained all 3 epochs; kept the weights of epoch 2 (val_loss 0.8000), the lowest val_loss"
+    )
+    assert epoch_kept({}) is None
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o027, 0o077])
+def test_model_dir_mode_honours_the_umask(tmp_path, mask):
+    """mkdtemp makes the staging folder 0700; the model directory gets what mkdir would give it."""
+    import os
+
+    from edgelstm.models.modeldir import staging, umask
+
+    old = os.umask(mask)
+    try:
+        assert umask() == mask and umask() == mask  # reading it leaves it as it was
+        with staging(tmp_path / "m") as tmp:
+            (tmp / "config.json").write_text("{}")
+        os.mkdir(tmp_path / "plain")
+    finally:
+        os.umask(old)
+    mode = (tmp_path / "m").stat().st_mode & 0o777
+    assert mode == 0o777 & ~mask == (tmp_path / "plain").stat().st_mode & 0o777, oct(mode)
+
+
+@pytest.mark.slow
+def test_train_overwrite_replaces_and_says_which_epoch_was_kept(tmp_path, activity_csv):
+    """--overwrite replaces a model directory (its new config.json, old files gone); train says which epoch's
+    weights it kept, and metrics.json records the same epoch (the first lowest val_loss of history.json)."""
+    from conftest import invoke
+
+    out = tmp_path / "m"
+    out.mkdir()
+    (out / "config.json").write_text('{"format": "edgelstm-model"}')
+    (out / "stale.tflite").write_bytes(b"old")
+    r = invoke("train", activity_csv, "--units", "4", "--epochs", "3", "--augment", "0", "--overwrite", "-o", out)
+    assert r.exit_code == 0, r.output
+    assert not (out / "stale.tflite").exists()
+    metrics = json.loads((out / "metrics.json").read_text())
+    val_loss = json.loads((out / "history.json").read_text())["val_loss"]
+    kept = int(np.argmin(val_loss)) + 1
+    assert metrics["epoch_kept"] == kept and metrics["epochs_run"] == len(val_loss)
+    line = f"kept the weights of epoch {kept} (val_loss {val_loss[kept - 1]:.4f})"
+    assert line in r.stderr, r.stderr

@@ -47,7 +47,8 @@ PENDING = "n/a (not measured)"
 @click.option(
     "-o", "--out", type=click.Path(path_type=Path), required=True, help="Model directory to write for the student."
 )
-def distill(data: Path, spec, task: str, teacher: Path, student: str, out: Path, **opts) -> None:
+@click.option("--overwrite", is_flag=True, help="Replace the model directory -o if there is one.")
+def distill(data: Path, spec, task: str, teacher: Path, student: str, out: Path, overwrite: bool, **opts) -> None:
     """Distill a trained teacher into a small student, and compare both with the student trained alone.
 
     DATA is read like `edgelstm train` reads it, with the teacher's task, window, stride and split seed. Writes an
@@ -70,7 +71,7 @@ def distill(data: Path, spec, task: str, teacher: Path, student: str, out: Path,
     }
     spec = column_spec_for(spec, tcfg, "task" in named, teacher, frozenset(named - {"task"}))
     ds = load(data.absolute(), spec)  # absolute in config.json: the student works from any folder
-    report = run_distill(ds, teacher, student_spec, out, dopts, task=spec.task, progress=echo_err)
+    report = run_distill(ds, teacher, student_spec, out, dopts, spec.task, echo_err, overwrite)
     click.echo(format_report(report))
     click.echo(f"{out}: student model directory; report: {out / 'distill_report.json'}, {out / 'distill_report.png'}")
 

@@ -88,6 +88,7 @@ def quantize(model_dir: Path, mode, calibration, target, kind, fmt, io, out, no_
 def result_lines(result) -> list[str]:
     """A QuantizeResult as `edgelstm quantize` (and the demo) print it."""
     lines = [f"{p} ({p.stat().st_size / 1024:.1f} KB)" for p in result.files] + list(result.notes)
+    lines += [f"not made: {line}" for line in result.not_made]
     rep = result.report
     if rep is not None:
         ref = rep["reference"]["metrics"]

@@ -95,7 +95,12 @@ def format_metrics(metrics: dict, task: str) -> str:
 @click.option("--seed", default=0, show_default=True)
 @click.option("--rate", type=POSITIVE, default=None, help="Sample rate in Hz (default: from a time column).")
 @click.option("-o", "--out", type=click.Path(path_type=Path), required=True, help="Model directory to write.")
-def train(data: Path, spec, out: Path, rate: float | None, val_data, test_data, cv: int, **opts) -> None:
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace the model directory -o if there is one (what was exported from it then no longer matches).",
+)
+def train(data: Path, spec, out: Path, overwrite: bool, rate, val_data, test_data, cv: int, **opts) -> None:
     """Train an LSTM, GRU or BiLSTM on windowed multichannel time series (CSV, folder of CSVs, or NPZ)."""
     from ..data.dataset import load
     from ..models.config import parse_conv
@@ -104,16 +109,18 @@ def train(data: Path, spec, out: Path, rate: float | None, val_data, test_data, 
     from ..train.fit import TrainOptions
     from ..train.fit import train as run_train
 
-    check_replaceable(out)  # the output before any work: not a file, not under one, writable
+    check_replaceable(out, overwrite)  # before any work: not a file, not under one, writable; replaced if asked
     opts["conv"] = parse_conv(opts["conv"])
     # absolute paths into config.json: the model directory then works from any folder (quantize, evaluate)
     ds, val, test = (load(p.absolute(), spec) if p else None for p in (data, val_data, test_data))
     if rate:
         ds.sample_rate = rate
     if cv:
-        metrics = train_cv(ds, TrainOptions(**opts), out, cv, progress=echo_err, val=val, test=test)
+        metrics = train_cv(
+            ds, TrainOptions(**opts), out, cv, progress=echo_err, val=val, test=test, overwrite=overwrite
+        )
     else:
-        metrics = run_train(ds, TrainOptions(**opts), out, progress=echo_err, val=val, test=test)
+        metrics = run_train(ds, TrainOptions(**opts), out, echo_err, val, test, overwrite)
     if "cv" in metrics:
         click.echo(f"{out}: {format_cv(metrics['cv'], opts['task'])}")
     click.echo(f"{out}: {format_metrics(metrics, opts['task'])}")

@@ -39,6 +39,18 @@ def classification(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) ->
     }
 
 
+def change_latencies(truth: np.ndarray, pred: np.ndarray) -> list[tuple[int, int | None]]:
+    """For each sample where the true class changes: (that sample, samples until the per-sample prediction first
+    names the new class, or None if it does not before the next change). How late a streaming model notices."""
+    truth, pred = np.asarray(truth), np.asarray(pred)
+    changes = (np.flatnonzero(truth[1:] != truth[:-1]) + 1).tolist()
+    out = []
+    for c, end in zip(changes, changes[1:] + [len(truth)]):
+        hit = np.flatnonzero(pred[c:end] == truth[c])
+        out.append((c, int(hit[0]) if len(hit) else None))
+    return out
+
+
 def regression(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
     """RMSE and MAE over every output (in the units given), plus per output column."""
     t = np.asarray(y_true, dtype=np.float64).reshape(len(y_true), -1)

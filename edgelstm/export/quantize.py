@@ -40,19 +40,28 @@ class QuantizeResult:
     warnings: list[str] = field(default_factory=list)  # fidelity below the bars (fidelity_warnings)
     target: str | None = None
     checks: list[TargetCheck] = field(default_factory=list)
+    not_made: list[str] = field(default_factory=list)  # what --kind both asked for that cannot be made, and why
 
     @property
     def violations(self) -> list[str]:
         return [v for c in self.checks for v in c.violations]
 
 
-def check_supported(cfg, kinds: list[str], fmt: str, mode: str) -> None:
-    """Refuse, before any work, what the capabilities table says cannot be made (e.g. a converter crash)."""
+def check_supported(cfg, kinds: list[str], fmt: str, mode: str, kind: str = "step") -> tuple[list[str], list[str]]:
+    """(the kinds that can be made, a line for each that cannot), before any work, from the capabilities table
+    (e.g. a converter crash). A kind asked for by name that cannot be made is refused; `--kind both` makes what
+    it can and is refused only when nothing can be made."""
     arch = cfg_arch(cfg)
+    made, not_made = [], []
     for k in kinds:
         why = why_not(arch, k, fmt, mode, length=model_length(cfg))
         if why:
-            raise InputError(f"cannot make the {mode} {k} model of this {arch} as {fmt}: {why}")
+            not_made.append(f"cannot make the {mode} {k} model of this {arch} as {fmt}: {why}")
+        else:
+            made.append(k)
+    if not_made and (kind != "both" or not made):
+        raise InputError("; ".join(not_made))
+    return made, not_made
 
 
 def quantize(
@@ -66,13 +75,15 @@ def quantize(
     progress: Callable[[str], None] | None = None,
     data: str | Path | None = None,
     needs_data: bool = False,
+    not_made: list[str] | None = None,
 ) -> list[Path]:
     """Quantize the step and/or sequence model; returns the written files.
 
     io="float" keeps float tensors at the model boundary (the runner carries float state between steps; the
     model quantizes inside); io="int8" makes every input/output int8, and the runner requantizes each state
     output with the matching input's scale/zero point (both stored in the metadata). `data`: the training data
-    where config.json's path is not there; `needs_data`: check it is there before any work (for the report).
+    where config.json's path is not there; `needs_data`: check it is there before any work (for the report);
+    `not_made` collects what `kind="both"` could not make, and why (check_supported).
     """
     say = progress or (lambda _m: None)
     model_dir = Path(model_dir)
@@ -89,8 +100,13 @@ def quantize(
 
         require("onnxruntime")  # ONNX Runtime quantizes and scores the ONNX file: say so before any work
     cfg = check_model_dir(model_dir)
-    kinds = resolve_kinds(cfg, kind, say)
-    check_supported(cfg, kinds, fmt, mode)
+    wanted = ["sequence", "step"] if kind == "both" else resolve_kinds(cfg, kind, say)
+    kinds, skipped = check_supported(cfg, wanted, fmt, mode, kind)
+    if not_made is not None:
+        not_made += skipped  # the caller reports them (cli/quantize.result_lines)
+    else:
+        for line in skipped:
+            say(f"note: {line}; writing the {' and '.join(kinds)} model only")
     recipe = load_recipe(calibration) if (mode in CALIBRATED or fmt == "onnx" and mode == "int8") else None
     out_dir = Path(out) if out else model_dir
     check_output_dir(out_dir)
@@ -166,8 +182,11 @@ def quantize_with_report(
         tgt.check_mode(mode, fmt)
     mode, kind, fmt, io = mode or "int8", kind or "step", fmt or "tflite", io or "float"
     # report: it reads the held-out split, so its data must be there before anything is written
-    files = quantize(model_dir, mode, calibration, kind, fmt, out, io, progress, data, needs_data=report)
-    result = QuantizeResult(files=files, mode=mode, notes=[n for p in files if (n := size_note(p, mode))])
+    not_made: list[str] = []
+    files = quantize(model_dir, mode, calibration, kind, fmt, out, io, progress, data, report, not_made)
+    result = QuantizeResult(
+        files=files, mode=mode, notes=[n for p in files if (n := size_note(p, mode))], not_made=not_made
+    )
     if report:
         from ..evaluate.report import build_report, write_report
 

@@ -1,10 +1,12 @@
 """A model directory: config.json (with normalization and labels), model.keras, metrics and plots.
 
-It is written to a temporary sibling and renamed into place, so a failed run never leaves half a model.
+It is written to a temporary sibling and renamed into place, so a failed run never leaves half a model; an
+existing model directory is replaced only when asked (`--overwrite`): files exported from it would no longer match.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -16,12 +18,25 @@ from .config import ModelConfig
 KERAS_FILE = "model.keras"
 
 
-def check_replaceable(out: str | Path) -> None:
-    """Refuse, before any long work, to replace a non-empty folder that is not a model directory."""
+def check_replaceable(out: str | Path, overwrite: bool = False) -> None:
+    """Refuse, before any long work, to replace a non-empty folder that is not a model directory, or a model
+    directory unless `overwrite` (what was exported from it would silently stop matching)."""
     out = Path(out)
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "config.json").is_file())):
         raise InputError(f"{out}: exists and is not an edgelstm model directory; refusing to overwrite it")
+    if not overwrite and (out / "config.json").is_file():
+        raise InputError(
+            f"{out}: a model directory is already there (files exported from it would no longer match); "
+            "pass --overwrite to replace it, or choose another -o"
+        )
     check_output_dir(out)
+
+
+def umask() -> int:
+    """The process's umask (os.umask can only be read by setting it; set straight back)."""
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
 
 
 def check_output_dir(out: str | Path) -> None:
@@ -46,14 +61,17 @@ def check_output_dir(out: str | Path) -> None:
 
 
 @contextmanager
-def staging(out: str | Path):
-    """Yield a temporary directory that replaces `out` only if the block completes."""
+def staging(out: str | Path, overwrite: bool = False):
+    """Yield a temporary directory that replaces `out` only if the block completes (an existing model directory
+    only if `overwrite`). mkdtemp makes it 0700; the model directory gets the mode mkdir would give it (the
+    umask's), like every file in it."""
     out = Path(out)
-    check_replaceable(out)
+    check_replaceable(out, overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         yield tmp
+        tmp.chmod(0o777 & ~umask())
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -28,18 +28,21 @@ def train_cv(
     progress: Progress | None = None,
     val: Dataset | None = None,
     test: Dataset | None = None,
+    overwrite: bool = False,
 ) -> dict:
     """Cross-validate k folds, then train the saved model on all of `ds` (but its validation share); its
     metrics.json holds the folds' summary, and as "test" the pooled out-of-fold figures (or the --test file's)."""
     opts.resolve(ds, val, test)
     opts.check()
-    check_replaceable(out)
+    check_replaceable(out, overwrite)
     summary, (oof_windows, oof_outputs) = cross_validate(ds, opts, k, progress, val)
     model, cfg, prep, history = fit_one(ds, opts, progress, val, test, hold_out_test=False)
     cfg.training["cv"] = summary["folds"]
     cfg.training["cv_by"] = summary["by"]
     test_metrics = None if test is not None else score(cfg, oof_windows, oof_outputs)
-    return write_model_dir(Path(out), model, cfg, prep, history, {"cv": summary}, test_metrics=test_metrics)
+    return write_model_dir(
+        Path(out), model, cfg, prep, history, {"cv": summary}, test_metrics=test_metrics, overwrite=overwrite
+    )
 
 
 def unit_keys(ds: Dataset) -> tuple[str, list[str]]:

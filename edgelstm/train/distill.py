@@ -269,12 +269,13 @@ def distill(
     opts: DistillOptions | None = None,
     task: str | None = None,
     progress: Progress | None = None,
+    overwrite: bool = False,
 ) -> dict:
-    """Distill the teacher in `teacher_dir` into `student`, write the student's model directory `out` with
-    distill_report.json and distill_report.png; returns the report."""
+    """Distill the teacher in `teacher_dir` into `student`, write the student's model directory `out` (replacing
+    one only if `overwrite`) with distill_report.json and distill_report.png; returns the report."""
     opts = opts or DistillOptions()
     opts.check()
-    check_replaceable(out)
+    check_replaceable(out, overwrite)
     say = progress or (lambda _msg: None)
     tcfg = load_config(teacher_dir)
     task = task or tcfg.task
@@ -288,7 +289,7 @@ def distill(
     level = tf_logger.level
     tf_logger.setLevel("ERROR")
     try:
-        return _distill(ds, tcfg, teacher_dir, student, Path(out), opts, task, say)
+        return _distill(ds, tcfg, teacher_dir, student, Path(out), opts, task, say, overwrite)
     finally:
         tf_logger.setLevel(level)
 
@@ -302,6 +303,7 @@ def _distill(
     opts: DistillOptions,
     task: str,
     say: Progress,
+    overwrite: bool = False,
 ) -> dict:
     from .._deps import keras as _keras
     from ..models.build import build_model, count_params
@@ -414,7 +416,14 @@ def _distill(
         plots.distill_report(report, folder / REPORT_PNG)
 
     write_model_dir(
-        out, model, cfg, prep, history, extra_metrics={"distilled_from": str(teacher_dir)}, extra_files=write_report
+        out,
+        model,
+        cfg,
+        prep,
+        history,
+        extra_metrics={"distilled_from": str(teacher_dir)},
+        extra_files=write_report,
+        overwrite=overwrite,
     )
     if opts.measure_int8:
         teacher_entry, student_entry, base_entry = report["models"]

@@ -289,7 +289,32 @@ def fit(
             finite_loss_callback(keras),  # train/guard.py: a non-finite loss stops here, nothing written
         ],
     )
-    return {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+    history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+    if progress and history.get("val_loss"):
+        progress(stopping_line(history, opts.epochs, opts.patience, opts.min_epochs))
+    return history
+
+
+def epoch_kept(history: dict, start: int = 0) -> int | None:
+    """The epoch (from 1) whose weights EarlyStopping(restore_best_weights) kept: the first lowest val_loss from
+    epoch `start` + 1 on (--min-epochs: earlier epochs are not watched)."""
+    losses = history.get("val_loss")
+    if not losses:
+        return None
+    start = min(start, len(losses) - 1)
+    return int(np.argmin(losses[start:])) + start + 1
+
+
+def stopping_line(history: dict, epochs: int, patience: int, start: int = 0) -> str:
+    """Say whether early stopping ended training, and which epoch's weights are kept."""
+    run, kept = len(history["val_loss"]), epoch_kept(history, start)
+    best = f"epoch {kept} (val_loss {history['val_loss'][kept - 1]:.4f})"
+    if run < epochs:
+        return (
+            f"early stopping after epoch {run}/{epochs}: val_loss had not improved for {patience} epochs; "
+            f"kept the weights of {best}"
+        )
+    return f"trained all {epochs} epochs; kept the weights of {best}, the lowest val_loss"
 
 
 def predict(model, cfg: ModelConfig, X: np.ndarray) -> np.ndarray:
@@ -329,11 +354,13 @@ def write_model_dir(
     extra_metrics: dict | None = None,
     extra_files: Callable[[Path], None] | None = None,
     test_metrics: dict | None = None,
+    overwrite: bool = False,
 ) -> dict:
     """Save the model, its config and held-out metrics with plots; returns the metrics.
 
     `extra_files(folder)` writes more files (a distillation report) into the same atomic staging folder;
-    `test_metrics` stand for a test split that was not held out (cross-validation's out-of-fold figures).
+    `test_metrics` stand for a test split that was not held out (cross-validation's out-of-fold figures);
+    an existing model directory `out` is replaced only if `overwrite`.
     """
     from .. import plots
     from ..models.build import count_params
@@ -343,6 +370,7 @@ def write_model_dir(
         "validation": score(cfg, prep.val, predict(model, cfg, prep.val.X)),
         "params": count_params(model),
         "epochs_run": len(next(iter(history.values()))) if history else 0,
+        "epoch_kept": epoch_kept(history, int(cfg.training.get("min_epochs", 0))),
         "protocol": protocol(cfg),
         "split": {
             k: {
@@ -354,7 +382,7 @@ def write_model_dir(
         },
         **(extra_metrics or {}),
     }
-    with staging(out) as tmp:
+    with staging(out, overwrite) as tmp:
         model.save(tmp / KERAS_FILE)
         cfg.save(tmp)
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
@@ -425,15 +453,16 @@ def train(
     progress: Progress | None = None,
     val: Dataset | None = None,
     test: Dataset | None = None,
+    overwrite: bool = False,
 ) -> dict:
-    """Train on `ds` and write the model directory `out`; returns metrics.json's content. `val` / `test`: the
-    user's own validation / test sets (then nothing of `ds` is held out for that split). Cross-validation:
-    crossval.train_cv."""
+    """Train on `ds` and write the model directory `out` (replacing one only if `overwrite`); returns
+    metrics.json's content. `val` / `test`: the user's own validation / test sets (then nothing of `ds` is held
+    out for that split). Cross-validation: crossval.train_cv."""
     opts.resolve(ds, val, test)
     opts.check()
-    check_replaceable(out)
+    check_replaceable(out, overwrite)
     model, cfg, prep, history = fit_one(ds, opts, progress, val, test)
-    return write_model_dir(Path(out), model, cfg, prep, history)
+    return write_model_dir(Path(out), model, cfg, prep, history, overwrite=overwrite)
 
 
 def augmented(
