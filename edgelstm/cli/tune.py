@@ -31,7 +31,21 @@ from .train import format_metrics
 @fit_options
 @click.option("--seed", default=0, show_default=True)
 @click.option("-o", "--out", type=click.Path(path_type=Path), required=True, help="Model directory of the winner.")
-def tune(data: Path, spec, out: Path, target, max_params, max_kb, max_step_us, trials, folds, test_data, **opts):
+@click.option("--overwrite", is_flag=True, help="Replace an existing model directory at -o.")
+def tune(
+    data: Path,
+    spec,
+    out: Path,
+    overwrite: bool,
+    target,
+    max_params,
+    max_kb,
+    max_step_us,
+    trials,
+    folds,
+    test_data,
+    **opts,
+):
     """Search architecture, size and recipe under a budget, scored by cross-validated int8 accuracy.
 
     Writes the winner's model directory with its int8 step model, tune.csv (every trial) and tune.png (score
@@ -43,7 +57,7 @@ def tune(data: Path, spec, out: Path, target, max_params, max_kb, max_step_us, t
     from ..train.tune import Budget
     from ..train.tune import tune as run_tune
 
-    check_replaceable(out)
+    check_replaceable(out, overwrite)
     tgt = None
     if target:
         from ..targets.profile import load_target
@@ -53,7 +67,7 @@ def tune(data: Path, spec, out: Path, target, max_params, max_kb, max_step_us, t
             max_kb = tgt.flash_bytes / 1024
     ds, test = (load(p.absolute(), spec) if p else None for p in (data, test_data))
     budget = Budget(max_params, max_kb, max_step_us, tgt)
-    metrics = run_tune(ds, TrainOptions(**opts), out, trials, folds, budget, progress=echo_err, test=test)
+    metrics = run_tune(ds, TrainOptions(**opts), out, trials, folds, budget, echo_err, test, overwrite)
     for line in format_trials(metrics["tune"]):
         click.echo(line)
     click.echo(f"{out}: {format_metrics(metrics, opts['task'])}")

@@ -164,6 +164,7 @@ def tune(
     budget: Budget | None = None,
     progress: Progress | None = None,
     test: Dataset | None = None,
+    overwrite: bool = False,
 ) -> dict:
     """Run the search, train the winner on all of `ds`, write its model directory (with the int8 step model, the
     trials as tune.csv and tune.json, and tune.png); returns the final model's metrics."""
@@ -177,7 +178,7 @@ def tune(
         raise InputError("tune cross-validates by subject or recording; it does not go with --split-by time")
     base.resolve(ds, test)
     base.check()
-    check_replaceable(out)
+    check_replaceable(out, overwrite)
     metric = "accuracy" if base.task == "classify" else "rmse"
     unit, parts = fold_datasets(ds, folds, base.seed, base.task)
     n_units = len(set(unit_keys(ds)[1]))
@@ -217,7 +218,7 @@ def tune(
     sign = 1 if metric == "accuracy" else -1
     best = max(ranked, key=lambda t: (sign * np.mean(t.int8_scores), -t.kb))
     say(f"best: {best.candidate.name}; training it on all of the data")
-    return final_model(ds, best, done, base, out, metric, unit, folds, say, test)
+    return final_model(ds, best, done, base, out, metric, unit, folds, say, test, overwrite)
 
 
 def no_fit(done: list[Trial]) -> str:
@@ -308,7 +309,7 @@ def describe(t: Trial, metric: str) -> str:
     return head if t.status == "ok" else f"{head}; over budget: {t.why}"
 
 
-def final_model(ds, best: Trial, done: list[Trial], base, out, metric, unit, folds, say, test) -> dict:
+def final_model(ds, best: Trial, done: list[Trial], base, out, metric, unit, folds, say, test, overwrite) -> dict:
     """The winner trained on all of DATA, its trials table and plot beside it, then its int8 step model."""
     from .. import plots
 
@@ -334,7 +335,9 @@ def final_model(ds, best: Trial, done: list[Trial], base, out, metric, unit, fol
             w.writerows(rows)
         plots.pareto(rows, metric, tmp / "tune.png", best.candidate.name)
 
-    metrics = write_model_dir(Path(out), model, cfg, prep, history, {"tune": summary}, extra, oof_metrics)
+    metrics = write_model_dir(
+        Path(out), model, cfg, prep, history, {"tune": summary}, extra, oof_metrics, overwrite=overwrite
+    )
     from ..export.quantize import quantize
 
     say("quantizing the winner: the int8 step model")
