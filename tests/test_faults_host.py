@@ -200,11 +200,86 @@ def test_quantize_elsewhere_without_the_recorded_data_fails_before_writing(tmp_p
 
 @pytest.mark.slow  # trains (one epoch of a 4-unit LSTM)
 def test_train_records_the_data_path_absolute(tmp_path, monkeypatch):
+    import hashlib
+
     small_activity(tmp_path)
     monkeypatch.chdir(tmp_path)
     r = invoke("train", "act.csv", *TRAIN_FAST, "-o", "m")
     assert r.exit_code == 0, r.output
-    assert json.loads((tmp_path / "m" / "config.json").read_text())["training"]["data"] == str(tmp_path / "act.csv")
+    training = json.loads((tmp_path / "m" / "config.json").read_text())["training"]
+    assert training["data"] == str(tmp_path / "act.csv")
+    assert training["data_sha256"] == hashlib.sha256((tmp_path / "act.csv").read_bytes()).hexdigest()
+    assert training["val_data"] is None and training["val_data_sha256"] is None
+
+
+def recorded_model_dir(tmp_path, tiny_model_dir, data):
+    """A copy of a tiny model dir whose config.json records `data` (absolute path and SHA-256) as train does."""
+    from edgelstm.data.dataset import content_sha256
+
+    m = tmp_path / "m"
+    shutil.copytree(tiny_model_dir(arch="lstm", layers=1), m)
+    cfg = json.loads((m / "config.json").read_text())
+    cfg["training"] = {**cfg.get("training", {}), "data": str(data), "data_sha256": content_sha256(data)}
+    (m / "config.json").write_text(json.dumps(cfg))
+    return m
+
+
+def test_changed_training_data_is_noticed_before_anything_is_written(tmp_path, tiny_model_dir):
+    """The recorded file edited after training: quantize (report or calibration) and evaluate --split test refuse
+    at once — its splits would differ, so "held-out" windows could be ones the model trained on."""
+    data = tmp_path / "d.csv"
+    data.write_text("recording,a,b,c,label\nr,1,2,3,x\n")
+    m = recorded_model_dir(tmp_path, tiny_model_dir, data)
+    old = json.loads((m / "config.json").read_text())["training"]["data_sha256"]
+    data.write_text("recording,a,b,c,label\nr,1,2,4,x\n")  # one value changed
+    before = sorted(p.name for p in m.iterdir())
+    changed = (
+        f"Error: {m}: its training data {data} changed since training (sha256 "
+        f"{hashlib_hex(data)[:12]}…, config.json records {old[:12]}…); give the data it was trained on with --data PATH"
+    )
+    for args in (["quantize", m, "--mode", "dynamic"], ["quantize", m, "--mode", "int8", "--no-report"]):
+        assert one_line_error(invoke(*args)) == changed
+    assert one_line_error(invoke("evaluate", m, "--split", "test")) == changed
+    other = tmp_path / "other.csv"
+    other.write_text("recording,a,b,c,label\nr,9,9,9,x\n")
+    err = one_line_error(invoke("quantize", m, "--mode", "dynamic", "--data", other))
+    assert err.startswith(f"Error: {other}: not the data {m} was trained on (sha256 ")
+    err = one_line_error(invoke("evaluate", m, "--split", "test", "--data", other))
+    assert err.startswith(f"Error: {other}: not the data {m} was trained on (sha256 ")
+    err = one_line_error(invoke("evaluate", m, other, "--data", other))
+    assert err == "Error: --data gives the training data of --split test; to score other data give it as DATA"
+    assert sorted(p.name for p in m.iterdir()) == before
+
+
+def hashlib_hex(path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_folder_hash_covers_names_contents_and_membership(tmp_path):
+    from edgelstm.data.dataset import content_sha256
+
+    d = tmp_path / "recs"
+    d.mkdir()
+    (d / "a.csv").write_text("x\n1\n")
+    (d / "b.csv").write_text("x\n2\n")
+    (d / "notes.txt").write_text("ignored: the reader reads .csv only")
+    h = content_sha256(d)
+    (d / "notes.txt").write_text("still ignored")
+    assert content_sha256(d) == h
+    seen = {h}
+    for change in (
+        lambda: (d / "b.csv").write_text("x\n3\n"),
+        lambda: (d / "b.csv").rename(d / "c.csv"),
+        lambda: (d / "d.csv").write_text("x\n4\n"),
+        lambda: (d / "a.csv").unlink(),
+    ):
+        change()
+        now = content_sha256(d)
+        assert now not in seen
+        seen.add(now)
+    assert content_sha256(d / "c.csv") == hashlib_hex(d / "c.csv")
 
 
 def test_train_csv_with_bom_and_a_huge_cell(tmp_path):

@@ -315,8 +315,31 @@ def _apply_nan_policy(v: np.ndarray, lines: np.ndarray, names: list[str], path: 
     return None
 
 
+def csv_files(folder: Path) -> list[Path]:
+    """The recordings of a folder, in the order they are read (and hashed)."""
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() == ".csv" and p.is_file())
+
+
+def content_sha256(path: str | Path) -> str:
+    """SHA-256 of what `load` reads: the file's bytes; for a folder, of each CSV's name and SHA-256 in sorted order
+    (an edited, added, removed or renamed recording changes it). config.json records it: a changed file is noticed."""
+    import hashlib
+
+    def file_digest(f: Path) -> bytes:
+        with open(f, "rb") as fh:
+            return hashlib.file_digest(fh, "sha256").digest()
+
+    p = Path(path)
+    if not p.is_dir():
+        return file_digest(p).hex()
+    h = hashlib.sha256()
+    for f in csv_files(p):
+        h.update(f.name.encode() + b"\0" + file_digest(f))
+    return h.hexdigest()
+
+
 def _read_csv_folder(folder: Path, spec: ColumnSpec) -> Dataset:
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".csv" and p.is_file())
+    files = csv_files(folder)
     if not files:
         raise InputError(f"{folder}: no .csv recordings in this folder")
     parts = [_read_csv_file(p, spec, multi_recording=False) for p in files]

@@ -107,13 +107,15 @@ def evaluate_data(
     season: int | None = None,
     predictions: str | Path | None = None,
     model_dir: str | Path | None = None,
+    training_data: str | Path | None = None,
 ) -> dict:
     """Metrics of any model form on windows of a dataset: every window of DATA (`split="all"`), or the held-out
     test split recorded at training (`split="test"`, DATA omitted: rebuilt from the model directory's
     config.json). Window and channels come from the model; label and recording columns as given, else as the
     model's training data had them. `stride`: classification windows at the training stride by default,
     regression and forecasts at every step (a stride that divides a daily period would score a few hours only).
-    `predictions`: a CSV of per-window truth, prediction and scores."""
+    `predictions`: a CSV of per-window truth, prediction and scores. `training_data` (`--data`, split "test"): the
+    training data where config.json's path is not there; checked against its recorded SHA-256 like quantize does."""
     from .metrics import scores
 
     p = open_model(model)
@@ -127,10 +129,12 @@ def evaluate_data(
         )
     if predictions is not None:
         check_writable(Path(predictions))
+    if training_data is not None and split != "test":
+        raise InputError("--data gives the training data of --split test; to score other data give it as DATA")
     if split == "test":
         if data is not None:
             raise InputError("--split test scores the held-out split recorded at training: give no DATA")
-        w = _test_split(Path(model), model_dir)
+        w = _test_split(Path(model), model_dir, training_data)
     elif split == "all":
         if data is None:
             raise InputError("give DATA, or --split test for the held-out split recorded at training")
@@ -171,9 +175,10 @@ def _all_windows(m: dict, model: Path, data, label_col, group_col, stride):
     return w
 
 
-def _test_split(model: Path, model_dir: str | Path | None):
-    """The held-out test windows of the model directory `model` is (or was exported from)."""
-    from ..data.prepare import load_splits
+def _test_split(model: Path, model_dir: str | Path | None, data: str | Path | None = None):
+    """The held-out test windows of the model directory `model` is (or was exported from), rebuilt from its
+    training data (there and unchanged, or `data` in its place)."""
+    from ..data.prepare import check_training_data, load_splits
     from ..models.modeldir import load_config
 
     if model_dir is None:
@@ -181,7 +186,9 @@ def _test_split(model: Path, model_dir: str | Path | None):
         model_dir = next((c for c in candidates if (c / "config.json").is_file()), None)
         if model_dir is None:
             raise InputError(f"{model}: no model directory beside it; name the one it was made from with --model-dir")
-    test = load_splits(load_config(model_dir)).test
+    cfg = load_config(model_dir)
+    check_training_data(cfg, data, model_dir)
+    test = load_splits(cfg, data).test
     if not len(test):
         raise InputError(f"{model_dir}: training held out no test split (cross-validated); give DATA")
     return test
