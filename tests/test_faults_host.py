@@ -61,28 +61,8 @@ def test_convert_and_quantize_outputs_checked_before_conversion(tmp_path, tiny_m
 
 
 # ---- point 2: non-finite options, divergent training --------------------------------------------------------------
-@pytest.mark.parametrize(
-    "args,message",
-    [
-        (["--lr", "nan"], "Error: --lr must be a finite number, not nan"),
-        (["--lr", "inf"], "Error: --lr must be a finite number, not inf"),
-        (["--lr", "0"], "Error: --lr must be more than 0"),
-        (["--clip-at", "-1"], "Error: --clip-at must be more than 0"),
-        (["--aug-jitter", "nan"], "Error: --aug-jitter must be a finite number, not nan"),
-        (["--dropout", "nan"], "Error: --dropout must be in [0, 1)"),
-    ],
-)
-def test_train_refuses_non_finite_options(tmp_path, args, message):
-    err = one_line_error(invoke("train", small_activity(tmp_path), *args, "-o", tmp_path / "out"))
-    assert err == message
-    assert not (tmp_path / "out").exists()
-
-
-@pytest.mark.parametrize("rate", ["-50", "0", "nan"])
-def test_train_rate_must_be_a_positive_number(tmp_path, rate):
-    r = invoke("train", small_activity(tmp_path), "--rate", rate, "-o", tmp_path / "out")
-    assert r.exit_code == 2 and "Invalid value for '--rate'" in r.stderr and "Traceback" not in r.output
-    assert not (tmp_path / "out").exists()
+# the option cases (--lr nan/inf/0, --clip-at -1, --aug-jitter nan, --dropout nan, --rate -50/0/nan) moved to
+# tests/corpus_cases.py
 
 
 def test_data_beyond_float32_is_refused_before_training(tmp_path):
@@ -106,26 +86,8 @@ def test_divergent_training_stops_with_nothing_written(tmp_path):
 
 
 # ---- point 6: inconsistent model directories ----------------------------------------------------------------------
-@pytest.mark.parametrize(
-    "change,message",
-    [
-        (dict(norm_mean=[0.0]), "norm_mean has 1 values for 3 features"),
-        (dict(norm_std=[1.0, 0.0, 1.0]), "norm_std holds a value of 0 or less"),
-        (dict(labels=[]), "labels names 0 classes for 4 outputs"),
-        (dict(channels=["a", "b"]), "channels names 2 channels for 3 features"),
-        (dict(n_features=0), "n_features must be a whole number of at least 1, not 0"),
-    ],
-)
-def test_inconsistent_model_dir_is_refused_on_load(tmp_path, tiny_model_dir, change, message):
-    m = tmp_path / "m"
-    shutil.copytree(tiny_model_dir(arch="lstm", layers=1), m)
-    cfg = json.loads((m / "config.json").read_text())
-    cfg.update(change)
-    (m / "config.json").write_text(json.dumps(cfg))
-    before = sorted(p.name for p in m.iterdir())
-    err = one_line_error(invoke("convert", m))
-    assert err.startswith(f"Error: {m / 'config.json'}: inconsistent model configuration: ") and message in err
-    assert sorted(p.name for p in m.iterdir()) == before
+# inconsistent config.json (one norm value for 3 features, std 0, labels [], 2 channel names, n_features 0): the
+# convert/* cases of tests/corpus_cases.py
 
 
 def test_runner_refuses_inconsistent_metadata(tmp_path):
@@ -296,24 +258,7 @@ def test_train_csv_with_bom_and_a_huge_cell(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
-@pytest.mark.parametrize(
-    "arrays,message",
-    [
-        (dict(X=np.zeros((6, 20, 3)), y=np.array(1)), "y must have one entry per row of X, found a single value"),
-        (dict(X=np.zeros((6, 20, 3)), y=np.zeros((6, 2))), "y must be one class per row [N], found shape [6, 2]"),
-        (dict(X=np.zeros((6, 20, 0)), y=np.zeros(6)), "X has no features (shape [6, 20, 0])"),
-        (dict(X=np.zeros((6, 0, 3)), y=np.zeros(6)), "X has no time steps (shape [6, 0, 3])"),
-        (
-            dict(X=np.zeros((6, 20, 3)), y=np.array([0, 1, np.nan, 0, 1, 0])),
-            "y holds NaN or infinite class values at row 2",
-        ),
-    ],
-)
-def test_train_bad_npz_arrays_are_one_line_errors(tmp_path, arrays, message):
-    np.savez(tmp_path / "d.npz", **arrays)
-    err = one_line_error(invoke("train", tmp_path / "d.npz", "-o", tmp_path / "o"))
-    assert err == f"Error: {tmp_path / 'd.npz'}: {message}"
-    assert not (tmp_path / "o").exists()
+# NPZ arrays (0-d or 2-D y, no features or time steps, NaN classes): the train/npz-* cases of tests/corpus_cases.py
 
 
 def test_label_col_that_does_not_exist_is_named(tmp_path):
