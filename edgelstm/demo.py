@@ -24,6 +24,9 @@ def run_demo(
     from .train.fit import TrainOptions, train
 
     out = Path(out)
+    from .models.modeldir import check_output_dir
+
+    check_output_dir(out)  # before any work: a file there, or under a file, fails now, not after training
     data = write_activity_csv(out / "data" / "activity.csv")
     say(f"sample data: {data}")
     ds = load(data, ColumnSpec())

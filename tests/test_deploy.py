@@ -151,9 +151,10 @@ def test_health_check_failure_rolls_back(tmp_path, ssh_home, sshd):
 
 def test_health_check_that_fails_here_stops_before_any_host(tmp_path, ssh_home, sshd):
     trust(ssh_home, sshd)
+    m = model_file(tmp_path / "m.bin")
     r = invoke(
         "deploy",
-        model_file(tmp_path / "m.bin"),
+        m,
         "--host",
         sshd.spec,
         "--no-install-runtime",
@@ -161,7 +162,7 @@ def test_health_check_that_fails_here_stops_before_any_host(tmp_path, ssh_home, 
         "{python} -c 'raise SystemExit(\"no such sensor\")' {model}",
     )
     assert r.exit_code == 2
-    assert last_line(r) == "Error: the health check fails here too, so it cannot judge the device: no such sensor"
+    assert last_line(r) == f"Error: {m}: the health check fails here too, so it cannot judge the device: no such sensor"
     assert not (sshd.home / ".edgelstm").exists()
 
 

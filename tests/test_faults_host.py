@@ -61,28 +61,8 @@ def test_convert_and_quantize_outputs_checked_before_conversion(tmp_path, tiny_m
 
 
 # ---- point 2: non-finite options, divergent training --------------------------------------------------------------
-@pytest.mark.parametrize(
-    "args,message",
-    [
-        (["--lr", "nan"], "Error: --lr must be a finite number, not nan"),
-        (["--lr", "inf"], "Error: --lr must be a finite number, not inf"),
-        (["--lr", "0"], "Error: --lr must be more than 0"),
-        (["--clip-at", "-1"], "Error: --clip-at must be more than 0"),
-        (["--aug-jitter", "nan"], "Error: --aug-jitter must be a finite number, not nan"),
-        (["--dropout", "nan"], "Error: --dropout must be in [0, 1)"),
-    ],
-)
-def test_train_refuses_non_finite_options(tmp_path, args, message):
-    err = one_line_error(invoke("train", small_activity(tmp_path), *args, "-o", tmp_path / "out"))
-    assert err == message
-    assert not (tmp_path / "out").exists()
-
-
-@pytest.mark.parametrize("rate", ["-50", "0", "nan"])
-def test_train_rate_must_be_a_positive_number(tmp_path, rate):
-    r = invoke("train", small_activity(tmp_path), "--rate", rate, "-o", tmp_path / "out")
-    assert r.exit_code == 2 and "Invalid value for '--rate'" in r.stderr and "Traceback" not in r.output
-    assert not (tmp_path / "out").exists()
+# the option cases (--lr nan/inf/0, --clip-at -1, --aug-jitter nan, --dropout nan, --rate -50/0/nan) moved to
+# tests/corpus_cases.py
 
 
 def test_data_beyond_float32_is_refused_before_training(tmp_path):
@@ -106,26 +86,8 @@ def test_divergent_training_stops_with_nothing_written(tmp_path):
 
 
 # ---- point 6: inconsistent model directories ----------------------------------------------------------------------
-@pytest.mark.parametrize(
-    "change,message",
-    [
-        (dict(norm_mean=[0.0]), "norm_mean has 1 values for 3 features"),
-        (dict(norm_std=[1.0, 0.0, 1.0]), "norm_std holds a value of 0 or less"),
-        (dict(labels=[]), "labels names 0 classes for 4 outputs"),
-        (dict(channels=["a", "b"]), "channels names 2 channels for 3 features"),
-        (dict(n_features=0), "n_features must be a whole number of at least 1, not 0"),
-    ],
-)
-def test_inconsistent_model_dir_is_refused_on_load(tmp_path, tiny_model_dir, change, message):
-    m = tmp_path / "m"
-    shutil.copytree(tiny_model_dir(arch="lstm", layers=1), m)
-    cfg = json.loads((m / "config.json").read_text())
-    cfg.update(change)
-    (m / "config.json").write_text(json.dumps(cfg))
-    before = sorted(p.name for p in m.iterdir())
-    err = one_line_error(invoke("convert", m))
-    assert err.startswith(f"Error: {m / 'config.json'}: inconsistent model configuration: ") and message in err
-    assert sorted(p.name for p in m.iterdir()) == before
+# inconsistent config.json (one norm value for 3 features, std 0, labels [], 2 channel names, n_features 0): the
+# convert/* cases of tests/corpus_cases.py
 
 
 def test_runner_refuses_inconsistent_metadata(tmp_path):
@@ -200,11 +162,86 @@ def test_quantize_elsewhere_without_the_recorded_data_fails_before_writing(tmp_p
 
 @pytest.mark.slow  # trains (one epoch of a 4-unit LSTM)
 def test_train_records_the_data_path_absolute(tmp_path, monkeypatch):
+    import hashlib
+
     small_activity(tmp_path)
     monkeypatch.chdir(tmp_path)
     r = invoke("train", "act.csv", *TRAIN_FAST, "-o", "m")
     assert r.exit_code == 0, r.output
-    assert json.loads((tmp_path / "m" / "config.json").read_text())["training"]["data"] == str(tmp_path / "act.csv")
+    training = json.loads((tmp_path / "m" / "config.json").read_text())["training"]
+    assert training["data"] == str(tmp_path / "act.csv")
+    assert training["data_sha256"] == hashlib.sha256((tmp_path / "act.csv").read_bytes()).hexdigest()
+    assert training["val_data"] is None and training["val_data_sha256"] is None
+
+
+def recorded_model_dir(tmp_path, tiny_model_dir, data):
+    """A copy of a tiny model dir whose config.json records `data` (absolute path and SHA-256) as train does."""
+    from edgelstm.data.dataset import content_sha256
+
+    m = tmp_path / "m"
+    shutil.copytree(tiny_model_dir(arch="lstm", layers=1), m)
+    cfg = json.loads((m / "config.json").read_text())
+    cfg["training"] = {**cfg.get("training", {}), "data": str(data), "data_sha256": content_sha256(data)}
+    (m / "config.json").write_text(json.dumps(cfg))
+    return m
+
+
+def test_changed_training_data_is_noticed_before_anything_is_written(tmp_path, tiny_model_dir):
+    """The recorded file edited after training: quantize (report or calibration) and evaluate --split test refuse
+    at once — its splits would differ, so "held-out" windows could be ones the model trained on."""
+    data = tmp_path / "d.csv"
+    data.write_text("recording,a,b,c,label\nr,1,2,3,x\n")
+    m = recorded_model_dir(tmp_path, tiny_model_dir, data)
+    old = json.loads((m / "config.json").read_text())["training"]["data_sha256"]
+    data.write_text("recording,a,b,c,label\nr,1,2,4,x\n")  # one value changed
+    before = sorted(p.name for p in m.iterdir())
+    changed = (
+        f"Error: {m}: its training data {data} changed since training (sha256 "
+        f"{hashlib_hex(data)[:12]}…, config.json records {old[:12]}…); give the data it was trained on with --data PATH"
+    )
+    for args in (["quantize", m, "--mode", "dynamic"], ["quantize", m, "--mode", "int8", "--no-report"]):
+        assert one_line_error(invoke(*args)) == changed
+    assert one_line_error(invoke("evaluate", m, "--split", "test")) == changed
+    other = tmp_path / "other.csv"
+    other.write_text("recording,a,b,c,label\nr,9,9,9,x\n")
+    err = one_line_error(invoke("quantize", m, "--mode", "dynamic", "--data", other))
+    assert err.startswith(f"Error: {other}: not the data {m} was trained on (sha256 ")
+    err = one_line_error(invoke("evaluate", m, "--split", "test", "--data", other))
+    assert err.startswith(f"Error: {other}: not the data {m} was trained on (sha256 ")
+    err = one_line_error(invoke("evaluate", m, other, "--data", other))
+    assert err == "Error: --data gives the training data of --split test; to score other data give it as DATA"
+    assert sorted(p.name for p in m.iterdir()) == before
+
+
+def hashlib_hex(path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_folder_hash_covers_names_contents_and_membership(tmp_path):
+    from edgelstm.data.dataset import content_sha256
+
+    d = tmp_path / "recs"
+    d.mkdir()
+    (d / "a.csv").write_text("x\n1\n")
+    (d / "b.csv").write_text("x\n2\n")
+    (d / "notes.txt").write_text("ignored: the reader reads .csv only")
+    h = content_sha256(d)
+    (d / "notes.txt").write_text("still ignored")
+    assert content_sha256(d) == h
+    seen = {h}
+    for change in (
+        lambda: (d / "b.csv").write_text("x\n3\n"),
+        lambda: (d / "b.csv").rename(d / "c.csv"),
+        lambda: (d / "d.csv").write_text("x\n4\n"),
+        lambda: (d / "a.csv").unlink(),
+    ):
+        change()
+        now = content_sha256(d)
+        assert now not in seen
+        seen.add(now)
+    assert content_sha256(d / "c.csv") == hashlib_hex(d / "c.csv")
 
 
 def test_train_csv_with_bom_and_a_huge_cell(tmp_path):
@@ -221,24 +258,7 @@ def test_train_csv_with_bom_and_a_huge_cell(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
-@pytest.mark.parametrize(
-    "arrays,message",
-    [
-        (dict(X=np.zeros((6, 20, 3)), y=np.array(1)), "y must have one entry per row of X, found a single value"),
-        (dict(X=np.zeros((6, 20, 3)), y=np.zeros((6, 2))), "y must be one class per row [N], found shape [6, 2]"),
-        (dict(X=np.zeros((6, 20, 0)), y=np.zeros(6)), "X has no features (shape [6, 20, 0])"),
-        (dict(X=np.zeros((6, 0, 3)), y=np.zeros(6)), "X has no time steps (shape [6, 0, 3])"),
-        (
-            dict(X=np.zeros((6, 20, 3)), y=np.array([0, 1, np.nan, 0, 1, 0])),
-            "y holds NaN or infinite class values at row 2",
-        ),
-    ],
-)
-def test_train_bad_npz_arrays_are_one_line_errors(tmp_path, arrays, message):
-    np.savez(tmp_path / "d.npz", **arrays)
-    err = one_line_error(invoke("train", tmp_path / "d.npz", "-o", tmp_path / "o"))
-    assert err == f"Error: {tmp_path / 'd.npz'}: {message}"
-    assert not (tmp_path / "o").exists()
+# NPZ arrays (0-d or 2-D y, no features or time steps, NaN classes): the train/npz-* cases of tests/corpus_cases.py
 
 
 def test_label_col_that_does_not_exist_is_named(tmp_path):

@@ -13,7 +13,6 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import invoke
 
 from edgelstm.runtime.sources import Skipper, open_source, parse_text
 
@@ -233,34 +232,7 @@ def test_file_csv_with_an_empty_cell_is_a_bad_line_not_a_shift(tmp_path):
 
 
 # ---- options out of range, SOURCE anywhere, one-line errors -------------------------------------------------------
-@pytest.mark.parametrize(
-    "args,message",
-    [
-        (["--every", "0"], "argument --every: '0': must be 1 or more"),
-        (["--every", "-1"], "argument --every: '-1': must be 1 or more"),
-        (["--window", "0", "--hop", "0"], "argument --window: '0': must be 1 or more"),
-        (["--hop", "0"], "argument --hop: '0': must be 1 or more"),
-        (["--rate", "0", "--realtime"], "argument --rate: '0': must be more than 0"),
-        (["--rate", "-5", "--realtime"], "argument --rate: '-5': must be more than 0"),
-        (["--rate", "nan"], "argument --rate: 'nan': must be more than 0"),
-        (["--threads", "0"], "argument --threads: '0': must be 1 or more"),
-        (["--reset-after", "-1"], "argument --reset-after: '-1': must be 0 or more"),
-        (["--max-samples", "-1"], "argument --max-samples: '-1': must be 0 or more"),
-        (["--max-deviation", "0"], "argument --max-deviation: '0': must be more than 0"),
-        (["--every", "x"], "argument --every: 'x' is not an integer"),
-    ],
-)
-def test_run_options_out_of_range_are_usage_errors(tmp_path, args, message):
-    r = invoke("run", tmp_path / "m.tflite", *args)
-    assert r.exit_code == 2
-    assert r.stderr.strip().splitlines()[-1] == f"edgelstm run: error: {message}"
-    assert "Traceback" not in r.output
-
-
-@pytest.mark.parametrize("count", ["0", "-5"])
-def test_bench_count_must_be_positive(tmp_path, count):
-    r = invoke("bench", tmp_path / "m.tflite", "--count", count)
-    assert r.exit_code == 2 and "Invalid value for '--count'" in r.stderr and "Traceback" not in r.output
+# run's options out of range (12 cases) and bench --count 0/-5: the run/* and bench/* cases of tests/corpus_cases.py
 
 
 def test_source_before_or_after_options(models):

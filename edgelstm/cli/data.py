@@ -13,6 +13,9 @@ import click
 def sample(out_dir: Path, seed: int) -> None:
     """Write sample data: activity.csv (6-axis IMU, 4 activities) and forecast.csv (load, temperature)."""
     from ..data.sample import write_activity_csv, write_forecast_csv
+    from ..models.modeldir import check_output_dir
+
+    check_output_dir(out_dir)
 
     a = write_activity_csv(out_dir / "activity.csv", seed=seed)
     f = write_forecast_csv(out_dir / "forecast.csv", seed=seed)

@@ -68,8 +68,16 @@ def format_table(results) -> str:
     "that stage rolls back.",
 )
 @click.option("--target", help="Target profile the model must satisfy.")
-@click.option("--keep", default=3, show_default=True, help="Model versions kept on the device (plus current/previous).")
-@click.option("--parallel", default=4, show_default=True, help="Hosts deployed to at the same time.")
+@click.option(
+    "--keep",
+    default=3,
+    type=click.IntRange(min=1),
+    show_default=True,
+    help="Model versions kept on the device (plus current/previous).",
+)
+@click.option(
+    "--parallel", default=4, type=click.IntRange(min=1), show_default=True, help="Hosts deployed to at the same time."
+)
 @click.option(
     "--health-cmd",
     help="Health check: shell line with {python} and {model}, printing JSON numbers; run "
@@ -80,7 +88,11 @@ def format_table(results) -> str:
     type=click.Path(path_type=Path),
     help="JSON file with the numbers the health check must give (instead of running it here).",
 )
-@click.option("--atol", type=float, help="Health check tolerance, max |Δ| (default 1e-4; 0.02 for int8/16x8 models).")
+@click.option(
+    "--atol",
+    type=click.FloatRange(min=0),
+    help="Health check tolerance, max |Δ| (default 1e-4; 0.02 for int8/16x8 models).",
+)
 @click.option(
     "--install-runtime/--no-install-runtime",
     default=True,
@@ -128,6 +140,10 @@ def deploy(
         raise InputError("--limit selects from an --inventory; give one")
     if not named:
         raise InputError("give at least one --host, or an --inventory")
+    if target:  # a target that does not exist is refused before any host is dialled
+        from ..targets.profile import load_target
+
+        load_target(target)
     if rollout:
         from ..deploy.rollout import parse_max_fail, parse_rollout
 

@@ -46,6 +46,13 @@ from .options import echo_err
     default=None,
     help="CSV column naming the recording [default: the model's training column, else recording].",
 )
+@click.option(
+    "--data",
+    "training_data",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="--split test: the training data, where the path config.json records is not there (a model dir moved).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 def evaluate(
     model: Path,
@@ -57,6 +64,7 @@ def evaluate(
     predictions,
     label_col: str | None,
     group_col: str | None,
+    training_data: Path | None,
     as_json: bool,
 ) -> None:
     """Score a model (Keras dir, .tflite or .onnx) on windows of DATA, with the model's own normalization; a
@@ -74,6 +82,7 @@ def evaluate(
         season=season,
         predictions=predictions,
         model_dir=model_dir,
+        training_data=training_data,
     )
     if as_json:
         click.echo(json.dumps(m, indent=2))

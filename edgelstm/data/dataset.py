@@ -138,6 +138,9 @@ def _parse_csv(path: Path, text_cols: set[str], check_header=None) -> _Table:
         raise InputError(f"{path}: empty file (expected a header row of column names)")
     _, header = rows_lines[0]
     header = [h.strip() for h in header]
+    if any("\n" in h or "\r" in h for h in header):  # a quoted name spanning lines: would break every message
+        bad = next(h for h in header if "\n" in h or "\r" in h)
+        raise InputError(f"{path}: a column name holds a line break ({bad[:40]!r}); column names are single-line")
     if len(set(header)) != len(header):
         raise InputError(f"{path} line {rows_lines[0][0]}: duplicate column names in header")
     if check_header:
@@ -162,7 +165,10 @@ def _parse_csv(path: Path, text_cols: set[str], check_header=None) -> _Table:
             except ValueError:
                 raise InputError(f"{path} line {line}, column {header[i]}: not a number: {cell!r}") from None
         for h, i in text_idx.items():
-            text[h].append(row[i].strip())
+            cell = row[i].strip()
+            if "\n" in cell or "\r" in cell:
+                raise InputError(f"{path} line {line}, column {h}: a line break inside the cell ({cell[:40]!r})")
+            text[h].append(cell)
     return _Table(header, values, text, lines)
 
 
@@ -180,6 +186,12 @@ def _read_csv_file(path: Path, spec: ColumnSpec, multi_recording: bool) -> Datas
             raise InputError(
                 f"{path}: no label column {spec.label_col!r} (columns: {', '.join(header)}); name it with --label-col"
             )
+        named = [("target", t, "--target-col") for t in spec.target_cols] + [
+            ("channel", c, "--channels") for c in spec.channels
+        ]
+        for what, name, option in named:  # before any row: a row would blame a real column for the missing one
+            if name not in header:
+                raise InputError(f"{path}: no {what} column {name!r} (columns: {', '.join(header)}); check {option}")
 
     table = _parse_csv(path, text_cols, check_header)
     header = table.header
@@ -319,8 +331,31 @@ def _apply_nan_policy(v: np.ndarray, lines: np.ndarray, names: list[str], path: 
     return None
 
 
+def csv_files(folder: Path) -> list[Path]:
+    """The recordings of a folder, in the order they are read (and hashed)."""
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() == ".csv" and p.is_file())
+
+
+def content_sha256(path: str | Path) -> str:
+    """SHA-256 of what `load` reads: the file's bytes; for a folder, of each CSV's name and SHA-256 in sorted order
+    (an edited, added, removed or renamed recording changes it). config.json records it: a changed file is noticed."""
+    import hashlib
+
+    def file_digest(f: Path) -> bytes:
+        with open(f, "rb") as fh:
+            return hashlib.file_digest(fh, "sha256").digest()
+
+    p = Path(path)
+    if not p.is_dir():
+        return file_digest(p).hex()
+    h = hashlib.sha256()
+    for f in csv_files(p):
+        h.update(f.name.encode() + b"\0" + file_digest(f))
+    return h.hexdigest()
+
+
 def _read_csv_folder(folder: Path, spec: ColumnSpec) -> Dataset:
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".csv" and p.is_file())
+    files = csv_files(folder)
     if not files:
         raise InputError(f"{folder}: no .csv recordings in this folder")
     parts = [_read_csv_file(p, spec, multi_recording=False) for p in files]

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..models.config import PAD, ModelConfig
-from .dataset import ColumnSpec, Dataset, Windows, load, relabel
+from .dataset import ColumnSpec, Dataset, Windows, content_sha256, load, relabel
 from .normalize import Normalization
 from .splits import fractions_for, split_recordings, split_windows
 from .windows import make_windows
@@ -168,24 +168,58 @@ def training_columns(cfg: ModelConfig) -> ColumnSpec:
     )
 
 
+DATA_KEYS = ("data", "val_data", "test_data")
+
+
+def data_record(ds: Dataset, val: Dataset | None = None, test: Dataset | None = None) -> dict:
+    """What config.json keeps of the data training read: each path (absolute) and the SHA-256 of its content,
+    so later steps that read it again (calibration, the report, evaluate --split test) notice a changed file."""
+    rec: dict = {}
+    for key, d in zip(DATA_KEYS, (ds, val, test)):
+        rec[key] = str(Path(d.source).absolute()) if d is not None else None
+        # a cross-validation fold's part ("DATA fold 2") is no file of its own: nothing to hash
+        real = d is not None and Path(d.source).exists()
+        rec[f"{key}_sha256"] = content_sha256(d.source) if real else None
+    return rec
+
+
 def check_training_data(cfg: ModelConfig, data: str | Path | None, where: str | Path) -> None:
-    """Before any work that needs the training data (calibration, the accuracy report): it must be there. A model
-    directory trained elsewhere records a path that may not exist here; say how to give the data instead."""
+    """Before any work that needs the training data (calibration, the accuracy report, evaluate --split test): it
+    must be there and be what training read. A model directory trained elsewhere records a path that may not exist
+    here (say how to give the data instead); a file changed since training would give other splits, so the
+    "held-out" windows could be ones the model trained on: refused (no override — other data for calibration is an
+    NPZ, `--calibration X.npz`; other data to score is `evaluate MODEL DATA`)."""
     import os
 
-    if data is not None:
-        if not Path(data).exists():
-            raise InputError(f"{data}: no such file or directory (--data)")
-        return
-    paths = [cfg.training.get(k) for k in ("data", "val_data", "test_data")]
-    if not paths[0]:
+    if data is None and not cfg.training.get("data"):
         raise InputError(f"{where}: the model directory does not record its training data; give it with --data PATH")
-    for p in paths:
-        if p and not Path(p).exists():
+    for key in DATA_KEYS:
+        p = str(data) if key == "data" and data is not None else cfg.training.get(key)
+        if not p:
+            continue
+        if not Path(p).exists():
+            if p == str(data):
+                raise InputError(f"{data}: no such file or directory (--data)")
             rel = "" if Path(p).is_absolute() else f", relative to {os.getcwd()}"
             raise InputError(
                 f"{where}: its training data {p} (recorded in config.json{rel}) is not there; "
                 "give the same data with --data PATH"
+            )
+        recorded = cfg.training.get(f"{key}_sha256")
+        now = content_sha256(p) if recorded else None
+        if now != recorded:
+            if p == str(data):
+                raise InputError(
+                    f"{data}: not the data {where} was trained on (sha256 {now[:12]}…, config.json records "
+                    f"{recorded[:12]}…); give the training data itself with --data PATH"
+                )
+            what, fix = ("training data", "give the data it was trained on with --data PATH")
+            if key != "data":
+                what = "validation data" if key == "val_data" else "test data"
+                fix = "put back the file it was trained with"
+            raise InputError(
+                f"{where}: its {what} {p} changed since training (sha256 {now[:12]}…, config.json records "
+                f"{recorded[:12]}…); {fix}"
             )
 
 

@@ -98,7 +98,7 @@ class HealthCheck:
             p = subprocess.run(self.line(sys.executable, str(model)), shell=True, capture_output=True, timeout=300)
         if p.returncode != 0:
             last = (p.stderr.decode(errors="replace").strip().splitlines() or [f"exit code {p.returncode}"])[-1]
-            raise InputError(f"the health check fails here too, so it cannot judge the device: {last}")
+            raise InputError(f"{model}: the health check fails here too, so it cannot judge the device: {last}")
         return numbers(p.stdout.decode(), every_line=self.runtime)
 
     def plan(self, expected: list[float]) -> dict:

@@ -134,6 +134,8 @@ def read_inventory(path: Path, limit: list[str] | None = None) -> list[Inventory
         text = path.read_text()
     except OSError as ex:
         raise InputError(f"{path}: cannot read the inventory: {ex.strerror}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not a text file (an Ansible inventory is INI or YAML text)") from None
     yamlish = path.suffix.lower() in (".yml", ".yaml") or re.match(r"\s*(---|\w[\w.-]*:\s*$)", text)
     groups = parse_yaml(text, str(path)) if yamlish else parse_ini(text, str(path))
     for name, g in groups.items():

@@ -107,15 +107,24 @@ def evaluate_data(
     season: int | None = None,
     predictions: str | Path | None = None,
     model_dir: str | Path | None = None,
+    training_data: str | Path | None = None,
 ) -> dict:
     """Metrics of any model form on windows of a dataset: every window of DATA (`split="all"`), or the held-out
     test split recorded at training (`split="test"`, DATA omitted: rebuilt from the model directory's
     config.json). Window and channels come from the model; label and recording columns as given, else as the
     model's training data had them. `stride`: classification windows at the training stride by default,
     regression and forecasts at every step (a stride that divides a daily period would score a few hours only).
-    `predictions`: a CSV of per-window truth, prediction and scores."""
+    `predictions`: a CSV of per-window truth, prediction and scores. `training_data` (`--data`, split "test"): the
+    training data where config.json's path is not there; checked against its recorded SHA-256 like quantize does."""
     from .metrics import scores
 
+    test_dir = None
+    if split == "test" and data is None:  # its training data there and unchanged, before the model is loaded
+        from ..data.prepare import check_training_data
+        from ..models.modeldir import load_config
+
+        test_dir = _model_dir_of(Path(model), model_dir)
+        check_training_data(load_config(test_dir), training_data, test_dir)
     p = open_model(model)
     m = p.meta
     if stride is not None and stride < 1:
@@ -127,10 +136,12 @@ def evaluate_data(
         )
     if predictions is not None:
         check_writable(Path(predictions))
+    if training_data is not None and split != "test":
+        raise InputError("--data gives the training data of --split test; to score other data give it as DATA")
     if split == "test":
         if data is not None:
             raise InputError("--split test scores the held-out split recorded at training: give no DATA")
-        w = _test_split(Path(model), model_dir)
+        w = _test_split(test_dir, training_data)
     elif split == "all":
         if data is None:
             raise InputError("give DATA, or --split test for the held-out split recorded at training")
@@ -172,17 +183,24 @@ def _all_windows(m: dict, model: Path, data, label_col, group_col, stride):
     return w
 
 
-def _test_split(model: Path, model_dir: str | Path | None):
-    """The held-out test windows of the model directory `model` is (or was exported from)."""
+def _model_dir_of(model: Path, model_dir: str | Path | None) -> Path:
+    """The model directory `model` is (or was exported from): given, or beside the file."""
+    if model_dir is not None:
+        return Path(model_dir)
+    candidates = [model] if model.is_dir() else [model.parent, model.parent.parent]
+    found = next((c for c in candidates if (c / "config.json").is_file()), None)
+    if found is None:
+        raise InputError(f"{model}: no model directory beside it; name the one it was made from with --model-dir")
+    return found
+
+
+def _test_split(model_dir: Path, data: str | Path | None = None):
+    """The held-out test windows of a model directory, rebuilt from its training data (checked by the caller:
+    there and unchanged, or `data` in its place)."""
     from ..data.prepare import load_splits
     from ..models.modeldir import load_config
 
-    if model_dir is None:
-        candidates = [model] if model.is_dir() else [model.parent, model.parent.parent]
-        model_dir = next((c for c in candidates if (c / "config.json").is_file()), None)
-        if model_dir is None:
-            raise InputError(f"{model}: no model directory beside it; name the one it was made from with --model-dir")
-    test = load_splits(load_config(model_dir)).test
+    test = load_splits(load_config(model_dir), data).test
     if not len(test):
         raise InputError(f"{model_dir}: training held out no test split (cross-validated); give DATA")
     return test

@@ -72,8 +72,10 @@ def calibration_windows(cfg: ModelConfig, recipe: Recipe) -> np.ndarray:
                 if "X" not in z.files:
                     raise InputError(f"{recipe.npz}: no array 'X' (calibration windows [N, T, F])")
                 X = np.asarray(z["X"], np.float32)
-        except (OSError, ValueError) as ex:
-            raise InputError(f"{recipe.npz}: not a readable NPZ ({ex})") from None
+        except InputError:
+            raise
+        except Exception as ex:  # numpy raises several types for a damaged archive (BadZipFile, OSError, …)
+            raise InputError(f"{recipe.npz}: not a readable NPZ ({type(ex).__name__}: {ex})") from None
         if X.ndim != 3:
             raise InputError(f"{recipe.npz}: X must be windows [N, T, F], got shape {list(X.shape)}")
         if X.shape[2] != cfg.n_features:

@@ -112,13 +112,15 @@ def quantize(
     check_output_dir(out_dir)
     # every check before any work: a calibration NPZ's windows, then the training data the recipe or the
     # report needs (its path as config.json records it, or --data)
+    # (there and unchanged since training: config.json records its SHA-256)
     X = calibration_windows(cfg, recipe) if recipe is not None and recipe.npz else None
-    if recipe is not None and not recipe.npz:
-        if data is not None and not recipe.data:
-            recipe.data = str(data)
-        check_training_data(cfg, recipe.data, model_dir)
-    elif needs_data:
+    from_training_data = recipe is not None and not recipe.npz and not recipe.data
+    if recipe is not None and recipe.data and not Path(recipe.data).exists():
+        raise InputError(f"{recipe.data}: no such file or directory (the data of {recipe.source})")
+    if needs_data or from_training_data:
         check_training_data(cfg, data, model_dir)
+    if from_training_data and data is not None:
+        recipe.data = str(data)
     written = []
     with tempfile.TemporaryDirectory(prefix="edgelstm-calib-") as tmp:
         if recipe is not None:

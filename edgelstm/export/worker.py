@@ -13,6 +13,9 @@ import sys
 from pathlib import Path
 
 ABORT_ENV = "EDGELSTM_TEST_ABORT_CONVERTER"  # test hook: the child aborts like a crashing converter
+# test hook: this much is added to the first weight after the Keras reference is taken, so the written file (made
+# from the perturbed weights) really differs from the model — what export/validate.py must catch
+PERTURB_ENV = "EDGELSTM_TEST_PERTURB_WEIGHT"
 
 
 def progress(msg: str) -> None:
@@ -50,6 +53,16 @@ def run(job: dict) -> dict:
     cfg, model = load_keras(job["model_dir"])
     kind, to, quant = job["kind"], job["to"], job.get("quantization", "float")
     extra = job.get("extra", {})
+    X = reference = None
+    if quant == "float":  # the Keras reference the written file must reproduce (export/validate.py)
+        from .validate import keras_outputs, validation_windows
+
+        X = validation_windows(cfg)
+        reference = keras_outputs(cfg, model, X)
+    if os.environ.get(PERTURB_ENV):
+        weights = model.get_weights()
+        weights[0].flat[0] += float(os.environ[PERTURB_ENV])
+        model.set_weights(weights)
     step = build_step_model(cfg, model) if kind == "step" else None
     rep = None
     if job.get("calibration"):
@@ -82,8 +95,15 @@ def run(job: dict) -> dict:
             from .onnxquant import quantize_onnx
 
             blob = quantize_onnx(blob, quant, rep, job["out"])
+    result = {"bytes": len(blob)}
+    if reference is not None:
+        from .validate import check_float_export
+
+        name = f"{job['model_dir']}: {Path(job['out']).name.split('.partial-')[0].lstrip('.')}"
+        result["max_abs_delta"] = delta = check_float_export(name, blob, f".{to}", X, reference)
+        progress(f"{name}: reproduces the Keras model on {len(X)} validation windows (max |Δ| {delta:.2g})")
     Path(job["out"]).write_bytes(blob)
-    return {"bytes": len(blob)}
+    return result
 
 
 def exit_with_parent(poll: float = 0.5) -> None:

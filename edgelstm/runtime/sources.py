@@ -456,5 +456,10 @@ def open_source(
         if not u.path:
             raise InputError(f"{spec}: give a device, e.g. serial:///dev/ttyUSB0?baud=115200")
         return serial_source(u.path, baud, n, skip, reconnect=reconnect, bounds=bounds, columns=cols)
+    scheme = re.match(r"([A-Za-z][\w+.-]*)://", spec)
+    if scheme:  # not a path: Path() would fold "ftp://h/x" into "ftp:/h/x" and blame a missing file
+        raise InputError(
+            f"{spec}: unknown source {scheme.group(1)}://; give -, file:PATH, udp://HOST:PORT or serial:///dev/ttyX"
+        )
     path = Path(spec[len("file:") :] if spec.startswith("file:") else spec)
     return file_source(path, n, channels, realtime, rate, skip, bounds)

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.dataset import ColumnSpec, Dataset
-from ..data.prepare import Prepared, model_inputs, model_targets, outputs_to_units, prepare
+from ..data.dataset import ColumnSpec, Dataset, content_sha256
+from ..data.prepare import Prepared, data_record, model_inputs, model_targets, outputs_to_units, prepare
 from ..errors import InputError
 from ..evaluate.metrics import score
 from ..models.config import ARCHS, ModelConfig
@@ -318,7 +318,14 @@ def _distill(
         ds, tcfg.window, tcfg.stride, task, tcfg.horizon, seed, val, test, split_by=split_by, frame=tcfg.frame
     )
     same_split = _split_matches(prep, tcfg)
-    if not same_split:
+    recorded = tcfg.training.get("data_sha256")
+    if recorded and content_sha256(ds.source) != recorded:
+        same_split = False
+        say(
+            "warning: this data is not the file the teacher was trained on (its SHA-256 differs from the teacher's "
+            "config.json): the teacher may have seen windows that are held out here"
+        )
+    elif not same_split:
         say(
             "warning: this data's training split differs from the teacher's (other normalization statistics): "
             "the teacher may have seen windows that are held out here"
@@ -342,9 +349,7 @@ def _distill(
     cfg = make_config(ds, prep, topts)
     cfg.training = {
         **asdict(topts),
-        "data": ds.source,
-        "val_data": tcfg.training.get("val_data"),
-        "test_data": tcfg.training.get("test_data"),
+        **data_record(ds, val, test),
         "columns": ds.columns,
         "distill": {"teacher": str(teacher_dir), "temperature": opts.temperature, "alpha": opts.alpha},
     }

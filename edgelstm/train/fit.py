@@ -13,7 +13,7 @@ import numpy as np
 
 from ..capabilities import cfg_arch, model_length, why_not
 from ..data.dataset import Dataset
-from ..data.prepare import Prepared, model_inputs, model_targets, prepare
+from ..data.prepare import Prepared, data_record, model_inputs, model_targets, prepare
 from ..data.splits import SPLIT_BY
 from ..errors import InputError
 from ..evaluate.metrics import score
@@ -428,9 +428,7 @@ def fit_one(
         raise InputError(f"{ds.source}: variable-length sequences: {why}" if cfg.masked else why)
     cfg.training = {
         **asdict(opts),
-        "data": ds.source,
-        "val_data": val.source if val else None,
-        "test_data": test.source if test else None,
+        **data_record(ds, val, test),
         "columns": ds.columns,
     }
     if progress:
