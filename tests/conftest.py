@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -107,6 +110,38 @@ def one_line_error(result, exit_code: int = 2) -> str:
     assert err.startswith("Error: "), err
     assert "Traceback" not in result.output
     return err
+
+
+def run_module(*args, stdin: str = "", timeout: float = 60) -> subprocess.CompletedProcess:
+    """`python -m edgelstm.runtime ARGS`, the device's entry point, in a subprocess: STDIN fed, output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "edgelstm.runtime", *map(str, args)],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def udp_run(path, *args, datagrams) -> subprocess.Popen:
+    """`python -m edgelstm.runtime PATH udp://127.0.0.1:0 ARGS` on a free loopback port (it names the port on
+    stderr), then DATAGRAMS sent to it there; returns the running process, stdout and stderr piped."""
+    p = subprocess.Popen(
+        [sys.executable, "-u", "-m", "edgelstm.runtime", str(path), "udp://127.0.0.1:0", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    port = None
+    for line in p.stderr:
+        if line.startswith("listening on udp port "):
+            port = int(line.split()[-1])
+            break
+    assert port, "the runner never said its udp port"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+        for d in datagrams:
+            tx.sendto(d, ("127.0.0.1", port))
+    return p
 
 
 @pytest.fixture(scope="session")
