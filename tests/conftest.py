@@ -13,25 +13,51 @@ from click.testing import CliRunner
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
+def made_once(tmp_path_factory, name: str, make) -> Path:
+    """tmp/shared/NAME, made by make(path) once per test run. Under pytest-xdist every worker runs a session fixture
+    of its own, so the first worker to come here makes it, holding a lock the others wait on, and all use that one
+    (the same trained model, the same paths in its config.json) instead of training it again each."""
+    import fcntl
+    import shutil
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the run's folder, above each worker's popen-gwN
+    (root / "shared").mkdir(exist_ok=True)
+    path = root / "shared" / name
+    with open(path.with_name(f"{name}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if make() fails
+        done = path.with_name(f"{name}.done")
+        if not done.exists():
+            shutil.rmtree(path, ignore_errors=True)
+            make(path)
+            done.touch()
+    return path
+
+
 @pytest.fixture(scope="session")
 def activity_csv(tmp_path_factory) -> Path:
     from edgelstm.data.sample import write_activity_csv
 
-    return write_activity_csv(tmp_path_factory.mktemp("data") / "activity.csv")
+    return made_once(tmp_path_factory, "data", lambda d: write_activity_csv(d / "activity.csv")) / "activity.csv"
 
 
 @pytest.fixture(scope="session")
 def forecast_csv(tmp_path_factory) -> Path:
     from edgelstm.data.sample import write_forecast_csv
 
-    return write_forecast_csv(tmp_path_factory.mktemp("data") / "forecast.csv", hours=24 * 20)
+    def make(d: Path) -> None:
+        write_forecast_csv(d / "forecast.csv", hours=24 * 20)
+
+    return made_once(tmp_path_factory, "forecast", make) / "forecast.csv"
 
 
 def _trained(tmp_path_factory, data: Path, name: str, *args: str) -> Path:
-    out = tmp_path_factory.mktemp("runs") / name
-    r = invoke("train", data, *args, "-o", out)
-    assert r.exit_code == 0, r.output
-    return out
+    def train(out: Path) -> None:
+        r = invoke("train", data, *args, "-o", out)
+        assert r.exit_code == 0, r.output
+
+    return made_once(tmp_path_factory, name, train)
 
 
 @pytest.fixture(scope="session")
@@ -175,7 +201,14 @@ def sshd(tmp_path, ssh_client_key):
         pytest.skip("openssh-server is not installed (apt-get install openssh-server)")
     from sshd import free_port, start_sshd
 
-    server = start_sshd(tmp_path / "sshd", ssh_client_key.with_suffix(".pub"), "127.0.0.1", free_port())
+    pub = ssh_client_key.with_suffix(".pub")
+    for attempt in range(3):  # another pytest-xdist worker can bind the free port before this sshd does
+        try:
+            server = start_sshd(tmp_path / f"sshd{attempt}", pub, "127.0.0.1", free_port())
+            break
+        except RuntimeError as ex:
+            if "Address already in use" not in str(ex) or attempt == 2:
+                raise
     yield server
     server.stop()
 
@@ -206,25 +239,23 @@ def device_python(tmp_path_factory) -> Path:
     """A device venv: numpy, ai-edge-litert and edgelstm (no deps) from a copy of this tree; shared by the
     runtime-without-TensorFlow test and the fleet's devices (tests/test_fleet.py)."""
     import shutil
-    import subprocess
-    import sys
 
     root = Path(__file__).resolve().parents[1]
-    base = tmp_path_factory.mktemp("device")
-    src = base / "src"  # a copy, so pip's in-tree build leaves the checkout clean
-    src.mkdir()
-    for d in ("edgelstm", "targets", "calibration"):  # the wheel maps targets/ and calibration/ into the package
-        shutil.copytree(root / d, src / d, ignore=shutil.ignore_patterns("__pycache__"))
-    for f in ("pyproject.toml", "README.md"):
-        shutil.copy(root / f, src / f)
-    venv = base / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    py = venv / "bin" / "python"
-    pip = [str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-    for args in (["numpy<2.5", "ai-edge-litert>=2.3"], ["--no-deps", str(src)]):
-        r = subprocess.run(pip + args, capture_output=True, text=True)
-        assert r.returncode == 0, r.stderr[-2000:]
-    return py
+
+    def make(base: Path) -> None:
+        src = base / "src"  # a copy, so pip's in-tree build leaves the checkout clean
+        src.mkdir(parents=True)
+        for d in ("edgelstm", "targets", "calibration"):  # the wheel maps targets/ and calibration/ into the package
+            shutil.copytree(root / d, src / d, ignore=shutil.ignore_patterns("__pycache__"))
+        for f in ("pyproject.toml", "README.md"):
+            shutil.copy(root / f, src / f)
+        subprocess.run([sys.executable, "-m", "venv", str(base / "venv")], check=True)
+        pip = [str(base / "venv" / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+        for args in (["numpy<2.5", "ai-edge-litert>=2.3"], ["--no-deps", str(src)]):
+            r = subprocess.run(pip + args, capture_output=True, text=True)
+            assert r.returncode == 0, r.stderr[-2000:]
+
+    return made_once(tmp_path_factory, "device", make) / "venv" / "bin" / "python"
 
 
 def _tiny_model(seed: int = 0, **kw):
@@ -339,6 +370,8 @@ SLOW_FIXTURES = frozenset(
         "gru_coral",
         "crnn",  # test_crnn: trains, quantizes
         "big_lstm",  # test_quantize: quantizes
+        "gru_step",  # test_quantize: converts
+        "float_step",  # test_quantize: converts
         "models",  # test_runtime: converts
         "heldout",  # test_runtime_quant: a trained model's outputs
         "models_dir",  # test_sources: converts
