@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -8,6 +11,28 @@ import pytest
 from click.testing import CliRunner
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def made_once(tmp_path_factory, name: str, make) -> Path:
+    """tmp/shared/NAME, made by make(path) once per test run. Under pytest-xdist every worker runs a session fixture
+    of its own, so the first worker to come here makes it, holding a lock the others wait on, and all use that one
+    (the same trained model, the same paths in its config.json) instead of training it again each."""
+    import fcntl
+    import shutil
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the run's folder, above each worker's popen-gwN
+    (root / "shared").mkdir(exist_ok=True)
+    path = root / "shared" / name
+    with open(path.with_name(f"{name}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if make() fails
+        done = path.with_name(f"{name}.done")
+        if not done.exists():
+            shutil.rmtree(path, ignore_errors=True)
+            make(path)
+            done.touch()
+    return path
 
 
 @pytest.fixture(scope="session")
@@ -18,21 +43,28 @@ def activity_csv(tmp_path_factory) -> Path:
     # assert thresholds verified on it (e.g. a fused sequence LSTM ≡ Keras ≤ 1e-5 measured 1.7e-5 on the hard data),
     # and the whole slow suite could not be re-verified on the hard data in issue 13's time. `edgelstm sample` and
     # the demo write the hard data; its tests use write_activity_csv() or the demo directly.
-    return write_activity_csv(tmp_path_factory.mktemp("data") / "activity.csv", hard=False)
+    return (
+        made_once(tmp_path_factory, "data", lambda d: write_activity_csv(d / "activity.csv", hard=False))
+        / "activity.csv"
+    )
 
 
 @pytest.fixture(scope="session")
 def forecast_csv(tmp_path_factory) -> Path:
     from edgelstm.data.sample import write_forecast_csv
 
-    return write_forecast_csv(tmp_path_factory.mktemp("data") / "forecast.csv", hours=24 * 20)
+    def make(d: Path) -> None:
+        write_forecast_csv(d / "forecast.csv", hours=24 * 20)
+
+    return made_once(tmp_path_factory, "forecast", make) / "forecast.csv"
 
 
 def _trained(tmp_path_factory, data: Path, name: str, *args: str) -> Path:
-    out = tmp_path_factory.mktemp("runs") / name
-    r = invoke("train", data, *args, "-o", out)
-    assert r.exit_code == 0, r.output
-    return out
+    def train(out: Path) -> None:
+        r = invoke("train", data, *args, "-o", out)
+        assert r.exit_code == 0, r.output
+
+    return made_once(tmp_path_factory, name, train)
 
 
 @pytest.fixture(scope="session")
@@ -113,6 +145,38 @@ def one_line_error(result, exit_code: int = 2) -> str:
     return err
 
 
+def run_module(*args, stdin: str = "", timeout: float = 60) -> subprocess.CompletedProcess:
+    """`python -m edgelstm.runtime ARGS`, the device's entry point, in a subprocess: STDIN fed, output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "edgelstm.runtime", *map(str, args)],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def udp_run(path, *args, datagrams) -> subprocess.Popen:
+    """`python -m edgelstm.runtime PATH udp://127.0.0.1:0 ARGS` on a free loopback port (it names the port on
+    stderr), then DATAGRAMS sent to it there; returns the running process, stdout and stderr piped."""
+    p = subprocess.Popen(
+        [sys.executable, "-u", "-m", "edgelstm.runtime", str(path), "udp://127.0.0.1:0", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    port = None
+    for line in p.stderr:
+        if line.startswith("listening on udp port "):
+            port = int(line.split()[-1])
+            break
+    assert port, "the runner never said its udp port"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+        for d in datagrams:
+            tx.sendto(d, ("127.0.0.1", port))
+    return p
+
+
 @pytest.fixture(scope="session")
 def ssh_client_key(tmp_path_factory) -> Path:
     """The client's key pair (private key path; `.pub` beside it)."""
@@ -144,7 +208,14 @@ def sshd(tmp_path, ssh_client_key):
         pytest.skip("openssh-server is not installed (apt-get install openssh-server)")
     from sshd import free_port, start_sshd
 
-    server = start_sshd(tmp_path / "sshd", ssh_client_key.with_suffix(".pub"), "127.0.0.1", free_port())
+    pub = ssh_client_key.with_suffix(".pub")
+    for attempt in range(3):  # another pytest-xdist worker can bind the free port before this sshd does
+        try:
+            server = start_sshd(tmp_path / f"sshd{attempt}", pub, "127.0.0.1", free_port())
+            break
+        except RuntimeError as ex:
+            if "Address already in use" not in str(ex) or attempt == 2:
+                raise
     yield server
     server.stop()
 
@@ -179,22 +250,21 @@ def edgelstm_wheel(tmp_path_factory) -> Path:
     clean): what test_packaging inspects and every extra's venv installs."""
     import importlib.util
     import shutil
-    import subprocess
-    import sys
 
-    base = tmp_path_factory.mktemp("wheel")
-    src = base / "src"
-    src.mkdir()
-    for d in ("edgelstm", "targets", "calibration"):  # the wheel maps targets/ and calibration/ into the package
-        shutil.copytree(ROOT / d, src / d, ignore=shutil.ignore_patterns("__pycache__"))
-    for f in ("pyproject.toml", "README.md", "LICENSE"):
-        shutil.copy(ROOT / f, src / f)
-    cmd = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--disable-pip-version-check"]
-    if importlib.util.find_spec("setuptools") is not None:
-        cmd.append("--no-build-isolation")  # the running environment's setuptools: no download
-    r = subprocess.run([*cmd, "-w", str(base / "dist"), str(src)], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr[-2000:]
-    (whl,) = (base / "dist").glob("edgelstm-*.whl")
+    def make(base: Path) -> None:
+        src = base / "src"
+        src.mkdir(parents=True)
+        for d in ("edgelstm", "targets", "calibration"):  # the wheel maps targets/ and calibration/ into the package
+            shutil.copytree(ROOT / d, src / d, ignore=shutil.ignore_patterns("__pycache__"))
+        for f in ("pyproject.toml", "README.md", "LICENSE"):
+            shutil.copy(ROOT / f, src / f)
+        cmd = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--disable-pip-version-check"]
+        if importlib.util.find_spec("setuptools") is not None:
+            cmd.append("--no-build-isolation")  # the running environment's setuptools: no download
+        r = subprocess.run([*cmd, "-w", str(base / "dist"), str(src)], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr[-2000:]
+
+    (whl,) = (made_once(tmp_path_factory, "wheel", make) / "dist").glob("edgelstm-*.whl")  # one for both workers
     return whl
 
 
@@ -357,6 +427,8 @@ SLOW_FIXTURES = frozenset(
         "gru_coral",
         "crnn",  # test_crnn: trains, quantizes
         "big_lstm",  # test_quantize: quantizes
+        "gru_step",  # test_quantize: converts
+        "float_step",  # test_quantize: converts
         "models",  # test_runtime: converts
         "heldout",  # test_runtime_quant: a trained model's outputs
         "models_dir",  # test_sources: converts

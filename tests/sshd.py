@@ -77,12 +77,14 @@ def start_sshd(workdir: Path, client_pub: Path, address: str, port: int, netns: 
     server = SshServer(address, port, home, (workdir / "host_key.pub").read_text(), proc)
     deadline = time.monotonic() + 10
     while True:
-        try:
-            with socket.create_connection((address, port), timeout=1) as s:
-                if s.recv(4).startswith(b"SSH-"):
-                    return server
-        except OSError:
-            pass
+        # its own "listening" line first: a banner alone could be another test's sshd (pytest-xdist) on this port
+        if f"Server listening on {address} port {port}.".encode() in (workdir / "sshd.log").read_bytes():
+            try:
+                with socket.create_connection((address, port), timeout=1) as s:
+                    if s.recv(4).startswith(b"SSH-"):
+                        return server
+            except OSError:
+                pass
         if proc.poll() is not None or time.monotonic() > deadline:
             server.stop()
             raise RuntimeError(f"sshd did not start: {(workdir / 'sshd.log').read_text()}")
@@ -114,7 +116,17 @@ def ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True)
 
 
-_fleet_base = random.randrange(0, 32) * 8  # one process's fleet: 10.78.<base + index>.0/30, index < 8
+# pytest-xdist workers (one process each) take disjoint subnets: worker w of n draws only numbers ≡ w (mod n)
+_worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:])
+_workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+
+
+def _pick(count: int) -> int:
+    """A random number below `count` that no other xdist worker of this run can pick."""
+    return random.randrange(0, count // _workers) * _workers + _worker
+
+
+_fleet_base = _pick(32) * 8  # one process's fleet: 10.78.<base + index>.0/30, index < 8
 
 
 def make_netns(index: int | None = None) -> Netns | str:
@@ -123,7 +135,7 @@ def make_netns(index: int | None = None) -> Netns | str:
     if os.geteuid() != 0 or not shutil.which("ip"):
         return "network namespaces need root and iproute2"
     tag = f"{os.getpid() % 100000}"
-    sub = random.randrange(0, 64) * 4
+    sub = _pick(64) * 4
     ns = Netns(f"el5-{tag}", f"el5h{tag}", f"10.77.{sub // 4}.1", f"10.77.{sub // 4}.2")
     if index is not None:
         if not 0 <= index < 8:

@@ -44,7 +44,7 @@ def test_readme_starts_with_the_two_commands():
     assert "python -m pytest" in blocks[3]
     ci = (Path(__file__).parent.parent / ".ci" / "run").read_text()
     test_cmd = blocks[3].strip().splitlines()[-1].split("&&")[-1].strip()
-    assert test_cmd == "python -m pytest -q"
+    assert test_cmd == "python -m pytest -q -n 2 --dist loadfile"  # two xdist workers, a file on one
     assert ci.strip().splitlines()[-1] == test_cmd  # CI runs exactly the README's test command, last
 
 

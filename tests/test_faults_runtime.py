@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import struct
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from conftest import run_module, udp_run
 
 from edgelstm.runtime.sources import Skipper, open_source, parse_text
 
@@ -24,16 +24,6 @@ def strict_json(line: str) -> dict:
         raise ValueError(f"invalid JSON constant {c}")
 
     return json.loads(line, parse_constant=refuse)
-
-
-def run_module(*args, stdin: str = "", timeout: float = 60):
-    return subprocess.run(
-        [sys.executable, "-m", "edgelstm.runtime", *map(str, args)],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -132,22 +122,7 @@ def test_non_finite_state_is_found_and_reset_within_the_check_interval(models):
 
 def test_udp_packed_1e38_datagram_is_a_bad_sample_and_the_stream_goes_on(models):
     _, _, path = models["lstm"]
-    p = subprocess.Popen(
-        [sys.executable, "-u", "-m", "edgelstm.runtime", str(path), "udp://127.0.0.1:0", "--max-samples", "3"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    port = None
-    for line in p.stderr:
-        if line.startswith("listening on udp port "):
-            port = int(line.split()[-1])
-            break
-    assert port
-    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    for d in [b"1,2,3", struct.pack("<3f", 1e38, 1, 1), b"1,2,3", b"4,5,6"]:
-        tx.sendto(d, ("127.0.0.1", port))
-    tx.close()
+    p = udp_run(path, "--max-samples", "3", datagrams=[b"1,2,3", struct.pack("<3f", 1e38, 1, 1), b"1,2,3", b"4,5,6"])
     out, err = p.communicate(timeout=30)
     assert p.returncode == 0, err
     outs = [strict_json(ln) for ln in out.splitlines()]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -104,9 +105,25 @@ def test_int8_tflite_of_a_big_step_model_is_under_a_third_of_float(big_lstm, tmp
     assert q <= 0.3 * f
 
 
-def _convert_then_quantize(model_dir, mode: str, out):
-    """`convert --kind step` (the float step.tflite) then `quantize --mode MODE` into `out`, as a user would."""
-    assert invoke("convert", model_dir, "--kind", "step", "-o", out).exit_code == 0
+@pytest.fixture(scope="module")
+def float_step(tmp_path_factory):
+    """Factory: a model directory's float step.tflite from `convert --kind step`, converted once per model."""
+    cache: dict = {}
+
+    def get(model_dir):
+        if model_dir not in cache:
+            out = tmp_path_factory.mktemp("float-step")
+            assert invoke("convert", model_dir, "--kind", "step", "-o", out).exit_code == 0
+            cache[model_dir] = out / "step.tflite"
+        return cache[model_dir]
+
+    return get
+
+
+def _convert_then_quantize(model_dir, mode: str, out, float_step):
+    """`convert --kind step` (the float step.tflite) then `quantize --mode MODE` into `out`, as a user would (the
+    conversion done once per model: int8 and int16x8, dynamic and float16 quantize the same float models)."""
+    shutil.copy(float_step(model_dir), out / "step.tflite")
     npz = out / "c.npz"
     np.savez(npz, X=np.random.default_rng(0).normal(0, 1, (8, 20, 3)).astype(np.float32))
     r = invoke("quantize", model_dir, "--mode", mode, "--calibration", npz, "--no-report", "-o", out)
@@ -115,12 +132,12 @@ def _convert_then_quantize(model_dir, mode: str, out):
 
 
 @pytest.mark.parametrize("mode, units", [("int8", 12), ("int16x8", 12), ("dynamic", 64), ("float16", 64)])
-def test_other_modes_are_smaller_and_load(mode, units, tiny_model_dir, tmp_path):
+def test_other_modes_are_smaller_and_load(mode, units, tiny_model_dir, float_step, tmp_path):
     """Every mode shrinks the file through the CLI, metadata and all (dynamic range leaves weight tensors under 1024
     values float: units 64; full integer: from 12 units, test_full_integer_step_files_are_smaller_than_float)."""
     from edgelstm.evaluate.predict import open_model
 
-    r = _convert_then_quantize(tiny_model_dir(arch="lstm", layers=1, units=units), mode, tmp_path)
+    r = _convert_then_quantize(tiny_model_dir(arch="lstm", layers=1, units=units), mode, tmp_path, float_step)
     path = tmp_path / f"step.{mode}.tflite"
     assert path.stat().st_size < (tmp_path / "step.tflite").stat().st_size
     assert "is not smaller than the float" not in r.output
@@ -130,10 +147,10 @@ def test_other_modes_are_smaller_and_load(mode, units, tiny_model_dir, tmp_path)
     assert d < 0.1, d
 
 
-def test_quantize_says_when_a_tiny_int8_file_is_not_smaller(tiny_model_dir, tmp_path):
+def test_quantize_says_when_a_tiny_int8_file_is_not_smaller(tiny_model_dir, float_step, tmp_path):
     """At 4 units the int8 file is bigger than float (test_full_integer_step_files_are_smaller_than_float's
     docstring says why): quantize says so, with both sizes, instead of leaving the user to find out."""
-    r = _convert_then_quantize(tiny_model_dir(arch="lstm", layers=1, units=4), "int8", tmp_path)
+    r = _convert_then_quantize(tiny_model_dir(arch="lstm", layers=1, units=4), "int8", tmp_path, float_step)
     size, float_size = ((tmp_path / n).stat().st_size for n in ("step.int8.tflite", "step.tflite"))
     assert size >= float_size
     notes = [line for line in r.output.splitlines() if line.startswith("note: step.int8.tflite")]
@@ -297,8 +314,16 @@ def test_evaluate_wrong_channels_is_one_line(gru_coral, forecast_csv):
     assert err == f"Error: {forecast_csv}: no channel column 'acc_x' (columns: time, load, temp)"
 
 
+@pytest.fixture(scope="module")
+def gru_step(tiny_model_dir, tmp_path_factory):
+    """A tiny GRU's float step.tflite, converted once for every target's check."""
+    out = tmp_path_factory.mktemp("gru-step")
+    assert invoke("convert", tiny_model_dir(arch="gru", layers=1), "--kind", "step", "-o", out).exit_code == 0
+    return out / "step.tflite"
+
+
 @pytest.mark.parametrize("name", __import__("edgelstm.targets.profile", fromlist=["target_names"]).target_names())
-def test_every_target_file_is_valid(name, tiny_model_dir, tmp_path_factory):
+def test_every_target_file_is_valid(name, gru_step):
     from edgelstm.targets.check import check_model_full
     from edgelstm.targets.profile import MODES, load_target
 
@@ -306,9 +331,7 @@ def test_every_target_file_is_valid(name, tiny_model_dir, tmp_path_factory):
     assert t.name == name and t.quantization in t.modes and set(t.modes) <= set(MODES)
     assert t.runtime and t.runtime_min_version and t.threads >= 1
     assert all(op.isupper() for op in t.allowed_ops)
-    out = tmp_path_factory.mktemp(f"t-{name}")
-    assert invoke("convert", tiny_model_dir(arch="gru", layers=1), "--kind", "step", "-o", out).exit_code == 0
-    violations, _ = check_model_full(out / "step.tflite", t)
+    violations, _ = check_model_full(gru_step, t)
     assert bool(violations) == ("float" not in t.modes or t.int8_everywhere)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import invoke
+from conftest import invoke, run_module
 
 from edgelstm.runtime import MetadataError, Runner, RuntimeUnavailable
 
@@ -200,16 +200,6 @@ def test_run_cli_stdin_json_and_csv(models, raw, tmp_path):
     got = np.array([[float(v) for v in ln.split(",")[2:]] for ln in lines[1:]])
     assert np.abs(got - np.array(ref)).max() <= 1e-5
     assert r.stderr.strip().endswith("edgelstm run: 20 samples, 0 skipped, 20 outputs (source closed)")
-
-
-def run_module(*args, stdin: str = "", timeout: float = 60):
-    return subprocess.run(
-        [sys.executable, "-m", "edgelstm.runtime", *map(str, args)],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def test_bad_lines_are_counted_and_skipped_with_one_warning(models):

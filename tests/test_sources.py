@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import udp_run
 
 from edgelstm.runtime.sources import BadSample, Skipper, load_file, open_source, parse_text
 
@@ -168,22 +169,7 @@ def test_serial_reconnect_reopens_a_port_that_disappears(tmp_path):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_run_over_udp_flushes_and_exits_0_on_signal(models_dir, sig):
     path = models_dir
-    p = subprocess.Popen(
-        [sys.executable, "-u", "-m", "edgelstm.runtime", str(path), "udp://127.0.0.1:0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    port = None
-    for line in p.stderr:
-        if line.startswith("listening on udp port "):
-            port = int(line.split()[-1])
-            break
-    assert port
-    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    for d in [b"1,2,3", struct.pack("<3f", 1, 2, 3), b"1,2", b"4,5,6"]:
-        tx.sendto(d, ("127.0.0.1", port))
-    tx.close()
+    p = udp_run(path, datagrams=[b"1,2,3", struct.pack("<3f", 1, 2, 3), b"1,2", b"4,5,6"])
     lines = [json.loads(p.stdout.readline()) for _ in range(3)]
     p.send_signal(sig)
     out, err = p.communicate(timeout=20)
