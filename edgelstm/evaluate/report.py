@@ -224,7 +224,6 @@ def _html(r: dict, out_dir: Path) -> str:
     classify = r["task"] == "classify"
     cols = COLUMNS_CLASSIFY if classify else COLUMNS_REGRESS
     vcols = COLUMNS_VS if classify else COLUMNS_VS[1:]
-    unit = next((e["latency"]["unit"] for e in r["models"] if e.get("latency") and "unit" in e["latency"]), "step")
     heads = (
         ["model file", "form", "quantization", "size (KB)"]
         + [h for _, h, _ in cols]
@@ -270,10 +269,10 @@ def _html(r: dict, out_dir: Path) -> str:
         *[(h, d) for _, h, d in cols + vcols],
         (
             "latency",
-            f"per {unit} through edgelstm's runner on this machine ({LATENCY_STEPS} timed {unit}s after a warm-up; "
-            "`edgelstm bench FILE` times more, beside the bare interpreter)",
+            f"per step through edgelstm's runner on this machine, a sequence file's per window (/window): "
+            f"{LATENCY_STEPS} timed steps or {LATENCY_WINDOWS} windows after a warm-up; `edgelstm bench FILE` times "
+            "more, beside the interpreter's own loop",
         ),
-        ("latency /window", "a sequence file's figures are per window of samples, not per step"),
         ("RAM (KB, TFLM arena)", "the smallest TFLite Micro tensor arena the step .tflite runs in (measured)"),
         ("fits", "microcontroller targets whose flash and RAM budgets (targets/*.toml) hold the file and its arena"),
     ]
@@ -289,7 +288,7 @@ def _html(r: dict, out_dir: Path) -> str:
                 f"<figure>{_inline(out_dir, p)}</figure>"
             )
     metrics = ["accuracy", "macro_f1"] if classify else ["rmse", "mae"]
-    headline = ", ".join(f"{k.replace('_', '-')} {_num(ref[k])}" for k in metrics)
+    headline = ", ".join(f"{dict((k, h) for k, h, _ in cols)[k]} {_num(ref[k])}" for k in metrics)
     return (
         "<!doctype html><html lang='en'><meta charset='utf-8'><title>edgelstm report: "
         f"{html.escape(Path(r['model_dir']).name)}</title>"
