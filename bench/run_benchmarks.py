@@ -4,7 +4,8 @@
 
 Trains a 1-layer 32-unit LSTM and GRU on the sample data (window 50), converts and quantizes them with edgelstm,
 then times, in one process: the Keras step model called eagerly and the Keras sequence model per window, and every
-converted form through the runner (step: per step; sequence: per window) beside the bare interpreter loop. Then
+converted form through the runner (step: per step; sequence: per window) beside the plain set/invoke/get loop and
+invoke() alone, written on the interpreter's public API. Then
 the cold start of `python -m edgelstm.runtime` to its first output line, and RSS over a long stream.
 Forms the toolchain cannot produce on this branch are listed as such, with the reason.
 """
@@ -230,26 +231,30 @@ def main() -> None:
     for arch in ("lstm", "gru"):
         d, forms = prepare(work, arch, log)
         keras = time_keras(d, args.count)
-        rows.append((arch.upper(), "step Keras (eager `model(x)`)", "", f"{keras['step']:.0f}", "", "", ""))
-        rows.append((arch.upper(), "sequence Keras (eager, per window)", "", f"{keras['sequence']:.0f}", "", "", ""))
+        blank = ("",) * 7
+        rows.append((arch.upper(), "step Keras (eager `model(x)`)", "", f"{keras['step']:.0f}", *blank))
+        rows.append((arch.upper(), "sequence Keras (eager, per window)", "", f"{keras['sequence']:.0f}", *blank))
         raw[arch] = {"keras_us": keras}
         for form, name in forms.items():
             if name.startswith("n/a"):
-                rows.append((arch.upper(), form, "", name, "", "", ""))
+                rows.append((arch.upper(), form, "", name, *("",) * 7))
                 continue
             r = bench(d / name, count=args.count if form.startswith("step") else args.count // 4)
             raw[arch][form] = r
-            ratio = f"{r['overhead_ratio']:.2f}" if r.get("overhead_ratio") is not None else ""
-            speed = f"{keras[form.split()[0]] / r['runner']['median_us']:.0f}x"
-            bare = f"{r['bare']['median_us']:.1f}" if r.get("bare") else ""
+            run, q = r["runner"], (r.get("ratios") or {}).get("median")
+            speed = f"{keras[form.split()[0]] / run['median_us']:.0f}x"
             rows.append(
                 (
                     arch.upper(),
                     form,
                     f"{r['model_bytes'] / 1024:.1f}",
-                    f"{r['runner']['median_us']:.1f}",
-                    bare,
-                    ratio,
+                    f"{run['median_us']:.1f}",
+                    f"{run['mean_us']:.1f} ± {run['std_us']:.1f}",
+                    f"{r['plain']['median_us']:.1f}" if r.get("plain") else "",
+                    f"{r['invoke']['median_us']:.1f}" if r.get("invoke") else "",
+                    f"{q['runner_vs_plain']:.2f}" if q else "",
+                    f"{q['runner_vs_invoke']:.2f}" if q else "",
+                    f"{q['plain_vs_invoke']:.2f}" if q else "",
                     speed,
                 )
             )
@@ -276,15 +281,22 @@ def main() -> None:
         f"Machine: {machine()}. Single thread. Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()) + ".",
         "",
         "Models: Input(50, 6) → LSTM(32) or GRU(32) → Dense(4) softmax, trained 5 epochs on the sample data.",
-        "Per-step figures are medians of Runner.step (normalize, quantize I/O, carry state) and of the bare loop on",
-        "the same interpreter (set input and state, invoke, read output and state); sequence figures are per window",
+        "Per-step figures are per call of Runner.step (normalize, quantize I/O, carry state) and of two baselines",
+        "written directly on the interpreter's public API in the same run, on a second interpreter instance with the",
+        "same options: the plain loop (`set_tensor` input and each state, `invoke()`, `get_tensor` output and each",
+        "state; onnxruntime: one `run` with the feed built each step) and `invoke()` alone on inputs set once (the",
+        "floor). The three loops alternate in 5 chunks, so a busy spell of the machine falls on all of them. Medians",
+        "unless marked avg ± std (benchmark_model's avg/std); ratios are of medians. Sequence figures are per window",
         "of 50 samples (fresh state). `vs Keras` = Keras eager median / runner median for the same kind.",
+        "The runner below the plain loop (ratio < 1) is real: it writes inputs into and reads outputs from views of",
+        "the interpreter's own tensor buffers, which the public `set_tensor`/`get_tensor` copy.",
         "In the int8 step models with int8 I/O, state outputs whose quantization could be shared with their input",
         "(h of LSTM and GRU; docs/metadata.md) are carried by a plain copy; the LSTM's cell state is requantized",
-        "through a 256-entry table. The bare loop carries state as-is and reads copies (`get_tensor`).",
+        "through a 256-entry table. The plain loop carries state as-is and reads copies (`get_tensor`).",
         "",
-        "| model | form | size KiB | runner µs | bare loop µs | runner/bare | vs Keras |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| model | form | size KiB | runner µs | runner avg ± std µs | plain loop µs | invoke() µs "
+        "| runner/plain | runner/invoke | plain/invoke | vs Keras |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     rss = {int(k): v for k, v in stream["rss_kb"].items()}
@@ -298,7 +310,9 @@ def main() -> None:
         f"- {stream['samples']:,} samples streamed through Runner + JSON writer (a process without TensorFlow) in "
         f"{stream['seconds']:.1f} s; RSS " + ", ".join(f"{rss[k] / 1024:.1f} MiB at sample {k:,}" for k in keys) + ".",
         "",
-        "Latency on a shared 2-core machine varies by ±30 % between runs; compare rows of one run only.",
+        "Latency on a shared 2-core machine varies by ±30 % between runs; compare rows of one run only. The avg ± std",
+        "columns carry the other processes' time slices (a few ms each) and the medians do not: on a busy machine",
+        "the avg can be several times the median, which is why both are shown and steps/s is given for each.",
     ]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -85,6 +85,33 @@ def bilstm_model(tmp_path_factory, activity_csv) -> Path:
     return _trained(tmp_path_factory, activity_csv, "bilstm16", "--arch", "bilstm", "--units", "16")
 
 
+@pytest.fixture(scope="session")
+def lstm_tflite(lstm_model, tmp_path_factory) -> Path:
+    """The demo model's float sequence.tflite and step.tflite (`convert --to tflite`), in a folder of their own;
+    shared by test_convert and the report (tests/test_report.py)."""
+    out = tmp_path_factory.mktemp("conv")
+    r = invoke("convert", lstm_model, "--to", "tflite", "-o", out)
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in out.iterdir()) == ["sequence.tflite", "step.tflite"]
+    return out
+
+
+@pytest.fixture(scope="session")
+def lstm_int8(lstm_model, lstm_tflite, tmp_path_factory):
+    """(folder, CLI result): the demo model's float sequence/step .tflite (from convert), a file that is no
+    edgelstm model, then `quantize --mode int8 --kind step` into the same folder, whose report scores all that is
+    there. Shared by test_quantize (the int8 bars) and test_report (the page)."""
+    import shutil
+
+    out = tmp_path_factory.mktemp("lstm-int8")
+    for name in ("sequence.tflite", "step.tflite"):
+        shutil.copy(lstm_tflite / name, out / name)
+    (out / "notes.tflite").write_bytes(b"not a model")
+    r = invoke("quantize", lstm_model, "--mode", "int8", "--kind", "step", "-o", out)
+    assert r.exit_code == 0, r.output
+    return out, r
+
+
 def heldout_outputs(model_dir: Path):
     """(cfg, raw held-out windows of the split training used, the Keras model's outputs on them)."""
     import numpy as np
@@ -414,7 +441,8 @@ SLOW_FIXTURES = frozenset(
         # the test files' own fixtures that train, convert or build
         "renamed_model",  # test_columns: trains
         "lstm8_step",  # test_compact: converts
-        "lstm_tflite",  # test_convert: converts
+        "lstm_tflite",  # conftest: converts
+        "lstm_int8",  # conftest: quantizes
         "step_models",  # test_deploy: converts
         "device_python",  # conftest: creates a venv, pip installs
         "edgelstm_wheel",  # conftest: builds the wheel

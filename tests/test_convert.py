@@ -17,15 +17,6 @@ def heldout_windows(model_dir, n: int = 12) -> np.ndarray:
     return model_inputs(cfg, prep.test.X[:n]).astype(np.float32)
 
 
-@pytest.fixture(scope="module")
-def lstm_tflite(lstm_model, tmp_path_factory):
-    out = tmp_path_factory.mktemp("conv")
-    r = invoke("convert", lstm_model, "--to", "tflite", "-o", out)
-    assert r.exit_code == 0, r.output
-    assert sorted(p.name for p in out.iterdir()) == ["sequence.tflite", "step.tflite"]
-    return out
-
-
 def test_convert_tflite_writes_sequence_and_step_with_metadata(lstm_tflite):
     from edgelstm.export.tflite import interpreter
     from edgelstm.modelfile.read import read_metadata

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import invoke, run_module
+from conftest import invoke, one_line_error, run_module
 
 from edgelstm.runtime import MetadataError, Runner, RuntimeUnavailable
 
@@ -254,19 +254,32 @@ def test_run_cli_does_not_import_tensorflow(models):
     assert len(p.stdout.splitlines()) == 3
 
 
-def test_bench_json_reports_runner_and_bare_loop(models):
+def test_bench_json_reports_runner_and_both_public_api_baselines(models):
+    """One run: the runner, the plain set_tensor/invoke/get_tensor loop and invoke() alone, each with the
+    benchmark_model statistics; ratios positive and the quotients of the statistics they name."""
     _, _, path = models["gru"]
     r = invoke("bench", path, "--count", "50", "--warmup", "5", "--json")
     assert r.exit_code == 0, r.output
     d = json.loads(r.stdout)
-    assert (d["runner"]["count"], d["bare"]["count"], d["unit"], d["backend"]) == (50, 50, "step", "litert")
+    assert (d["unit"], d["backend"], d["baseline_note"]) == ("step", "litert", None)
     assert d["model_bytes"] == path.stat().st_size and d["peak_rss_kb"] > 0
-    assert d["runner"]["min_us"] <= d["runner"]["median_us"] <= d["runner"]["p99_us"] <= d["runner"]["max_us"]
-    assert d["overhead_ratio"] > 0
+    for name in ("runner", "plain", "invoke"):
+        s = d[name]
+        assert s["count"] == 50 and s["std_us"] >= 0
+        assert s["min_us"] <= s["median_us"] <= s["p99_us"] <= s["max_us"]
+        assert s["per_s_median"] == pytest.approx(1e6 / s["median_us"])
+        assert s["per_s_mean"] == pytest.approx(1e6 / s["mean_us"])
+    for stat in ("median", "mean"):
+        q = d["ratios"][stat]
+        assert q["runner_vs_plain"] == pytest.approx(d["runner"][f"{stat}_us"] / d["plain"][f"{stat}_us"])
+        assert q["runner_vs_invoke"] == pytest.approx(d["runner"][f"{stat}_us"] / d["invoke"][f"{stat}_us"])
+        assert q["plain_vs_invoke"] == pytest.approx(d["plain"][f"{stat}_us"] / d["invoke"][f"{stat}_us"])
+        assert all(v > 0 for v in q.values())
 
 
-def test_bench_statistics_and_overhead_ratio_from_fixed_timings(models, monkeypatch):
-    """The timer replaced by fixed per-step times (each step still runs): every figure worked out by hand."""
+def test_bench_statistics_and_ratios_from_fixed_timings(models, monkeypatch):
+    """The timer replaced by fixed per-step times (each step still runs), one round: every figure by hand, and
+    the text shows steps/s at the median and at the avg, each beside the statistic it comes from."""
     import itertools
 
     import edgelstm.runtime.bench as bench_mod
@@ -274,9 +287,10 @@ def test_bench_statistics_and_overhead_ratio_from_fixed_timings(models, monkeypa
     fixed = itertools.cycle(
         [
             np.array([1000, 9000, 2000, 4000, 3000], np.int64),  # runner, ns: 1, 9, 2, 4, 3 us
-            np.array([2500, 500, 1500, 1000, 2000], np.int64),
+            np.array([2500, 500, 1500, 1000, 2000], np.int64),  # plain loop: 2.5, .5, 1.5, 1, 2 us
+            np.array([500, 500, 500, 500, 1000], np.int64),  # invoke(): .5, .5, .5, .5, 1 us
         ]
-    )  # bare loop: 2.5, .5, 1.5, 1, 2 us
+    )
 
     def fake_time(fn, count):
         for i in range(count):
@@ -284,101 +298,75 @@ def test_bench_statistics_and_overhead_ratio_from_fixed_timings(models, monkeypa
         return next(fixed)
 
     monkeypatch.setattr(bench_mod, "_time", fake_time)
+    monkeypatch.setattr(bench_mod, "ROUNDS", 1)
     _, _, path = models["gru"]
     r = invoke("bench", path, "--count", "5", "--warmup", "1", "--json")
     assert r.exit_code == 0, r.output
     d = json.loads(r.stdout)
-    # sorted runner times 1, 2, 3, 4, 9 us: median 3, mean 19/5 = 3.8, p99 = 4 + 0.96 * (9 - 4) = 8.8
+    # sorted runner times 1, 2, 3, 4, 9 us: median 3, mean 3.8, std sqrt(((-2.8)²+(-1.8)²+(-.8)²+.2²+5.2²)/5)
+    # = sqrt(38.8/5) = 2.7857, p99 = 4 + 0.96 * (9 - 4) = 8.8
     assert d["runner"] == pytest.approx(
         {
             "count": 5,
             "min_us": 1.0,
             "median_us": 3.0,
             "mean_us": 3.8,
+            "std_us": (38.8 / 5) ** 0.5,
             "p99_us": 8.8,
             "max_us": 9.0,
-            "per_s": 263157.894736842,
+            "per_s_median": 1e6 / 3,
+            "per_s_mean": 1e6 / 3.8,
         }
     )
-    # sorted bare times .5, 1, 1.5, 2, 2.5 us: median 1.5, mean 1.5, p99 = 2 + 0.96 * 0.5 = 2.48
-    assert d["bare"] == pytest.approx(
-        {
-            "count": 5,
-            "min_us": 0.5,
-            "median_us": 1.5,
-            "mean_us": 1.5,
-            "p99_us": 2.48,
-            "max_us": 2.5,
-            "per_s": 666666.666666667,
-        }
+    # plain: median 1.5, mean 1.5, std sqrt(2.5/5); invoke: median .5, mean .6, std sqrt(.2/5)
+    assert (d["plain"]["median_us"], d["plain"]["mean_us"]) == pytest.approx((1.5, 1.5))
+    assert d["plain"]["std_us"] == pytest.approx(0.5**0.5)
+    assert (d["invoke"]["median_us"], d["invoke"]["mean_us"], d["invoke"]["std_us"]) == pytest.approx((0.5, 0.6, 0.2))
+    assert d["ratios"]["median"] == pytest.approx(
+        {"runner_vs_plain": 2.0, "runner_vs_invoke": 6.0, "plain_vs_invoke": 3.0}
     )
-    assert d["overhead_ratio"] == pytest.approx(2.0)  # runner median 3 us / bare median 1.5 us
+    assert d["ratios"]["mean"] == pytest.approx(
+        {"runner_vs_plain": 3.8 / 1.5, "runner_vs_invoke": 3.8 / 0.6, "plain_vs_invoke": 2.5}
+    )
     r = invoke("bench", path, "--count", "5", "--warmup", "1")
     assert r.exit_code == 0, r.output
-    assert "Runner.step per step: count=5 min=1.0 median=3.0 p99=8.8 max=9.0 us, 263158 steps/s" in r.stdout
-    assert "bare invoke loop per step: count=5 min=0.5 median=1.5 p99=2.5 max=2.5 us, 666667 steps/s" in r.stdout
-    assert "runner overhead: 2.00x the bare loop (median)" in r.stdout
+    lines = r.stdout.splitlines()
+    assert "Init: " in lines[2] and "First inference: " in lines[2] and "Warm-up: 1 steps" in lines[2]
+    assert (
+        "edgelstm Runner           per step: count=5 avg=3.8 std=2.8 min=1.0 median=3.0 p99=8.8 max=9.0 us; "
+        "333333 steps/s at the median, 263158 at the avg" in lines
+    )
+    assert (
+        "plain set/invoke/get loop per step: count=5 avg=1.5 std=0.7 min=0.5 median=1.5 p99=2.5 max=2.5 us; "
+        "666667 steps/s at the median, 666667 at the avg" in lines
+    )
+    assert (
+        "invoke() alone            per step: count=5 avg=0.6 std=0.2 min=0.5 median=0.5 p99=1.0 max=1.0 us; "
+        "2000000 steps/s at the median, 1666667 at the avg" in lines
+    )
+    assert "ratios (median): runner 2.00x the plain loop, 6.00x invoke() alone; plain loop 3.00x invoke()" in lines
+    assert "ratios (avg): runner 2.53x the plain loop, 6.33x invoke() alone; plain loop 2.50x invoke()" in lines
+
+
+def test_bench_takes_target_and_delegate_as_run_does(models):
+    """`--target` gives runtime and threads from the profile (raspberrypi4: LiteRT, 4 threads; --threads wins);
+    `--delegate edgetpu` without an Edge TPU is run's one-line error, exit 2."""
+    _, _, path = models["gru"]
+    r = invoke("bench", path, "--count", "5", "--warmup", "1", "--target", "raspberrypi4-aarch64", "--json")
+    assert r.exit_code == 0, r.output
+    assert (json.loads(r.stdout)["backend"], json.loads(r.stdout)["threads"]) == ("litert", 4)
+    r = invoke("bench", path, "--count", "5", "--warmup", "1", "--target", "raspberrypi4-aarch64", "--threads", "2")
+    assert "runtime: litert, 2 thread(s)" in r.stdout
+    err = one_line_error(invoke("bench", path, "--count", "5", "--delegate", "edgetpu"))
+    assert "Edge TPU" in err
 
 
 def test_bench_windowed_model_times_windows(models):
+    """A windowed BiLSTM: per window, the baselines invoking once per window sample as the runner does."""
     _, _, path = models["bilstm"]
-    r = invoke("bench", path, "--count", "5", "--warmup", "1")
+    r = invoke("bench", path, "--count", "5", "--warmup", "1", "--json")
     assert r.exit_code == 0, r.output
-    assert "runner per window: count=5 " in r.stdout and "bare invoke loop" not in r.stdout
-
-
-def test_target_options_come_from_the_profile_and_the_command_line_wins():
-    from edgelstm.errors import InputError
-    from edgelstm.runtime.targetopts import target_options
-
-    assert target_options("raspberrypi4-aarch64", "m.tflite") == {"runtime": "litert", "threads": 4, "delegate": None}
-    assert target_options("raspberrypi4-aarch64", "m.tflite", threads=2)["threads"] == 2
-    assert target_options("coral-edgetpu", "m.tflite", runtime="litert") == {
-        "runtime": "litert",
-        "threads": 1,
-        "delegate": "edgetpu",
-    }
-    with pytest.raises(InputError, match="^target coral-edgetpu runs tflite models, not m.onnx$"):
-        target_options("coral-edgetpu", "m.onnx")
-    with pytest.raises(InputError, match="^unknown target 'nope'; choose one of android-arm64, coral-edgetpu"):
-        target_options("nope", "m.tflite")
-
-
-def test_target_by_name_without_installed_profiles_asks_for_a_path(tmp_path, monkeypatch):
-    import edgelstm.targets.profile
-    from edgelstm.errors import InputError
-    from edgelstm.runtime.targetopts import target_options
-
-    monkeypatch.setattr(edgelstm.targets.profile, "TARGET_DIR", tmp_path / "targets")
-    with pytest.raises(
-        InputError,
-        match=r"^no target profiles are installed here \(.*targets is missing or empty\): "
-        r"pass the profile's path, --target path/to/coral-edgetpu.toml$",
-    ):
-        target_options("coral-edgetpu", "m.tflite")
-
-
-def test_run_target_coral_says_clearly_that_libedgetpu_is_not_present(models):
-    """The real path on a machine without the Edge TPU runtime (no mock): one line naming what to install."""
-    import ctypes.util
-
-    if ctypes.util.find_library("edgetpu"):
-        pytest.skip("libedgetpu is installed here")
-    _, _, path = models["lstm"]
-    p = run_module(path, "--target", "coral-edgetpu", stdin="1,2,3\n")
-    assert p.returncode == 2 and p.stdout == "" and "Traceback" not in p.stderr, p.stderr
-    assert (
-        p.stderr.strip()
-        .splitlines()[-1]
-        .startswith(
-            "Error: the Coral Edge TPU delegate (libedgetpu.so.1) is not installed or no Edge TPU is attached: install "
-            "the Edge TPU runtime (Debian package libedgetpu1-std) and plug in the device"
-        )
-    ), p.stderr
-
-
-def test_run_target_linux_streams_with_the_profiles_interpreter(models):
-    _, _, path = models["gru"]
-    p = run_module(path, "--target", "linux-x86_64", "--max-samples", "3", stdin="1,2,3\n" * 5)
-    assert p.returncode == 0, p.stderr
-    assert [json.loads(ln)["t"] for ln in p.stdout.splitlines()] == [0, 1, 2]
+    d = json.loads(r.stdout)
+    assert d["unit"] == "window" and d["plain"]["count"] == d["invoke"]["count"] == 5
+    r = invoke("bench", path, "--count", "5", "--warmup", "1")
+    assert "edgelstm Runner           per window: count=5 " in r.stdout and "ratios (median): " in r.stdout

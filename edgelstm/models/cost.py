@@ -81,6 +81,13 @@ def param_count(
     return total + (n_in + 1) * n_outputs
 
 
+def config_macs(cfg) -> int:
+    """`macs_per_step` of a `ModelConfig`: one step of its step model (a frame model's step is S samples)."""
+    return macs_per_step(
+        cfg.arch, cfg.units, cfg.layers, cfg.n_features * cfg.frame, cfg.n_outputs, cfg.merge, cfg.peephole, cfg.conv
+    )
+
+
 def streams(arch: str) -> bool:
     """Whether the model is causal, so a device can step it sample by sample (a BiLSTM needs the future)."""
     return arch != "bilstm"

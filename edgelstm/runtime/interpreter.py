@@ -100,18 +100,7 @@ class TFLiteInterpreter(Interpreter):
         self, path: Path, backend: str, module, threads: int | None, delegate: str | None, no_default_delegates: bool
     ) -> None:
         self.backend = backend
-        kwargs: dict = {"model_path": str(path), "num_threads": threads or 1}
-        if delegate == "edgetpu":
-            kwargs["experimental_delegates"] = [_load_edgetpu(module)]
-        resolver = _attr(module, "OpResolverType")
-        if no_default_delegates and resolver is not None:
-            kwargs["experimental_op_resolver_type"] = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-        try:
-            self._it = module.Interpreter(**kwargs)
-            with dropped_native_lines(NATIVE_NOISE):
-                self._it.allocate_tensors()  # where LiteRT applies XNNPACK and logs that it did
-        except (ValueError, RuntimeError) as ex:
-            raise InputError(f"{path}: {backend} cannot load this model: {str(ex).strip().splitlines()[0]}") from None
+        self._it = _tflite_public(path, backend, module, threads, delegate, no_default_delegates)
         self.inputs, self.outputs = self._signature_tensors()
         raw = getattr(self._it, "_interpreter", None)
         if raw is not None and all(
@@ -176,14 +165,7 @@ class TFLiteInterpreter(Interpreter):
 class OnnxInterpreter(Interpreter):
     def __init__(self, path: Path, module, threads: int | None) -> None:
         self.backend = "onnxruntime"
-        opts = module.SessionOptions()
-        opts.intra_op_num_threads = threads or 1
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        try:
-            self._sess = module.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        except Exception as ex:  # onnxruntime raises its own untyped errors for unreadable models
-            raise InputError(f"{path}: onnxruntime cannot load this model: {str(ex).splitlines()[0]}") from None
+        self._sess = _onnx_public(path, module, threads)
         types = {
             "tensor(float)": np.float32,
             "tensor(int8)": np.int8,
@@ -211,6 +193,48 @@ class OnnxInterpreter(Interpreter):
 
     def get(self, name: str) -> np.ndarray:
         return self._result[name]
+
+
+def _tflite_public(path: Path, backend: str, module, threads, delegate, no_default_delegates: bool):
+    """The backend's own `Interpreter`, allocated, with the threads, delegate and op resolver asked for."""
+    kwargs: dict = {"model_path": str(path), "num_threads": threads or 1}
+    if delegate == "edgetpu":
+        kwargs["experimental_delegates"] = [_load_edgetpu(module)]
+    resolver = _attr(module, "OpResolverType")
+    if no_default_delegates and resolver is not None:
+        kwargs["experimental_op_resolver_type"] = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    try:
+        it = module.Interpreter(**kwargs)
+        with dropped_native_lines(NATIVE_NOISE):
+            it.allocate_tensors()  # where LiteRT applies XNNPACK and logs that it did
+    except (ValueError, RuntimeError) as ex:
+        raise InputError(f"{path}: {backend} cannot load this model: {str(ex).strip().splitlines()[0]}") from None
+    return it
+
+
+def _onnx_public(path: Path, module, threads):
+    """An onnxruntime `InferenceSession` on the CPU with `threads` intra-op threads, its log quiet."""
+    opts = module.SessionOptions()
+    opts.intra_op_num_threads = threads or 1
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    try:
+        return module.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    except Exception as ex:  # onnxruntime raises its own untyped errors for unreadable models
+        raise InputError(f"{path}: onnxruntime cannot load this model: {str(ex).splitlines()[0]}") from None
+
+
+def open_public(it: Interpreter, path: str | Path, threads: int | None, delegate: str | None, no_default_delegates):
+    """A second, independent instance of `it`'s backend on `path` with the same options: the object a user would
+    call directly (`set_tensor`/`invoke`/`get_tensor`, or `InferenceSession.run`), for baselines beside our wrapper."""
+    module = importlib.import_module(MODULES[it.backend])
+    if it.backend == "onnxruntime":
+        return _onnx_public(Path(path), module, threads)
+    if it.backend == "tf":
+        module = module.lite
+    if no_default_delegates is None:
+        no_default_delegates = os.environ.get(NO_DEFAULT_DELEGATES_ENV, "") not in ("", "0")
+    return _tflite_public(Path(path), it.backend, module, threads, delegate, no_default_delegates)
 
 
 def _plain(tensor_name: str) -> str:

@@ -24,7 +24,7 @@ from ..data.prepare import Prepared, data_record, model_inputs, model_targets, o
 from ..errors import InputError
 from ..evaluate.metrics import score
 from ..models.config import ARCHS, ModelConfig
-from ..models.cost import macs_per_step, streams
+from ..models.cost import config_macs, streams
 from ..models.modeldir import check_replaceable, load_config
 from .fit import FitOptions, Progress, TrainOptions
 
@@ -222,16 +222,7 @@ def _entry(name: str, cfg: ModelConfig, params: int, test: dict, epochs_run: int
         "model": f"{cfg.arch}:{cfg.units}x{cfg.layers}",
         "path": path,
         "params": params,
-        "macs_per_step": macs_per_step(
-            cfg.arch,
-            cfg.units,
-            cfg.layers,
-            cfg.n_features * cfg.frame,
-            cfg.n_outputs,
-            cfg.merge,
-            cfg.peephole,
-            cfg.conv,
-        ),
+        "macs_per_step": config_macs(cfg),
         "streams": streams(cfg.arch),
         "test": _headline(cfg.task, test),
         "epochs_run": epochs_run,
