@@ -60,6 +60,7 @@ def test_columns_are_recorded_at_training(renamed_model):
         "subject_col": None,
         "channels": CHANNELS.split(","),
         "nan": "error",
+        "sequences": False,
     }
 
 

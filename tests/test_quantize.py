@@ -311,7 +311,7 @@ def test_evaluate_wrong_channels_is_one_line(gru_coral, forecast_csv):
         f"Error: {forecast_csv}: no label column 'label' (columns: time, load, temp); name it with --label-col"
     )
     err = one_line_error(invoke("evaluate", model, forecast_csv, "--label-col", "temp"), 2)
-    assert err == f"Error: {forecast_csv}: no channel column 'acc_x' (columns: time, load, temp)"
+    assert err == f"Error: {forecast_csv}: no channel column 'acc_x' (columns: time, load, temp); check --channels"
 
 
 @pytest.fixture(scope="module")

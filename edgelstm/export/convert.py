@@ -96,6 +96,10 @@ def convert(
     if to not in FORMATS:
         raise InputError(f"unknown format {to!r}; choose one of {', '.join(FORMATS)}")
     cfg = check_model_dir(model_dir)
+    if to == "onnx":
+        from .._deps import require
+
+        require("onnxruntime")  # every .onnx is run against Keras before it is renamed into place: say so first
     out_dir = Path(out) if out else model_dir
     check_output_dir(out_dir)
     return [export_one(model_dir, out_dir, k, to, progress=progress) for k in resolve_kinds(cfg, kind, say)]
