@@ -291,7 +291,7 @@ def deploy_host(host: str, model: Path, sha: str, expected: list[float], opts: D
             raise DeployError(f"writing the health check to the device failed: {err.strip()}")
         if old_current != sha:
             say(f"current: {short(old_current)} -> {short(sha)}, health check")
-        done = _activate(dev, sha, opts.keep, old_current)
+        done = _activate(dev, sha, opts.keep)
         if not done["ok"]:
             if old_current == sha:
                 raise DeployError(f"{done['error']} (this version was already current; nothing to roll back to)")
@@ -310,7 +310,7 @@ def deploy_host(host: str, model: Path, sha: str, expected: list[float], opts: D
     return result
 
 
-def _activate(dev: Device, sha: str, keep: int, old_current: str | None) -> dict:
+def _activate(dev: Device, sha: str, keep: int) -> dict:
     """The agent's `activate`; if the agent dies there (killed, out of memory), a second agent call undoes its
     half-done switch (the journal in agent.recover) and the error says which model is current."""
     try:
