@@ -4,6 +4,15 @@ Layout under ROOT (default ~/.edgelstm): models/<sha256>/model.<ext> + meta.json
 gates it), `current` and `previous` symlinks to models/<sha256>, venv/ (the edgelstm runtime), wheels/.
 Usage: python3 - ROOT COMMAND [ARGS] (or python3 agent.py ROOT COMMAND [ARGS]). `edgelstm deploy` and the
 Ansible role (ansible/) both drive a device through these commands only: one implementation of the device side.
+
+An agent killed at any point leaves `current` on one intact version: `activate` journals the old links in
+ROOT/activating.json before switching, and the next agent call (any command) puts them back if that agent died
+before its health check passed; link temporaries of dead agents are removed then too.
+Test hook, off by default: EDGELSTM_TEST_AGENT_HOLD=DIR in the agent's environment on the device (sshd's
+authorized_keys `environment=`; a deploy sends no environment) makes the agent, at a named phase whose file
+DIR/PHASE exists, write its pid to DIR/PHASE.pid and wait while DIR/PHASE exists (at most 60 s), so a test can
+kill it there. Phases: commit (SHA-256 verified, before the rename into models/), link (temporary link made,
+before the rename over), health (links switched, before the check runs).
 """
 
 import hashlib
@@ -38,6 +47,50 @@ def sha256(path):
     return h.hexdigest()
 
 
+def hold(phase):
+    """The test hook described above; nothing unless EDGELSTM_TEST_AGENT_HOLD is set on the device."""
+    where = os.environ.get("EDGELSTM_TEST_AGENT_HOLD")
+    if not where or not os.path.exists(os.path.join(where, phase)):
+        return
+    with open(os.path.join(where, f"{phase}.pid.tmp"), "w") as f:
+        f.write(str(os.getpid()))
+    os.replace(os.path.join(where, f"{phase}.pid.tmp"), os.path.join(where, f"{phase}.pid"))
+    deadline = time.monotonic() + 60
+    while os.path.exists(os.path.join(where, phase)) and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: it exists
+        return True
+    return True
+
+
+def recover(root):
+    """Undo what a killed agent left: an activation whose health check never passed (its journal names a dead
+    pid: the links go back to what they were), and link temporaries of dead agents. The undone journal, or None."""
+    for name in os.listdir(root):
+        m = re.fullmatch(r"(?:current|previous|\.activating\.json)\.tmp-(\d+)", name)
+        if m and not alive(int(m.group(1))):
+            os.unlink(os.path.join(root, name))
+    journal = os.path.join(root, "activating.json")
+    try:
+        with open(journal) as f:
+            was = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if alive(was["pid"]):  # an activation under way in another agent
+        return None
+    set_link(root, "current", was["current"] or "-")
+    set_link(root, "previous", was["previous"] or "-")
+    os.unlink(journal)
+    return was
+
+
 def link_target(root, name):
     try:
         return os.path.basename(os.readlink(os.path.join(root, name)))
@@ -55,7 +108,10 @@ def set_link(root, name, sha):
     if not os.path.isdir(os.path.join(root, "models", sha)):
         raise SystemExit("no such version on the device: " + sha)
     tmp = f"{link}.tmp-{os.getpid()}"
+    if os.path.lexists(tmp):
+        os.unlink(tmp)
     os.symlink(os.path.join("models", sha), tmp)
+    hold("link")
     os.replace(tmp, link)
 
 
@@ -175,17 +231,26 @@ def activate(root, sha, keep):
     out = {"old_current": old_current, "old_previous": old_previous, "changed": old_current != sha}
     with open(os.path.join(root, "models", sha, "health.json")) as f:
         plan = json.load(f)
+    journal = os.path.join(root, "activating.json")
     if old_current != sha:
+        tmp = os.path.join(root, f".activating.json.tmp-{os.getpid()}")
+        with open(tmp, "w") as f:
+            json.dump({"sha256": sha, "current": old_current, "previous": old_previous, "pid": os.getpid()}, f)
+        os.replace(tmp, journal)
         set_link(root, "current", sha)
         set_link(root, "previous", old_current or "-")
     try:
+        hold("health")
         worst, n = health(root, sha, plan)
     except ValueError as ex:
         if old_current != sha:
             set_link(root, "current", old_current or "-")
             set_link(root, "previous", old_previous or "-")
+            os.unlink(journal)
         out.update(ok=False, changed=False, error=str(ex), current=link_target(root, "current"))
         return out
+    if old_current != sha:
+        os.unlink(journal)
     out.update(ok=True, worst=worst, n=n, removed=prune(root, keep), current=sha)
     return out
 
@@ -233,6 +298,9 @@ def main(argv):
     root = os.path.abspath(os.path.expanduser(argv[0]))
     cmd, args = argv[1], argv[2:]
     os.makedirs(os.path.join(root, "models"), exist_ok=True)
+    undone = recover(root)
+    if cmd == "recover":  # what the host calls after an agent died: the links now, and whether an activation was undone
+        return {"undone": undone is not None, "current": link_target(root, "current")}
     if cmd == "status":  # status [SHA]: with a SHA, also whether an intact copy of it is there (`has`)
         return dict(status(root), has=main([root, "has", args[0]])["ok"]) if args else status(root)
     if cmd == "prepare":  # a fresh temporary folder for one upload; leftovers of failed uploads go first
@@ -249,6 +317,7 @@ def main(argv):
         if got != sha:
             shutil.rmtree(tmp, ignore_errors=True)
             return {"ok": False, "sha256": got}
+        hold("commit")
         os.replace(os.path.join(tmp, name + ".part"), os.path.join(tmp, name))
         size = os.path.getsize(os.path.join(tmp, name))
         with open(os.path.join(tmp, "meta.json"), "w") as f:

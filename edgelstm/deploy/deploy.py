@@ -291,7 +291,7 @@ def deploy_host(host: str, model: Path, sha: str, expected: list[float], opts: D
             raise DeployError(f"writing the health check to the device failed: {err.strip()}")
         if old_current != sha:
             say(f"current: {short(old_current)} -> {short(sha)}, health check")
-        done = dev.agent("activate", sha, str(opts.keep), timeout=360)
+        done = _activate(dev, sha, opts.keep)
         if not done["ok"]:
             if old_current == sha:
                 raise DeployError(f"{done['error']} (this version was already current; nothing to roll back to)")
@@ -308,6 +308,22 @@ def deploy_host(host: str, model: Path, sha: str, expected: list[float], opts: D
     result.seconds = time.perf_counter() - t0
     result.message = f"current {short(sha)}"
     return result
+
+
+def _activate(dev: Device, sha: str, keep: int) -> dict:
+    """The agent's `activate`; if the agent dies there (killed, out of memory), a second agent call undoes its
+    half-done switch (the journal in agent.recover) and the error says which model is current."""
+    try:
+        return dev.agent("activate", sha, str(keep), timeout=360)
+    except DeployError as ex:
+        if dev.conn.link_dead:
+            raise
+        try:
+            now = dev.agent("recover")
+        except DeployError:
+            raise ex from None
+        what = "its half-done switch was undone" if now["undone"] else "nothing to undo"
+        raise DeployError(f"{ex} ({what}); the device's current model is {short(now['current'])}") from None
 
 
 def _upload(conn, dev, model, sha, result, opts, say, old_current) -> None:

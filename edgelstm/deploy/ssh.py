@@ -167,17 +167,23 @@ class Connection:
                 with self._watchdog(lambda: started):
                     chan.sendall(stdin)
                 chan.shutdown_write()
-            while True:
-                data = chan.recv(65536)
-                if not data:
-                    break
-                out += data
-            while True:
-                data = chan.recv_stderr(65536)
-                if not data:
-                    break
-                err += data
-            rc = chan.recv_exit_status()
+            # a link that dies while the command runs (a long health check) ends in an error, not in the timeout
+            moved = [time.monotonic()]
+            with self._watchdog(lambda: moved[0]):
+                while True:
+                    data = chan.recv(65536)
+                    if not data:
+                        break
+                    out += data
+                    moved[0] = time.monotonic()
+                while True:
+                    data = chan.recv_stderr(65536)
+                    if not data:
+                        break
+                    err += data
+                rc = chan.recv_exit_status()
+            if self.link_dead:
+                raise TimeoutError("keepalive not answered")
         except link_errors() as ex:
             raise self.lost(ex, "waiting for a command") from None
         finally:
