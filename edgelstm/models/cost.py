@@ -35,16 +35,24 @@ def macs_per_step(
     """MACs per input sample: the convolutional front-end (K × F_in × F_out per layer), every recurrent layer (both
     directions of a BiLSTM) plus the dense head, as the step model runs it (the head once per step). A BiLSTM
     cannot stream; its figure is the per-sample share of a window."""
+    return _walk(arch, units, layers, n_features, n_outputs, merge, conv, macs=True, peephole=peephole)
+
+
+def _walk(arch, units, layers, n_features, n_outputs, merge, conv, macs: bool, peephole: bool) -> int:
+    """Layer by layer as the model is built, adding each layer's MACs (macs=True) or parameters (its weights plus
+    biases): the one walk both counts share."""
+    bias = 0 if macs else 1
+    cell = cell_macs if macs else cell_params
     directions = 2 if arch == "bilstm" else 1
     total = 0
     n_in = n_features
     for kernel, filters in conv:
-        total += kernel * n_in * filters
+        total += (kernel * n_in + bias) * filters
         n_in = filters
     for _ in range(layers):
-        total += directions * cell_macs(arch, n_in, units, peephole)
+        total += directions * cell(arch, n_in, units, peephole)
         n_in = units * (2 if arch == "bilstm" and merge == "concat" else 1)
-    return total + n_in * n_outputs
+    return total + (n_in + bias) * n_outputs
 
 
 def cell_params(arch: str, n_in: int, units: int, peephole: bool = False) -> int:
@@ -69,16 +77,7 @@ def param_count(
 ) -> int:
     """The model's parameters from its shape alone (what Keras' count_params gives), so a size budget can be
     checked before anything is trained."""
-    directions = 2 if arch == "bilstm" else 1
-    total = 0
-    n_in = n_features
-    for kernel, filters in conv:
-        total += kernel * n_in * filters + filters
-        n_in = filters
-    for _ in range(layers):
-        total += directions * cell_params(arch, n_in, units, peephole)
-        n_in = units * (2 if arch == "bilstm" and merge == "concat" else 1)
-    return total + (n_in + 1) * n_outputs
+    return _walk(arch, units, layers, n_features, n_outputs, merge, conv, macs=False, peephole=peephole)
 
 
 def config_macs(cfg) -> int:
