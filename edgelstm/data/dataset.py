@@ -464,6 +464,9 @@ def _read_npz(path: Path, spec: ColumnSpec) -> Dataset:
         raise InputError(f"{path}: not a readable NPZ file ({type(ex).__name__})") from None
     if "X" not in arrays:
         raise InputError(f"{path}: no array 'X' (found: {', '.join(arrays) or 'none'})")
+    for name in ("labels", "groups", "subjects", "channels", "lengths"):  # one entry each: a list, never a scalar
+        if name in arrays and arrays[name].ndim != 1:
+            raise InputError(f"{path}: '{name}' must be a 1-D array, found shape {list(arrays[name].shape)}")
     X = arrays["X"]
     if X.dtype.kind not in "fiu":
         raise InputError(f"{path}: X must be numeric, found dtype {X.dtype}")
