@@ -427,6 +427,33 @@ def np_sin(i: int) -> str:
     return f"{math.sin(0.3 * i):.5f}"
 
 
+def test_a_link_that_dies_before_exec_is_answered_ends_in_an_error_not_a_hang(ssh_home, netns_device, monkeypatch):
+    """paramiko's exec_command waits for the server's reply with no timeout: the 50-deploy torture test once hung
+    there for good. The link goes down right after the channel opened, before the command is sent."""
+    import paramiko
+
+    from edgelstm.deploy.ssh import Connection, ConnectOptions, HostSpec
+    from edgelstm.errors import DeployError
+
+    ns, server = netns_device
+    trust(ssh_home, server)
+    real = paramiko.Channel.exec_command
+
+    def cut_then_exec(chan, command):
+        ns.link(False)
+        return real(chan, command)
+
+    with Connection(HostSpec.parse(server.spec), ConnectOptions(timeout=3, keepalive=1)) as conn:
+        assert conn.run("echo up")[1] == "up\n"
+        monkeypatch.setattr(paramiko.Channel, "exec_command", cut_then_exec)
+        t = time.monotonic()
+        with pytest.raises(DeployError) as err:
+            conn.run("echo never")
+        elapsed = time.monotonic() - t
+    assert str(err.value) == "connection lost while starting a command (no answer to a keepalive within 3 s)"
+    assert elapsed < 15
+
+
 def test_stream_over_a_link_that_dies_ends_in_an_error_not_a_hang(ssh_home, netns_device):
     from edgelstm.deploy.ssh import Connection, ConnectOptions, HostSpec
     from edgelstm.errors import DeployError

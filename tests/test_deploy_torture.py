@@ -27,6 +27,7 @@ import signal
 import sys
 import threading
 import time
+import traceback
 from pathlib import Path
 
 import pytest
@@ -236,7 +237,12 @@ def test_fifty_cut_deploys_always_leave_one_intact_model_that_runs(tmp_path, ssh
             (hooks / name).unlink(missing_ok=True)
             (hooks / f"{name}.pid").unlink()
         worker.join(60)
-        assert not worker.is_alive(), f"round {rnd}: the deploy hangs after a {phase} cut"
+        if worker.is_alive():  # where every thread is, so a hang names its line
+            stacks = "".join(
+                f"--- thread {ident}\n" + "".join(traceback.format_stack(frame))
+                for ident, frame in sys._current_frames().items()
+            )
+            pytest.fail(f"round {rnd}: the deploy hangs after a {phase} cut\n{stacks}")
         ns.link(True)
         ns.shape(None)
         return box["res"]

@@ -149,10 +149,14 @@ class Connection:
         self.close()
 
     def _session(self, command: str, timeout: float | None):
+        started = time.monotonic()
         try:
-            chan = self.client.get_transport().open_session(timeout=self.opts.timeout)
-            chan.settimeout(timeout or self.opts.timeout)
-            chan.exec_command(command)
+            # exec_command waits for the server's reply with no timeout of its own: a link that dies here would
+            # hang it for good (seen in the deploy torture test), so the watchdog guards it too
+            with self._watchdog(lambda: started):
+                chan = self.client.get_transport().open_session(timeout=self.opts.timeout)
+                chan.settimeout(timeout or self.opts.timeout)
+                chan.exec_command(command)
         except link_errors() as ex:
             raise self.lost(ex, "starting a command") from None
         return chan
@@ -223,7 +227,12 @@ class Connection:
                     on_line(line)
             if buf:
                 on_line(buf.decode(errors="replace"))
-            return chan.recv_exit_status()
+            ended = time.monotonic()
+            with self._watchdog(lambda: ended):  # recv_exit_status has no timeout either
+                rc = chan.recv_exit_status()
+            if self.link_dead:
+                raise TimeoutError("keepalive not answered")
+            return rc
         except BaseException as ex:
             if isinstance(ex, (*LINK_ERRORS, DeployError)):
                 raise self.lost(ex, "streaming") from None
@@ -264,11 +273,11 @@ class Connection:
                 progress(sent, total)
 
         try:
-            sftp = self.client.open_sftp()
-            sftp.get_channel().settimeout(self.opts.timeout)
-            with open(local, "rb") as f, self._watchdog(lambda: moved):
+            with open(local, "rb") as f, self._watchdog(lambda: moved):  # opening the subsystem waits as exec does
+                sftp = self.client.open_sftp()
+                sftp.get_channel().settimeout(self.opts.timeout)
                 sftp.putfo(f, remote, file_size=local.stat().st_size, callback=chunk_sent, confirm=True)
-            sftp.close()
+                sftp.close()
         except link_errors() as ex:
             raise self.lost(ex, "uploading") from None
 
