@@ -112,6 +112,8 @@ CASES: list[tuple[str, str, int, str]] = [
     ("convert/no-keras", "convert {w}/nokeras", 2, "nokeras: no model.keras in this model directory"),
     ("convert/norm-count", "convert {w}/norm1", 2, "norm_mean has 1 values for 3 features"),
     ("convert/norm-zero", "convert {w}/std0", 2, "norm_std holds a value of 0 or less"),
+    ("convert/compand-count", "convert {w}/compand2", 2, "compand_scale has 2 values for 3 features"),
+    ("convert/compand-negative", "convert {w}/compandneg", 2, "compand_scale holds a negative value"),
     ("convert/labels-empty", "convert {w}/labels0", 2, "labels names 0 classes for 4 outputs"),
     ("convert/channel-count", "convert {w}/channels2", 2, "channels names 2 channels for 3 features"),
     ("convert/features-0", "convert {w}/features0", 2, "n_features must be a whole number of at least 1, not 0"),

@@ -164,6 +164,18 @@ def test_missing_metadata_is_named(models, tmp_path):
     assert str(ex.value) == f"{bad}: model metadata is missing normalization.std, labels"
 
 
+@pytest.mark.parametrize("compand", [{"center": [0.0], "scale": [0.1]}, {"center": "x"}, [1.0]])
+def test_a_compander_that_does_not_fit_the_channels_is_refused_by_name(models, tmp_path, compand):
+    _, _, path = models["lstm"]
+    bad = tmp_path / "m.tflite"
+    _rewrite_metadata(path, bad, lambda m: m["normalization"].update(compand=compand))
+    with pytest.raises(MetadataError) as ex:
+        Runner().open(bad)
+    assert str(ex.value) == (
+        f"{bad}: model metadata's normalization.compand needs a center and a scale per mean ({len(MEAN)})"
+    )
+
+
 def test_edgetpu_delegate_says_what_to_install_when_libedgetpu_is_absent(models):
     """The real load attempt (no mock): it can only fail where libedgetpu is not installed, so skip where it is."""
     import ctypes.util

@@ -101,7 +101,9 @@ def augment(
     scale_inputs is False: a regression target that is a function of the inputs' amplitude would no longer match);
     jitter: Gaussian noise with this many channel standard deviations; rotate: each copy's axis triplets turned by
     one random rotation of up to this many degrees (the same for every triplet of a window: one device, one frame);
-    warp: time and magnitude warping (warp_windows) with knots of this standard deviation.
+    warp: time and magnitude warping (warp_windows) with knots of this standard deviation. Companded channels
+    (norm.compander) are warped, scaled and jittered in companded units, where their mean and std live: raw-unit
+    noise of one std would drown the small values companding keeps apart.
     """
     if copies <= 0:
         return w
@@ -117,11 +119,14 @@ def augment(
             Xr = X.copy()
             for t in triplets:
                 Xr[:, :, list(t)] = np.einsum("nij,ntj->nti", R, X[:, :, list(t)])
+        if norm.compander is not None:
+            Xr = norm.compander(Xr)
         if warp:
             Xr = warp_windows(rng, Xr, mean, warp)
         g = rng.uniform(1 - gain, 1 + gain, (len(X), 1, X.shape[2])).astype(np.float32) if scale_inputs else 1.0
         noise = rng.normal(0.0, jitter, X.shape).astype(np.float32) * std
-        parts.append(mean + (Xr - mean) * g + noise)
+        Xa = mean + (Xr - mean) * g + noise
+        parts.append(Xa if norm.compander is None else norm.compander.invert(Xa))
     n = copies + 1
     return Windows(
         np.concatenate(parts),

@@ -83,7 +83,7 @@ def prepare(
     train, val_w, test_w = parts
     if any(p is None or len(p) == 0 for p in parts[: 3 if hold_out_test or test is not None else 2]):
         raise too_little
-    norm = Normalization.fit(train.X)
+    norm = Normalization.fit(train.X, compand=task == "classify")
     if task == "classify":
         n_out = len(ds.labels)
         if n_out < 2:
@@ -126,7 +126,7 @@ def model_inputs(cfg: ModelConfig, X: np.ndarray, keep_padding: bool = False) ->
     """Normalized model inputs. Variable-length sequences arrive pre-padded with NaN (never a sample's value:
     readers refuse NaN); the Keras model sees PAD there, which its Masking layer skips, so each sequence starts
     from zero state as the step model does. keep_padding=True keeps NaN (the step engine skips those steps)."""
-    Z = Normalization.from_lists(cfg.norm_mean, cfg.norm_std).apply(X)
+    Z = Normalization.from_lists(cfg.norm_mean, cfg.norm_std, cfg.compand_center, cfg.compand_scale).apply(X)
     if cfg.frame > 1:  # a frame partly in the padding: its missing samples are PAD, so only whole frames are masked
         from ..runtime.engine import whole_frames
 

@@ -50,6 +50,15 @@ def add_onnx_metadata(model_bytes: bytes, meta: dict) -> bytes:
     return model.SerializeToString()
 
 
+def normalization_entry(cfg) -> dict:
+    """Mean and std per input channel, and the compander of heavy-tailed channels where there is one."""
+    entry = {"mean": list(map(float, cfg.norm_mean)), "std": list(map(float, cfg.norm_std))}
+    if any(s > 0 for s in getattr(cfg, "compand_scale", [])):
+        center, scale = list(map(float, cfg.compand_center)), list(map(float, cfg.compand_scale))
+        entry["compand"] = {"center": center, "scale": scale}
+    return entry
+
+
 def build_metadata(cfg, kind: str, quantization: str, inputs: list[dict], outputs: list[dict], **extra) -> dict:
     """The metadata dict for a model converted from `cfg` (a ModelConfig); tensors as from `tensor_entry`."""
     from .. import __version__
@@ -75,7 +84,7 @@ def build_metadata(cfg, kind: str, quantization: str, inputs: list[dict], output
         "horizon": cfg.horizon,
         "n_features": cfg.n_features,
         "n_outputs": cfg.n_outputs,
-        "normalization": {"mean": list(map(float, cfg.norm_mean)), "std": list(map(float, cfg.norm_std))},
+        "normalization": normalization_entry(cfg),
         "target_normalization": tnorm,
         "window": cfg.window,
         "stride": cfg.stride,

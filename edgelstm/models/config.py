@@ -40,6 +40,9 @@ class ModelConfig:
     targets: list[str] = field(default_factory=list)
     norm_mean: list[float] = field(default_factory=list)
     norm_std: list[float] = field(default_factory=list)
+    # heavy-tailed input channels companded before standardization (runtime/compand.py); [] when none is
+    compand_center: list[float] = field(default_factory=list)
+    compand_scale: list[float] = field(default_factory=list)
     target_mean: list[float] = field(default_factory=list)
     target_std: list[float] = field(default_factory=list)
     sample_rate: float | None = None

@@ -109,6 +109,14 @@ def check_consistent(cfg: ModelConfig, where: str | Path) -> None:
             problems.append(f"{name} holds a value that is not a finite number")
     if isinstance(cfg.norm_std, list) and any(isinstance(x, (int, float)) and x <= 0 for x in cfg.norm_std):
         problems.append("norm_std holds a value of 0 or less")
+    for name in ("compand_center", "compand_scale"):
+        v = getattr(cfg, name)
+        if not isinstance(v, list) or len(v) not in (0, F):
+            problems.append(f"{name} has {len(v) if isinstance(v, list) else v!r} values for {F} features")
+        elif not all(isinstance(x, (int, float)) and math.isfinite(x) for x in v):
+            problems.append(f"{name} holds a value that is not a finite number")
+    if isinstance(cfg.compand_scale, list) and any(isinstance(x, (int, float)) and x < 0 for x in cfg.compand_scale):
+        problems.append("compand_scale holds a negative value")
     if cfg.channels and len(cfg.channels) != F:
         problems.append(f"channels names {len(cfg.channels)} channels for {F} features")
     if cfg.task == "classify" and len(cfg.labels) != cfg.n_outputs:

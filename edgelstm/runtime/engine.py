@@ -26,12 +26,12 @@ class Engine:
     sequence = False  # a whole-window model (input role "window"): one invoke per window
     frame = 1  # samples per step: a frame model's x is S consecutive samples, oldest first
 
-    def __init__(self, it: Interpreter, x, x_rev, pairs, y, mean, inv_std) -> None:
+    def __init__(self, it: Interpreter, x, x_rev, pairs, y, mean, inv_std, compander=None) -> None:
         self.it, self.x, self.x_rev, self.pairs, self.y = it, x, x_rev, pairs, y
         self.xq, self.yq = quantizer(x), quantizer(y)
-        self.xmap = InputMap(mean, inv_std, self.xq)
-        self.xrmap = InputMap(mean, inv_std, quantizer(x_rev)) if x_rev is not None else None
-        self.mean, self.inv_std = mean, inv_std
+        self.xmap = InputMap(mean, inv_std, self.xq, compander)
+        self.xrmap = InputMap(mean, inv_std, quantizer(x_rev), compander) if x_rev is not None else None
+        self.mean, self.inv_std, self.compander = mean, inv_std, compander
 
     def set_x(self, raw: np.ndarray) -> None:
         """Raw (un-normalized) samples shaped like the x input."""
@@ -77,14 +77,14 @@ class CopyEngine(Engine):
         return dequantize(self.it.get(self.y.name).reshape(-1), self.yq)
 
     def make_step(self):
-        x, mean, inv_std = self._xbuf, self.mean, self.inv_std
+        x, mean, inv_std, pre = self._xbuf, self.mean, self.inv_std, self.compander
         xname, xmap, set_ = self.x.name, self.xmap, self.it.set
 
         def step(sample) -> np.ndarray:
             if xmap.q:
-                set_(xname, xmap(sample).reshape(x.shape))
+                set_(xname, xmap(sample).reshape(x.shape))  # the map companding first where the model does
             else:
-                np.subtract(sample, mean, out=x[0])
+                np.subtract(sample if pre is None else pre(sample), mean, out=x[0])
                 x[0] *= inv_std
                 set_(xname, x)
             self.invoke_carry()
@@ -176,6 +176,9 @@ class ViewEngine(Engine):
             partial(self.ytable.take, yv) if self.ytable is not None else (yv.copy if self.yq is None else self.raw_y)
         )
         body = []
+        if self.compander is not None:  # heavy-tailed channels companded first (runtime/compand.py)
+            ns["compand"] = self.compander
+            body.append("sample = compand(sample)")
         if self.xq is None:
             ns.update(mean=self.mean, inv_std=self.inv_std)
             body += ["subtract(sample, mean, out=xrow)", "multiply(xrow, inv_std, out=xrow)"]
@@ -224,9 +227,11 @@ def bind(
     mean: np.ndarray,
     inv_std: np.ndarray,
     where: str = "model",
+    compander=None,
 ) -> Engine:
     """An engine for `it`, its tensors found by the roles the metadata gives them (x, x_reverse or window; y;
-    state outputs naming the input they feed)."""
+    state outputs naming the input they feed). `compander`: the model's heavy-tailed channels, companded before
+    mean and std apply (runtime/compand.py)."""
     by_role: dict[str, list[dict]] = {}
     for side, specs, tensors in (("in", inputs, it.inputs), ("out", outputs, it.outputs)):
         for spec in specs:
@@ -256,11 +261,13 @@ def bind(
         raise MetadataError(
             f"{where}: input {x.name!r} takes {x.shape[-1]} values, not a whole number of {F}-channel samples"
         )
-    sample_mean = np.asarray(mean, np.float32)
+    # the raw sample that normalizes to 0 (PAD): what fills a frame partly in the padding
+    sample_mean = np.asarray(mean, np.float32) if compander is None else compander.invert(mean)
     if frame > 1:  # a frame model: S samples per step, normalized sample by sample
         mean, inv_std = np.tile(mean, frame), np.tile(inv_std, frame)
+        compander = compander.tile(frame) if compander is not None else None
     kind = ViewEngine if it.supports_views else CopyEngine
-    engine = kind(it, x, x_rev, pairs, y, mean, inv_std)
+    engine = kind(it, x, x_rev, pairs, y, mean, inv_std, compander)
     engine.sequence, engine.frame, engine.sample_mean = sequence, frame, sample_mean
     return engine
 

@@ -42,10 +42,11 @@ class InputMap:
     `clip(rint(x * a + b), lo, hi)` with `a = inv_std / scale` and `b = zp - mean * a` (float32), so the hot
     path quantizes a sample with 6 numpy calls into preallocated buffers. It can differ from the two-step
     `rint(((x - mean) / std) / scale) + zp` by one step, for about 4 in a million values (rounding ties).
+    A model's compander (heavy-tailed channels, runtime/compand.py) applies to the raw samples first.
     """
 
-    def __init__(self, mean: np.ndarray, inv_std: np.ndarray, q) -> None:
-        self.mean, self.inv_std, self.q = mean, inv_std, q
+    def __init__(self, mean: np.ndarray, inv_std: np.ndarray, q, compander=None) -> None:
+        self.mean, self.inv_std, self.q, self.compander = mean, inv_std, q, compander
         if q:
             scale, zp, dtype = q
             info = np.iinfo(dtype)
@@ -56,7 +57,7 @@ class InputMap:
 
     def __call__(self, raw) -> np.ndarray:
         """Raw samples [..., F] → the tensor's values (same dtype); elementwise the same arithmetic as `writer`."""
-        x = np.asarray(raw, np.float32)
+        x = np.asarray(raw, np.float32) if self.compander is None else self.compander(raw)
         if not self.q:
             return ((x - self.mean) * self.inv_std).astype(np.float32)
         # rint and clip commute (the bounds are whole numbers), so this equals the hot path's order

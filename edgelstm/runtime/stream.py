@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, MetadataError
+from .compand import Compander
 from .engine import bind, run_windows
 from .interpreter import Interpreter, open_interpreter
 from .sources import Skipper
@@ -50,6 +51,15 @@ def check_metadata(meta: dict, path: Path) -> None:
             missing.append(f"outputs[{o.get('name')}].state_input")
     if missing:
         raise MetadataError(f"{path}: model metadata is missing {', '.join(missing)}")
+    comp, n = norm.get("compand"), len(norm["mean"])
+    if comp is not None and not (
+        isinstance(comp, dict)
+        and all(
+            isinstance(comp.get(k), list) and len(comp[k]) == n and all(isinstance(v, (int, float)) for v in comp[k])
+            for k in ("center", "scale")
+        )
+    ):
+        raise MetadataError(f"{path}: model metadata's normalization.compand needs a center and a scale per mean ({n})")
 
 
 def check_consistent(meta: dict, path: Path, n_outputs: int, n_inputs: int) -> None:
@@ -147,7 +157,11 @@ class Runner:
         tnorm = meta.get("target_normalization") or None
         self._t_mean = np.asarray(tnorm["mean"], dtype=np.float32) if tnorm else None
         self._t_std = np.asarray(tnorm["std"], dtype=np.float32) if tnorm else None
-        self._engine = eng = bind(it, meta["inputs"], meta["outputs"], self._mean, self._inv_std, str(path))
+        comp = norm.get("compand") or {}
+        compander = Compander.from_lists(comp.get("center"), comp.get("scale")) if comp else None
+        self._engine = eng = bind(
+            it, meta["inputs"], meta["outputs"], self._mean, self._inv_std, str(path), compander=compander
+        )
         self._x, self._x_rev, self._y, self._pairs = eng.x, eng.x_rev, eng.y, eng.pairs
         self._xq, self._yq = eng.xq, eng.yq
         y_shape = self._y.shape

@@ -155,6 +155,7 @@ class TrainOptions(FitOptions):
 
 def make_config(ds: Dataset, prep: Prepared, opts: TrainOptions, **model_overrides) -> ModelConfig:
     mean, std = prep.norm.to_lists()
+    center, scale = prep.norm.compand_lists()
     tmean, tstd = prep.target_norm.to_lists() if prep.target_norm else ([], [])
     fields = dict(
         arch=opts.arch,
@@ -180,6 +181,8 @@ def make_config(ds: Dataset, prep: Prepared, opts: TrainOptions, **model_overrid
         targets=list(ds.targets),
         norm_mean=mean,
         norm_std=std,
+        compand_center=center,
+        compand_scale=scale,
         target_mean=tmean,
         target_std=tstd,
         sample_rate=ds.sample_rate,
