@@ -106,6 +106,22 @@ def test_run_over_raw_samples_equals_the_keras_model_on_companded_inputs(compand
     assert np.abs(np.array(got) - want).max() <= 1e-5, (got, want)
 
 
+def test_run_takes_large_finite_readings_on_a_companded_channel_and_stays_finite(companded):
+    """A companded channel's mean and std are in companded units: raw bounds made from them would skip a valid
+    10 kA reading as a bad sample. Every finite reading is taken there; the volts channel keeps its bounds."""
+    m, _, X = companded
+    w = X[3].copy()
+    w[5, 0], w[9, 0], w[12, 0] = 1e4, -3e38, 3e38
+    r = invoke("run", m / "step.tflite", "-", input="".join(f"{a!r},{b!r}\n" for a, b in w.tolist()))
+    assert r.exit_code == 0, r.output
+    outs = [json.loads(ln) for ln in r.stdout.strip().splitlines()]
+    assert len(outs) == len(w) and all(np.isfinite(o["scores"]).all() for o in outs)
+    assert f"{len(w)} samples, 0 skipped, {len(w)} outputs" in r.stderr, r.stderr
+    w[20, 1] = 1e30  # the linear channel: still a bad sample, counted and skipped
+    r = invoke("run", m / "step.tflite", "-", input="".join(f"{a!r},{b!r}\n" for a, b in w.tolist()))
+    assert r.exit_code == 0 and f"{len(w) - 1} samples, 1 skipped, {len(w) - 1} outputs" in r.stderr, r.stderr
+
+
 def test_int8_step_model_of_a_companded_model_keeps_the_float_decisions(companded):
     _, q, _ = companded
     (rep,) = json.loads((q / "report.json").read_text())["models"]
@@ -126,3 +142,5 @@ def test_a_near_zero_scale_is_floored_so_companding_stays_finite_in_float32():
     center, scale = heavy_tailed_scale(x)
     assert scale >= 3e38 * 1e-6
     assert np.isfinite(Compander([center], [scale])(x[:, None].astype(np.float32))).all()
+    big = Compander([0.0], [1e-3])(np.array([[3e38], [-3e38]], np.float32))
+    assert np.isfinite(big).all() and big[0, 0] == -big[1, 0] > 60

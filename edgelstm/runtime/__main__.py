@@ -146,7 +146,7 @@ def run(args: argparse.Namespace, err=None) -> int:
     )
     info = runner.open(args.model)
     skip = Skipper(strict=args.strict, warn=say)
-    bounds = input_bounds(runner._mean, 1.0 / runner._inv_std, args.max_deviation)
+    bounds = input_bounds(runner._mean, 1.0 / runner._inv_std, args.max_deviation, runner.compander)
     rate = args.rate or info.sample_rate
     samples = open_source(
         args.source,

@@ -21,6 +21,9 @@ class Compander:
         self.idx = np.flatnonzero(self.scale > 0)
         self._c = self.center[self.idx]
         self._inv = (1.0 / self.scale[self.idx]).astype(np.float32)
+        # |d| capped at 1e30 scales (log1p 69): a finite glitch like 3e38 would overflow |d|/s to inf in float32
+        with np.errstate(over="ignore"):
+            self._dmax = (np.float32(1e30) * self.scale[self.idx]).astype(np.float32)
 
     @classmethod
     def from_lists(cls, center: Sequence[float] | None, scale: Sequence[float] | None) -> Compander | None:
@@ -37,7 +40,7 @@ class Compander:
         """Raw samples [..., F] → companded samples (a new float32 array; NaN padding stays NaN)."""
         out = np.array(x, np.float32)  # a copy: callers' buffers are never changed
         d = out[..., self.idx] - self._c
-        out[..., self.idx] = np.sign(d) * np.log1p(np.abs(d) * self._inv)
+        out[..., self.idx] = np.sign(d) * np.log1p(np.minimum(np.abs(d), self._dmax) * self._inv)
         return out
 
     def invert(self, y) -> np.ndarray:

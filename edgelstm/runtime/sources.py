@@ -135,15 +135,18 @@ def check_values(values: np.ndarray, bounds: tuple[np.ndarray, np.ndarray] | Non
 MAX_DEVIATION = 1000.0
 
 
-def input_bounds(mean, std, deviations: float = MAX_DEVIATION) -> tuple[np.ndarray, np.ndarray]:
+def input_bounds(mean, std, deviations: float = MAX_DEVIATION, compander=None) -> tuple[np.ndarray, np.ndarray]:
     """The out-of-range policy: a sample more than `deviations` standard deviations from the training mean in any
     channel is a bad sample (counted and skipped like a malformed line), never fed to the model. Such a value is a
     glitch, not a measurement the model knows; a float model fed one (3e38) overflowed into NaN and its state never
-    recovered. Bounds are float32 and finite, so NaN and ±inf fall outside them too."""
+    recovered. Bounds are float32 and finite, so NaN and ±inf fall outside them too. A companded channel's mean and
+    std are in companded units and its compander keeps every finite sample finite, so it accepts any finite value."""
     mean = np.asarray(mean, np.float64)
     spread = deviations * np.maximum(np.asarray(std, np.float64), 1e-12)
     lo = np.clip(mean - spread, -_FLOAT32_MAX, _FLOAT32_MAX).astype(np.float32)
     hi = np.clip(mean + spread, -_FLOAT32_MAX, _FLOAT32_MAX).astype(np.float32)
+    if compander is not None:
+        lo[compander.idx], hi[compander.idx] = -_FLOAT32_MAX, _FLOAT32_MAX
     return lo, hi
 
 

@@ -139,6 +139,7 @@ class Runner:
         self._hop = hop
         self._rate = rate
         self.info: ModelInfo | None = None
+        self.compander = None  # the model's, once opened (runtime/compand.py)
         self.interp: Interpreter | None = None
         # non-finite outputs/state: counted, warned (rate-limited), the state reset, the output dropped
         self.faults = faults if faults is not None else Skipper()
@@ -158,7 +159,7 @@ class Runner:
         self._t_mean = np.asarray(tnorm["mean"], dtype=np.float32) if tnorm else None
         self._t_std = np.asarray(tnorm["std"], dtype=np.float32) if tnorm else None
         comp = norm.get("compand") or {}
-        compander = Compander.from_lists(comp.get("center"), comp.get("scale")) if comp else None
+        self.compander = compander = Compander.from_lists(comp.get("center"), comp.get("scale")) if comp else None
         self._engine = eng = bind(
             it, meta["inputs"], meta["outputs"], self._mean, self._inv_std, str(path), compander=compander
         )
