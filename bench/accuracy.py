@@ -221,7 +221,8 @@ def stream_agreement(mdir: Path, seqs: list[np.ndarray], predictions: Path) -> d
     """Each test sequence streamed sample by sample through the int8 step model by the `Runner` that
     `edgelstm run` drives (from zero state; its last output), against the prediction `evaluate` wrote for it.
     A frame model's windows are whole frames ending at the last sample: the oldest T mod S samples of a fixed
-    window are dropped, a shorter sequence is led by samples at the channel means (the padding's value)."""
+    window are dropped, a shorter sequence is led by samples at the channel means (the padding's value; for a
+    companded channel the raw value whose companded value is the mean)."""
     import csv
 
     from edgelstm.runtime import Runner
@@ -232,6 +233,8 @@ def stream_agreement(mdir: Path, seqs: list[np.ndarray], predictions: Path) -> d
     info = runner.open(sorted((mdir / "export").glob("step*int8*.tflite"))[0])
     frame, window = int(info.meta.get("frame") or 1), int(info.meta.get("window") or 0)
     mean = np.asarray(info.meta["normalization"]["mean"], np.float32)
+    if runner.compander is not None:  # companded channels' mean is in companded units: the raw sample it maps from
+        mean = runner.compander.invert(mean)
     got = []
     for seq in seqs:
         seq = np.asarray(seq, np.float32)[-window:] if window else np.asarray(seq, np.float32)
