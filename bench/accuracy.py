@@ -232,9 +232,7 @@ def stream_agreement(mdir: Path, seqs: list[np.ndarray], predictions: Path) -> d
     runner = Runner()
     info = runner.open(sorted((mdir / "export").glob("step*int8*.tflite"))[0])
     frame, window = int(info.meta.get("frame") or 1), int(info.meta.get("window") or 0)
-    mean = np.asarray(info.meta["normalization"]["mean"], np.float32)
-    if runner.compander is not None:  # companded channels' mean is in companded units: the raw sample it maps from
-        mean = runner.compander.invert(mean)
+    mean = runner.pad_sample
     got = []
     for seq in seqs:
         seq = np.asarray(seq, np.float32)[-window:] if window else np.asarray(seq, np.float32)

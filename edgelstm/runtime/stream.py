@@ -144,6 +144,12 @@ class Runner:
         # non-finite outputs/state: counted, warned (rate-limited), the state reset, the output dropped
         self.faults = faults if faults is not None else Skipper()
 
+    @property
+    def pad_sample(self) -> np.ndarray:
+        """The raw sample that normalizes to 0 (the padding's value; for a companded channel the raw value whose
+        companded value is the mean): what fills a frame partly before a sequence, as the engine does."""
+        return self._engine.sample_mean
+
     # ---- opening -------------------------------------------------------------------------------------------
     def open(self, model: str | Path) -> ModelInfo:
         path = Path(model)
