@@ -76,6 +76,7 @@ def start_sshd(workdir: Path, client_pub: Path, address: str, port: int, netns: 
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     server = SshServer(address, port, home, (workdir / "host_key.pub").read_text(), proc)
     deadline = time.monotonic() + 10
+    last = "no connection tried"
     while True:
         # its own "listening" line first: a banner alone could be another test's sshd (pytest-xdist) on this port
         if f"Server listening on {address} port {port}.".encode() in (workdir / "sshd.log").read_bytes():
@@ -83,11 +84,15 @@ def start_sshd(workdir: Path, client_pub: Path, address: str, port: int, netns: 
                 with socket.create_connection((address, port), timeout=1) as s:
                     if s.recv(4).startswith(b"SSH-"):
                         return server
-            except OSError:
-                pass
+            except OSError as ex:
+                last = repr(ex)
         if proc.poll() is not None or time.monotonic() > deadline:
             server.stop()
-            raise RuntimeError(f"sshd did not start: {(workdir / 'sshd.log').read_text()}")
+            route = subprocess.run(["ip", "route", "get", address], capture_output=True, text=True)
+            raise RuntimeError(
+                f"sshd did not start: {(workdir / 'sshd.log').read_text()}; last connect: {last}; "
+                f"route: {(route.stdout + route.stderr).strip()}"
+            )
         time.sleep(0.1)
 
 
@@ -126,7 +131,24 @@ def _pick(count: int) -> int:
     return random.randrange(0, count // _workers) * _workers + _worker
 
 
-_fleet_base = _pick(32) * 8  # one process's fleet: 10.78.<base + index>.0/30, index < 8
+def _taken() -> str:
+    """Every IPv4 address and route on this host: a subnet found there (the host's own network, or a namespace a
+    killed run left behind, whose older route would swallow our packets) must not be picked."""
+    out = subprocess.run(["ip", "-4", "-o", "addr", "show"], capture_output=True, text=True).stdout
+    return out + subprocess.run(["ip", "-4", "route", "show"], capture_output=True, text=True).stdout
+
+
+def _free_pick(count: int, nets) -> int:
+    """`_pick(count)` whose `nets(n)` (third-octet prefixes such as "10.78.200") are all unused on this host."""
+    taken = _taken() if shutil.which("ip") else ""
+    for _ in range(200):
+        n = _pick(count)
+        if not any(f" {net}." in taken or f"\n{net}." in taken for net in nets(n)):
+            return n
+    return _pick(count)
+
+
+_fleet_base: int | None = None  # one process's fleet: 10.78.<base + index>.0/30, index < 8, chosen on first use
 
 
 def make_netns(index: int | None = None) -> Netns | str:
@@ -134,12 +156,16 @@ def make_netns(index: int | None = None) -> Netns | str:
     several namespaces of this process (a fleet); without it, the process's single one."""
     if os.geteuid() != 0 or not shutil.which("ip"):
         return "network namespaces need root and iproute2"
+    global _fleet_base
     tag = f"{os.getpid() % 100000}"
-    sub = _pick(64) * 4
-    ns = Netns(f"el5-{tag}", f"el5h{tag}", f"10.77.{sub // 4}.1", f"10.77.{sub // 4}.2")
-    if index is not None:
+    if index is None:
+        sub = _free_pick(64, lambda n: [f"10.77.{n}"])
+        ns = Netns(f"el5-{tag}", f"el5h{tag}", f"10.77.{sub}.1", f"10.77.{sub}.2")
+    else:
         if not 0 <= index < 8:
             raise ValueError("a fleet has namespaces 0-7")
+        if _fleet_base is None:
+            _fleet_base = _free_pick(32, lambda n: [f"10.78.{n * 8 + i}" for i in range(8)]) * 8
         tag = f"{tag}f{index}"
         net = f"10.78.{_fleet_base + index}"
         ns = Netns(f"el5-{tag}", f"el5h{tag}", f"{net}.1", f"{net}.2")
