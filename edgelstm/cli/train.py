@@ -76,12 +76,7 @@ def format_metrics(metrics: dict, task: str) -> str:
     show_default=True,
     help="BiLSTM: how the two directions are merged.",
 )
-@click.option(
-    "--dropout",
-    type=float,
-    default=None,
-    help="Dropout after each recurrent layer. Default: 0.2 for classification, 0 otherwise.",
-)
+@click.option("--dropout", default=0.0, show_default=True, help="Dropout after each recurrent layer.")
 @click.option("--peephole", is_flag=True, help="LSTM whose gates also see the cell state.")
 @click.option(
     "--frame",

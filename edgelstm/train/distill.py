@@ -334,7 +334,6 @@ def _distill(
         horizon=tcfg.horizon,
         seed=seed,
         split_by=split_by,
-        dropout=0.0,  # a student keeps the plain recipe (fit.PLAIN_RECIPE says why)
         **opts.fit_options(),
     )
     topts.check()

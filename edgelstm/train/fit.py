@@ -47,12 +47,6 @@ def auto_frame(window: int, exact: bool = False) -> int:
 
 
 LR_SCHEDULES = ("constant", "cosine", "plateau")
-# The recipe a classifier trains with unless told otherwise, chosen with bench/accuracy.py (3 seeds, official test
-# splits, int8 step model; docs/accuracy.md): against the plain recipe in the same session, BasicMotions'
-# seed spread fell from 25 to 5 points and every set's mean rose or held. Regression, forecasting and distilled
-# students keep the plain recipe: nothing measured it there.
-CLASSIFY_RECIPE = {"lr_schedule": "cosine", "weight_decay": 1e-4, "label_smoothing": 0.1, "dropout": 0.2}
-PLAIN_RECIPE = {"lr_schedule": "constant", "weight_decay": 0.0, "label_smoothing": 0.0, "dropout": 0.0}
 
 
 @dataclass
@@ -72,21 +66,13 @@ class FitOptions:
     aug_warp: float = 0.0  # σ of the time- and magnitude-warping knots (data/augment.py warp_windows); 0: off
     axes: str = ""  # the axis triplets to rotate, by channel name ("ax,ay,az;gx,gy,gz"); "": found from names
     aug_rotate: float = 0.0  # degrees: random 3-D rotations of axis triplets (acc_x/acc_y/acc_z …) per copy
-    # None below: the recipe's (CLASSIFY_RECIPE or PLAIN_RECIPE, by task; resolve_recipe)
-    lr_schedule: str | None = None  # constant | cosine (after `warmup` epochs of linear warm-up) | plateau
+    lr_schedule: str = "constant"  # constant | cosine (after `warmup` epochs of linear warm-up) | plateau
     warmup: int = 0
-    weight_decay: float | None = None  # > 0: AdamW (decoupled weight decay)
-    label_smoothing: float | None = None
+    weight_decay: float = 0.0  # > 0: AdamW (decoupled weight decay)
+    label_smoothing: float = 0.0
     class_weight: str = "none"  # none | balanced (each class weighs N / (K n_c))
 
-    def resolve_recipe(self, recipe: dict) -> None:
-        """Fill every option left at None with the recipe's value."""
-        for name, value in recipe.items():
-            if hasattr(self, name) and getattr(self, name) is None:
-                setattr(self, name, value)
-
     def check_fit(self) -> None:
-        self.resolve_recipe(PLAIN_RECIPE)  # a caller that chose no recipe gets the plain one
         check_numbers(self)  # train/guard.py: finite numbers, lr and clip-at > 0
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
@@ -127,7 +113,7 @@ class TrainOptions(FitOptions):
     stride: int | None = None  # None: half a window for classification; 1 (every target) otherwise
     horizon: int = 1
     merge: str = "concat"
-    dropout: float | None = None  # None: the recipe's
+    dropout: float = 0.0
     peephole: bool = False
     conv: list[list[int]] = field(default_factory=list)  # causal Conv1D front-end, [kernel, filters] per layer
     frame: int | None = None  # samples per step (the window is whole frames); None: auto_frame
@@ -155,7 +141,6 @@ class TrainOptions(FitOptions):
             self.stride = max(1, self.window // 2) if self.task == "classify" else 1
 
     def check(self) -> None:
-        self.resolve_recipe(CLASSIFY_RECIPE if self.task == "classify" else PLAIN_RECIPE)
         for name in ("units", "layers", "window", "stride", "horizon", "frame"):
             if getattr(self, name) < 1:
                 raise InputError(f"--{name.replace('_', '-')} must be at least 1")

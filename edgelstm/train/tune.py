@@ -27,16 +27,18 @@ from ..evaluate.metrics import score
 from ..models.cost import macs_per_step, param_count
 from ..models.modeldir import KERAS_FILE, check_replaceable
 from .crossval import fold_datasets, unit_keys
-from .fit import PLAIN_RECIPE, Progress, TrainOptions, fit_one, predict, write_model_dir
+from .fit import Progress, TrainOptions, fit_one, predict, write_model_dir
 
 # What is searched, as data. BiLSTM is left out: it cannot stream (a window per answer); peepholes and wider
 # convolutions won nothing on bench/accuracy.py's sets (docs/accuracy.md).
 ARCHS = (("lstm", ()), ("gru", ()), ("lstm", ((5, 32),)), ("gru", ((5, 32),)))
 UNITS = (16, 32, 64, 128)
 LAYERS = (1, 2)
-# Recipes: overrides of train's options. "default": train's own (fit.CLASSIFY_RECIPE for a classifier);
-# "plain": constant learning rate, no weight decay, dropout or label smoothing (train's default before it).
-RECIPES = {"default": {}, "plain": PLAIN_RECIPE}
+# Recipes: overrides of train's options. "regularized": AdamW, a cosine schedule, dropout and label smoothing.
+RECIPES = {
+    "default": {},
+    "regularized": {"dropout": 0.2, "weight_decay": 1e-4, "lr_schedule": "cosine", "label_smoothing": 0.1},
+}
 DEFAULT = ("lstm", (), 64, 1, "default")  # train's defaults: always the first trial
 CALIBRATION_WINDOWS = 200
 BENCH_STEPS = 300
