@@ -140,12 +140,13 @@ def _taken() -> str:
 
 def _free_pick(count: int, nets) -> int:
     """`_pick(count)` whose `nets(n)` (third-octet prefixes such as "10.78.200") are all unused on this host."""
-    taken = _taken() if shutil.which("ip") else ""
+    taken = _taken()
     for _ in range(200):
         n = _pick(count)
         if not any(f" {net}." in taken or f"\n{net}." in taken for net in nets(n)):
             return n
-    return _pick(count)
+    # a taken subnet would fail later as a confusing "sshd did not start"
+    raise RuntimeError(f"no free test subnet among {count} after 200 draws; `ip -4 route` shows what holds them")
 
 
 _fleet_base: int | None = None  # one process's fleet: 10.78.<base + index>.0/30, index < 8, chosen on first use

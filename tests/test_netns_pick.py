@@ -12,9 +12,9 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("ip"), rea
 
 
 def _leftover(name: str, host_ip: str) -> None:
-    subprocess.run(["ip", "link", "add", name, "type", "veth", "peer", "name", f"{name}p"], check=True)
-    subprocess.run(["ip", "addr", "add", f"{host_ip}/30", "dev", name], check=True)
-    subprocess.run(["ip", "link", "set", name, "up"], check=True)
+    sshd.ip("link", "add", name, "type", "veth", "peer", "name", f"{name}p")
+    sshd.ip("addr", "add", f"{host_ip}/30", "dev", name)
+    sshd.ip("link", "set", name, "up")
 
 
 def test_a_leftover_subnet_is_never_picked_again(monkeypatch):
