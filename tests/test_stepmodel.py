@@ -18,6 +18,9 @@ CASES = {
     "conv-peephole-2layer": dict(arch="lstm", layers=2, peephole=True, conv=[[4, 5]]),
     "frame4-conv-gru": dict(arch="gru", layers=1, frame=4, conv=[[3, 6]]),
     "frame5-bilstm": dict(arch="bilstm", layers=1, frame=5),
+    "pool-lstm": dict(arch="lstm", layers=1, pool="max"),
+    "pool-gru-2layer-regress": dict(arch="gru", layers=2, task="regress", n_outputs=2, pool="max"),
+    "pool-frame4-conv-peephole": dict(arch="lstm", layers=1, peephole=True, frame=4, conv=[[3, 6]], pool="max"),
 }
 
 

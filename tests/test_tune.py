@@ -12,13 +12,13 @@ from conftest import invoke
 
 from edgelstm.models.cost import param_count
 from edgelstm.plots import pareto_front
-from edgelstm.train.tune import ARCHS, LAYERS, RECIPES, UNITS, Budget, Candidate, candidates
+from edgelstm.train.tune import ARCHS, LAYERS, POOLS, RECIPES, UNITS, Budget, Candidate, candidates
 
 
 def test_candidates_start_with_the_defaults_and_cover_the_space_once():
     a, b = candidates(0), candidates(1)
     assert a[0] == b[0] == Candidate("lstm", (), 64, 1, "default")
-    n = len(ARCHS) * len(UNITS) * len(LAYERS) * len(RECIPES)
+    n = len(ARCHS) * len(UNITS) * len(LAYERS) * len(RECIPES) * len(POOLS)
     assert len(a) == len(set(a)) == n
     assert set(a) == set(b) and a[1:] != b[1:]  # the order is the seed's
     assert candidates(0) == a

@@ -57,10 +57,19 @@ def test_normalization_ignores_the_padding(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "arch, more", [("lstm", []), ("gru", []), ("gru", ["--conv", "3:4"]), ("lstm", ["--frame", "4", "--conv", "2:4"])]
+    "arch, more",
+    [
+        ("lstm", []),
+        ("gru", []),
+        ("gru", ["--conv", "3:4"]),
+        ("lstm", ["--frame", "4", "--conv", "2:4"]),
+        ("lstm", ["--pool", "max"]),
+        ("gru", ["--frame", "4", "--conv", "2:4", "--pool", "max"]),
+    ],
 )
 def test_masked_keras_model_and_step_model_agree_per_sequence(arch, more, tmp_path):
-    """A convolutional front-end too: pre-padding gives the causal convolution zeros, as the zero state does."""
+    """A convolutional front-end too: pre-padding gives the causal convolution zeros, as the zero state does; and a
+    max-pooled head, whose running max the padding must not reach."""
     path, seqs = varlen_npz(tmp_path / "v.npz")
     m = tmp_path / "m"
     r = invoke("train", path, "--arch", arch, "--units", "8", "--epochs", "2", "--augment", "1", *more, "-o", m)

@@ -91,6 +91,14 @@ def format_metrics(metrics: dict, task: str) -> str:
     metavar="K:F[xN]",
     help="Causal convolutional front-end before the recurrent layers: kernel K, F filters, N layers (e.g. 5:32x2).",
 )
+@click.option(
+    "--pool",
+    type=click.Choice(["last", "max"]),
+    default="last",
+    show_default=True,
+    help="What the output layer sees: the last step's output, or the running maximum of every step's output "
+    "(streamed as one more state).",
+)
 @fit_options
 @click.option("--seed", default=0, show_default=True)
 @click.option("--rate", type=POSITIVE, default=None, help="Sample rate in Hz (default: from a time column).")

@@ -49,6 +49,11 @@ def refuse_reason(cfg, mode: str) -> str | None:
     """Why this model (or mode) has no C form, from the support table; None when it has one."""
     if getattr(cfg, "frame", 1) > 1:
         return "the C export steps one sample at a time; a frame model (--frame) has no C form yet"
+    if getattr(cfg, "pool", "last") != "last":
+        return (
+            "the C export writes cells and a last-state head; a max-pooled head (--pool max) has no C form yet (use "
+            "--to c-array and TFLite Micro)"
+        )
     if any(v > 0 for v in getattr(cfg, "compand_scale", [])):
         return (
             "the C export folds a linear normalization into its step; companded (heavy-tailed) channels have no C "

@@ -77,6 +77,7 @@ def build_metadata(cfg, kind: str, quantization: str, inputs: list[dict], output
         "units": cfg.units,
         "conv": [list(c) for c in getattr(cfg, "conv", [])],
         "frame": int(getattr(cfg, "frame", 1)),
+        "pool": getattr(cfg, "pool", "last"),
         "merge": cfg.merge,
         "labels": list(cfg.labels),
         "channels": list(cfg.channels),

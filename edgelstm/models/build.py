@@ -50,7 +50,25 @@ class PeepholeLSTMCell(keras.layers.Layer):
         return {**super().get_config(), "units": self.units}
 
 
-CUSTOM_OBJECTS = {"PeepholeLSTMCell": PeepholeLSTMCell}
+@keras.utils.register_keras_serializable(package="edgelstm")
+class TimeMax(keras.layers.Layer):
+    """max over time of (h_t + 1), padding excluded: the head sees the strongest response of each unit anywhere in
+    the window, not only what the last state kept (ACSF1, BasicMotions: the strongest evidence is rarely at the end).
+
+    h is tanh-bounded, so h + 1 > 0 and a running max that starts at 0 streams it exactly: the step model carries it
+    as one more state from the runner's zero state, and padding (mask 0) adds nothing."""
+
+    def call(self, inputs, mask=None):
+        z = inputs + 1.0
+        if mask is not None:
+            z = z * tf.cast(mask, z.dtype)[..., None]
+        return tf.reduce_max(z, axis=1)
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+
+CUSTOM_OBJECTS = {"PeepholeLSTMCell": PeepholeLSTMCell, "TimeMax": TimeMax}
 
 
 def recurrent_layer(cfg: ModelConfig, units: int, return_sequences: bool, name: str):
@@ -80,10 +98,12 @@ def build_model(cfg: ModelConfig, batch_size: int | None = None):
         x = keras.layers.Conv1D(filters, kernel, padding="causal", activation="relu", name=f"conv{j}")(x)
     for i in range(cfg.layers):
         last = i == cfg.layers - 1
-        layer = recurrent_layer(cfg, cfg.units, not last, name=f"rnn{i}")
+        layer = recurrent_layer(cfg, cfg.units, not last or cfg.pool == "max", name=f"rnn{i}")
         if cfg.arch == "bilstm":
             layer = keras.layers.Bidirectional(layer, merge_mode=cfg.merge, name=f"birnn{i}")
         x = layer(x, mask=mask) if mask is not None else layer(x)
+        if last and cfg.pool == "max":
+            x = TimeMax(name="pool")(x, mask=mask) if mask is not None else TimeMax(name="pool")(x)
         if cfg.dropout > 0:
             x = keras.layers.Dropout(cfg.dropout, name=f"dropout{i}")(x)
     out = keras.layers.Dense(cfg.n_outputs, name="logits")(x)

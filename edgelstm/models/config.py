@@ -16,6 +16,8 @@ FORMAT_VERSION = 1
 ARCHS = ("lstm", "gru", "bilstm")
 TASKS = ("classify", "regress", "forecast")
 MERGES = ("concat", "sum")
+# what the head sees: the last step's output, or the running max of every step's output (models/build.py TimeMax)
+POOLS = ("last", "max")
 
 
 @dataclass
@@ -34,6 +36,7 @@ class ModelConfig:
     peephole: bool = False
     conv: list[list[int]] = field(default_factory=list)  # causal Conv1D front-end: [kernel, filters] per layer
     frame: int = 1  # samples per step: the model steps over frames of this many consecutive samples
+    pool: str = "last"  # POOLS
     horizon: int = 1
     channels: list[str] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)
@@ -55,6 +58,13 @@ class ModelConfig:
             raise InputError(f"unknown task {self.task!r}; choose one of {', '.join(TASKS)}")
         if self.merge not in MERGES:
             raise InputError(f"unknown merge {self.merge!r}; choose one of {', '.join(MERGES)}")
+        if self.pool not in POOLS:
+            raise InputError(f"unknown pool {self.pool!r}; choose one of {', '.join(POOLS)}")
+        if self.pool == "max" and self.arch == "bilstm":
+            raise InputError(
+                "--pool max streams a running max over causal steps; a BiLSTM's backward direction is "
+                "not causal (use --pool last)"
+            )
         if self.peephole and self.arch == "gru":
             raise InputError("--peephole applies to LSTM cells, not GRU")
         if self.frame < 1 or self.window % self.frame:

@@ -8,7 +8,7 @@ owns the state (docs/design.md, "The central idea"). Stepping it over a window r
 Tensor names: input `x` [1, F] (a frame model's [1, S·F]: S samples, oldest first; and `x_reverse` for a BiLSTM:
 the sample at T-1-t), states `conv{j}` (a causal
 convolution's last K-1 inputs), `h{l}`, `c{l}` (c for LSTM and peephole LSTM; a BiLSTM's backward direction `hb{l}`,
-`cb{l}`); outputs `y` and `<state>_out`.
+`cb{l}`), `pool` (a max-pooled head's running max); outputs `y` and `<state>_out`.
 A stacked BiLSTM cannot be stepped (its second layer needs the whole first-layer sequence in both directions):
 its windowed runner uses the sequence model.
 """
@@ -110,6 +110,8 @@ class StepModel:
                     out[f"{cell.c}_out"] = c
                 if not bilstm:
                     inp = h
+            if self.cfg.pool == "max":  # build.py TimeMax, streamed: the running max of h + 1, from zero state
+                inp = out["pool_out"] = tf.maximum(t["pool"], inp + 1.0)
             if bilstm:
                 fw, bw = out["h0_out"], out["hb0_out"]
                 inp = tf.concat([fw, bw], axis=-1) if merge == "concat" else fw + bw
@@ -353,6 +355,8 @@ def build_step_model(cfg: ModelConfig, model) -> StepModel:
             states.append((h, cfg.units))
             if kind != "gru":
                 states.append((c, cfg.units))
+    if cfg.pool == "max":
+        states.append(("pool", cfg.units))
     head = model.get_layer("logits")
     W, b = (np.asarray(a, np.float32) for a in head.get_weights())
     return StepModel(cfg, cells, W, b, states, convs)

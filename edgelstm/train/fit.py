@@ -117,6 +117,7 @@ class TrainOptions(FitOptions):
     peephole: bool = False
     conv: list[list[int]] = field(default_factory=list)  # causal Conv1D front-end, [kernel, filters] per layer
     frame: int | None = None  # samples per step (the window is whole frames); None: auto_frame
+    pool: str = "last"  # what the head sees: the last output, or the running max over the window (models/config)
     seed: int = 0
     split_by: str = "recording"  # what no two splits share: subject, recording, or time
 
@@ -167,6 +168,7 @@ def make_config(ds: Dataset, prep: Prepared, opts: TrainOptions, **model_overrid
         peephole=opts.peephole,
         conv=[list(c) for c in opts.conv],
         frame=opts.frame,
+        pool=opts.pool,
     )
     fields.update(model_overrides)
     return ModelConfig(

@@ -34,6 +34,7 @@ from .fit import Progress, TrainOptions, fit_one, predict, write_model_dir
 ARCHS = (("lstm", ()), ("gru", ()), ("lstm", ((5, 32),)), ("gru", ((5, 32),)))
 UNITS = (16, 32, 64, 128)
 LAYERS = (1, 2)
+POOLS = ("last", "max")  # the head: last state, or the running max over the window (models/build.py TimeMax)
 # Recipes: overrides of train's options. "regularized": AdamW, a cosine schedule, dropout and label smoothing.
 RECIPES = {
     "default": {},
@@ -51,18 +52,21 @@ class Candidate:
     units: int
     layers: int
     recipe: str
+    pool: str = "last"
 
     @property
     def name(self) -> str:
         front = "".join(f"conv{k}:{f}-" for k, f in self.conv)
-        return f"{front}{self.arch}{self.units}x{self.layers}" + ("" if self.recipe == "default" else f"+{self.recipe}")
+        head = "" if self.pool == "last" else f"-{self.pool}pool"
+        recipe = "" if self.recipe == "default" else f"+{self.recipe}"
+        return f"{front}{self.arch}{self.units}x{self.layers}{head}{recipe}"
 
     def options(self, base: TrainOptions) -> TrainOptions:
         over = dict(RECIPES[self.recipe])
         if base.task != "classify":
             over.pop("label_smoothing", None)
         conv = [list(c) for c in self.conv]
-        return replace(base, arch=self.arch, units=self.units, layers=self.layers, conv=conv, **over)
+        return replace(base, arch=self.arch, units=self.units, layers=self.layers, conv=conv, pool=self.pool, **over)
 
 
 @dataclass
@@ -132,6 +136,7 @@ class Trial:
             "units": c.units,
             "layers": c.layers,
             "recipe": c.recipe,
+            "pool": c.pool,
             "params": self.params,
             "macs_per_step": self.macs,
             "int8_kb": None if self.kb is None else round(self.kb, 2),
@@ -148,7 +153,7 @@ class Trial:
 
 def candidates(seed: int) -> list[Candidate]:
     """Every candidate of SPACE: the defaults first, the rest in a seeded random order."""
-    every = [Candidate(a, conv, u, n, r) for (a, conv), u, n, r in product(ARCHS, UNITS, LAYERS, RECIPES)]
+    every = [Candidate(a, conv, u, n, r, p) for (a, conv), u, n, r, p in product(ARCHS, UNITS, LAYERS, RECIPES, POOLS)]
     first = Candidate(*DEFAULT)
     rest = [c for c in every if c != first]
     order = np.random.default_rng(seed).permutation(len(rest))

@@ -1,0 +1,118 @@
+"""The max-pooled head (`train --pool max`): the head sees the running max of the last layer's outputs (+1) over
+the window, carried by the step model as one more state, so it streams, quantizes to full int8 and fits the Coral
+profile like the last-state head does."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import engine_windows, invoke, one_line_error
+
+from edgelstm.errors import InputError
+
+
+def test_a_pooled_bilstm_and_an_unknown_pool_are_refused(tiny_model):
+    with pytest.raises(InputError, match="BiLSTM's backward direction is not causal"):
+        tiny_model(arch="bilstm", layers=1, pool="max")
+    with pytest.raises(InputError, match="unknown pool 'mean'"):
+        tiny_model(arch="lstm", layers=1, pool="mean")
+
+
+def test_pooled_step_model_carries_the_running_max_and_uses_coral_ops(tiny_model):
+    from edgelstm.export.tflite import interpreter, step_tflite
+    from edgelstm.models.step import build_step_model
+    from edgelstm.targets.profile import load_target
+
+    cfg, model = tiny_model(arch="gru", layers=2, pool="max")
+    step = build_step_model(cfg, model)
+    assert step.states[-1] == ("pool", cfg.units) and step.output_names[-1] == "pool_out"
+    ops = {o["op_name"] for o in interpreter(step_tflite(step))._get_ops_details()}
+    assert "MAXIMUM" in ops and ops <= set(load_target("coral-edgetpu").allowed_ops), ops
+    # pool_out = max(pool, h + 1) of the last layer: from zero state it is h + 1; a larger running max is kept
+    fn = step.tf_function(batch=4)
+    x = np.random.default_rng(0).normal(0, 1, (4, cfg.n_features)).astype(np.float32)
+    zeros = {n: np.zeros((4, u), np.float32) for n, u in step.states}
+    out = {k: v.numpy() for k, v in fn(x, *zeros.values()).items()}
+    assert np.allclose(out["pool_out"], out["h1_out"] + 1, atol=1e-6) and (out["pool_out"] > 0).all()
+    high = {**zeros, "pool": np.full((4, cfg.units), 1.999, np.float32)}
+    assert np.allclose(fn(x, *high.values())["pool_out"].numpy(), 1.999)
+
+
+def test_pooled_head_differs_from_the_last_state(tiny_model):
+    """Same weights, the other head: the outputs differ, so the pooled path is the one that ran."""
+    cfg, model = tiny_model(arch="lstm", layers=1, pool="max")
+    cfg2, last = tiny_model(arch="lstm", layers=1)
+    last.set_weights(model.get_weights())
+    X = np.random.default_rng(2).normal(0, 1, (3, cfg.window, cfg.n_features)).astype(np.float32)
+    assert np.abs(model(X).numpy() - last(X).numpy()).max() > 1e-3
+
+
+def test_c_export_refuses_a_pooled_head_by_reason(tiny_model):
+    from edgelstm.export.csource import refuse_reason
+
+    cfg, _ = tiny_model(arch="lstm", layers=1, pool="max")
+    assert "max-pooled head (--pool max) has no C form" in refuse_reason(cfg, "int8")
+
+
+@pytest.mark.slow
+def test_train_refuses_a_pooled_bilstm_before_training(activity_csv, tmp_path):
+    r = invoke("train", activity_csv, "--arch", "bilstm", "--pool", "max", "-o", tmp_path / "m")
+    assert "BiLSTM's backward direction is not causal" in one_line_error(r)
+    assert "epoch" not in r.output and not (tmp_path / "m").exists()
+
+
+@pytest.fixture(scope="module")
+def pooled(tmp_path_factory, activity_csv):
+    """The demo's LSTM 32 with a max-pooled head, trained on the sample data, quantized for the Coral target."""
+    out = tmp_path_factory.mktemp("pool")
+    m = out / "m"
+    r = invoke("train", activity_csv, "--units", "32", "--pool", "max", "-o", m)
+    assert r.exit_code == 0, r.output
+    r = invoke("quantize", m, "--target", "coral-edgetpu", "-o", out / "coral")
+    assert r.exit_code == 0, r.output
+    return m, out / "coral"
+
+
+@pytest.mark.slow
+def test_pooled_int8_step_model_keeps_the_float_decisions_and_fits_coral(pooled):
+    m, coral = pooled
+    rep = json.loads((coral / "report.json").read_text())
+    (q,) = rep["models"]
+    assert q["file"] == "step.int8.tflite" and rep["n_windows"] > 50
+    assert q["vs_reference"]["argmax_agreement"] >= 0.99 and q["accuracy_drop"] <= 0.01, q
+    assert json.loads((m / "config.json").read_text())["pool"] == "max"
+    r = invoke("check", coral / "step.int8.tflite", "--target", "coral-edgetpu")
+    assert r.exit_code == 0 and "fits target coral-edgetpu" in r.output, r.output
+
+
+@pytest.mark.slow
+def test_pooled_int8_stream_through_run_equals_the_step_engine(pooled, activity_csv):
+    import csv
+
+    m, coral = pooled
+    cfg = json.loads((m / "config.json").read_text())
+    rows = list(csv.DictReader(activity_csv.open()))[:60]
+    raw = np.array([[float(r[c]) for c in cfg["channels"]] for r in rows], np.float32)
+    xn = (raw - np.asarray(cfg["norm_mean"], np.float32)) / np.asarray(cfg["norm_std"], np.float32)
+    path = coral / "step.int8.tflite"
+    r = invoke("run", path, "-", input="".join(",".join(map(str, s)) + "\n" for s in raw))
+    assert r.exit_code == 0, r.output
+    outs = [json.loads(ln) for ln in r.stdout.strip().splitlines()]
+    assert len(outs) == len(raw)
+    for t in (29, len(raw) - 1):
+        want = engine_windows(path, xn[None, : t + 1])[0]
+        assert np.abs(np.array(outs[t]["scores"]) - want).max() <= 1e-6
+
+
+@pytest.mark.slow
+def test_pooled_onnx_step_model_on_onnxruntime_equals_keras(tiny_model, tmp_path):
+    from edgelstm.export.onnx import step_onnx
+    from edgelstm.models.step import build_step_model
+
+    cfg, model = tiny_model(arch="lstm", layers=1, pool="max")
+    X = np.random.default_rng(3).normal(0, 1, (5, cfg.window, cfg.n_features)).astype(np.float32)
+    path = tmp_path / "step.onnx"
+    path.write_bytes(step_onnx(build_step_model(cfg, model)))
+    assert np.abs(engine_windows(path, X) - model(X, training=False).numpy()).max() <= 1e-5
