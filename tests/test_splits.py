@@ -256,3 +256,22 @@ def test_balanced_class_weights():
     from edgelstm.train.fit import class_weights
 
     assert class_weights(np.array([0, 0, 0, 1]), 3) == {0: 4 / 9, 1: 4 / 3}
+
+
+def test_a_classifier_trains_with_the_measured_recipe_unless_told_otherwise():
+    """fit.CLASSIFY_RECIPE for classification (docs/accuracy.md), the plain recipe for regression and distilled
+    students; an option given, 0 included, is kept."""
+    from edgelstm.train.distill import DistillOptions
+    from edgelstm.train.fit import TrainOptions
+
+    def checked(**kw):
+        o = TrainOptions(window=20, stride=10, frame=1, **kw)
+        o.check()
+        return o.lr_schedule, o.weight_decay, o.label_smoothing, o.dropout
+
+    assert checked() == ("cosine", 1e-4, 0.1, 0.0)
+    assert checked(task="regress") == ("constant", 0.0, 0.0, 0.0)
+    assert checked(label_smoothing=0.0, lr_schedule="plateau") == ("plateau", 1e-4, 0.0, 0.0)
+    d = DistillOptions()
+    d.check()
+    assert (d.lr_schedule, d.weight_decay, d.label_smoothing) == ("constant", 0.0, 0.0)

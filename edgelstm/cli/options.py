@@ -149,13 +149,23 @@ def fit_options(f):
         click.option(
             "--lr-schedule",
             type=click.Choice(["constant", "cosine", "plateau"]),
-            default="constant",
-            show_default=True,
-            help="Learning rate over epochs: constant, a half cosine to 0, or halved when validation loss stalls.",
+            default=None,
+            help="Learning rate over epochs: constant, a half cosine to 0, or halved when validation loss stalls. "
+            "Default: cosine when train or tune fits a classifier, else constant.",
         ),
         click.option("--warmup", default=0, show_default=True, help="Epochs of linear learning-rate warm-up."),
-        click.option("--weight-decay", default=0.0, show_default=True, help="> 0: AdamW with this decoupled decay."),
-        click.option("--label-smoothing", default=0.0, show_default=True, help="Classification: label smoothing."),
+        click.option(
+            "--weight-decay",
+            type=float,
+            default=None,
+            help="> 0: AdamW with this decoupled decay. Default: 1e-4 when train or tune fits a classifier, else 0.",
+        ),
+        click.option(
+            "--label-smoothing",
+            type=float,
+            default=None,
+            help="Classification: label smoothing. Default: 0.1 when train or tune fits a classifier, else 0.",
+        ),
         click.option(
             "--class-weight",
             type=click.Choice(["none", "balanced"]),
