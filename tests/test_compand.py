@@ -55,8 +55,9 @@ def test_compander_follows_its_definition_inverts_and_keeps_padding_and_linear_c
 
 @pytest.fixture(scope="module")
 def companded(tmp_path_factory):
-    """A GRU trained briefly on two channels, a current-like one whose class lives in its standby milliamps and a
-    Gaussian one, then its float and int8 step models."""
+    """A GRU trained on two channels, a current-like one whose class lives in its standby milliamps and a Gaussian
+    one, then its float and int8 step models. Trained with train's default epochs: stopped after 4 under the
+    classifier recipe it sat near ties (held-out 0.528) and 1 of 36 windows flipped in int8; trained, 100 %."""
     rng = np.random.default_rng(1)
     out = tmp_path_factory.mktemp("compand")
     n, T = 240, 40
@@ -67,7 +68,7 @@ def companded(tmp_path_factory):
         X[i, :, 1] = rng.normal(5.0, 1.0, T)
     np.savez(out / "train.npz", X=X, y=y, labels=np.array(["a", "b", "c"]), channels=np.array(["amps", "volts"]))
     m = out / "m"
-    r = invoke("train", out / "train.npz", "--arch", "gru", "--units", "16", "--epochs", "4", "-o", m)
+    r = invoke("train", out / "train.npz", "--arch", "gru", "--units", "16", "-o", m)
     assert r.exit_code == 0, r.output
     r = invoke("convert", m, "--kind", "step")
     assert r.exit_code == 0, r.output
