@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -381,6 +382,20 @@ def tiny_model_dir(tmp_path_factory):
         return cache[key]
 
     return make
+
+
+def run_csv_rows(model_dir: Path, model: Path, data: Path, n: int) -> tuple[np.ndarray, list[dict]]:
+    """The first n rows of a sample CSV streamed through `edgelstm run MODEL -`: (those samples normalized as
+    model_dir's config.json says, for the step engine to compare with; run's JSON outputs)."""
+    import csv
+
+    cfg = json.loads((model_dir / "config.json").read_text())
+    rows = list(csv.DictReader(data.open()))[:n]
+    raw = np.array([[float(r[c]) for c in cfg["channels"]] for r in rows], np.float32)
+    xn = (raw - np.asarray(cfg["norm_mean"], np.float32)) / np.asarray(cfg["norm_std"], np.float32)
+    r = invoke("run", model, "-", input="".join(",".join(map(str, s)) + "\n" for s in raw))
+    assert r.exit_code == 0, r.output
+    return xn, [json.loads(ln) for ln in r.stdout.strip().splitlines()]
 
 
 def engine_windows(model, Xn) -> np.ndarray:

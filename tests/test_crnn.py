@@ -85,20 +85,12 @@ def test_crnn_int8_step_model_keeps_the_float_decisions_and_fits_coral(crnn):
 def test_crnn_int8_stream_through_run_equals_evaluate_engine(crnn, activity_csv, tmp_path):
     """`edgelstm run` over raw samples from zero state ends where the step engine ends over the same window; a
     frame model answers once per frame, at its last sample."""
-    import csv
-
-    from conftest import engine_windows
+    from conftest import engine_windows, run_csv_rows
 
     m, coral, _ = crnn
-    cfg = json.loads((m / "config.json").read_text())
-    rows = list(csv.DictReader(activity_csv.open()))[:80]
-    raw = np.array([[float(r[c]) for c in cfg["channels"]] for r in rows], np.float32)
-    xn = (raw - np.asarray(cfg["norm_mean"], np.float32)) / np.asarray(cfg["norm_std"], np.float32)
     path = coral / "step.int8.tflite"
-    r = invoke("run", path, "-", input="".join(",".join(map(str, s)) + "\n" for s in raw))
-    assert r.exit_code == 0, r.output
-    outs = [json.loads(ln) for ln in r.stdout.strip().splitlines()]
-    assert [o["t"] for o in outs] == list(range(1, len(raw), 2))
+    xn, outs = run_csv_rows(m, path, activity_csv, 80)
+    assert [o["t"] for o in outs] == list(range(1, len(xn), 2))
     ref = [engine_windows(path, w[None])[0] for w in (xn[:40], xn)]
     for got, want in zip((outs[19], outs[-1]), ref):
         assert np.abs(np.array(got["scores"]) - want).max() <= 1e-6

@@ -89,19 +89,13 @@ def test_pooled_int8_step_model_keeps_the_float_decisions_and_fits_coral(pooled)
 
 @pytest.mark.slow
 def test_pooled_int8_stream_through_run_equals_the_step_engine(pooled, activity_csv):
-    import csv
+    from conftest import run_csv_rows
 
     m, coral = pooled
-    cfg = json.loads((m / "config.json").read_text())
-    rows = list(csv.DictReader(activity_csv.open()))[:60]
-    raw = np.array([[float(r[c]) for c in cfg["channels"]] for r in rows], np.float32)
-    xn = (raw - np.asarray(cfg["norm_mean"], np.float32)) / np.asarray(cfg["norm_std"], np.float32)
     path = coral / "step.int8.tflite"
-    r = invoke("run", path, "-", input="".join(",".join(map(str, s)) + "\n" for s in raw))
-    assert r.exit_code == 0, r.output
-    outs = [json.loads(ln) for ln in r.stdout.strip().splitlines()]
-    assert len(outs) == len(raw)
-    for t in (29, len(raw) - 1):
+    xn, outs = run_csv_rows(m, path, activity_csv, 60)
+    assert len(outs) == len(xn)
+    for t in (29, len(xn) - 1):
         want = engine_windows(path, xn[None, : t + 1])[0]
         assert np.abs(np.array(outs[t]["scores"]) - want).max() <= 1e-6
 
