@@ -384,6 +384,15 @@ def tiny_model_dir(tmp_path_factory):
     return make
 
 
+def train_and_quantize(out: Path, data: Path, train_args: list, quantize_args: list) -> tuple[Path, Path]:
+    """`edgelstm train DATA ARGS -o out/m`, then `edgelstm quantize out/m ARGS -o out/export`: (m, export)."""
+    m, export = out / "m", out / "export"
+    for args in (["train", data, *train_args, "-o", m], ["quantize", m, *quantize_args, "-o", export]):
+        r = invoke(*args)
+        assert r.exit_code == 0, r.output
+    return m, export
+
+
 def run_csv_rows(model_dir: Path, model: Path, data: Path, n: int) -> tuple[np.ndarray, list[dict]]:
     """The first n rows of a sample CSV streamed through `edgelstm run MODEL -`: (those samples normalized as
     model_dir's config.json says, for the step engine to compare with; run's JSON outputs)."""

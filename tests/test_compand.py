@@ -68,7 +68,7 @@ def companded(tmp_path_factory):
         X[i, :, 1] = rng.normal(5.0, 1.0, T)
     np.savez(out / "train.npz", X=X, y=y, labels=np.array(["a", "b", "c"]), channels=np.array(["amps", "volts"]))
     m = out / "m"
-    r = invoke("train", out / "train.npz", "--arch", "gru", "--units", "16", "-o", m)
+    r = invoke("train", out / "train.npz", "--arch", "gru", "--units", "16", "--input-map", "compand", "-o", m)
     assert r.exit_code == 0, r.output
     r = invoke("convert", m, "--kind", "step")
     assert r.exit_code == 0, r.output

@@ -133,6 +133,7 @@ def workspace(tmp_path_factory):
     write_model_dir(w / "std0", norm_std=[1.0, 0.0, 1.0])
     write_model_dir(w / "compand2", compand_center=[0.0, 0.0], compand_scale=[0.1, 0.0])
     write_model_dir(w / "compandneg", compand_center=[0.0] * 3, compand_scale=[-0.1, 0.0, 0.0])
+    write_model_dir(w / "quantiledown", quantile_knots=[[1.0, 0.0], [], []], quantile_values=[[0.0, 1.0], [], []])
     write_model_dir(w / "labels0", labels=[])
     write_model_dir(w / "channels2", channels=["a", "b"])
     write_model_dir(w / "features0", n_features=0)

@@ -66,13 +66,10 @@ def test_train_refuses_a_pooled_bilstm_before_training(activity_csv, tmp_path):
 @pytest.fixture(scope="module")
 def pooled(tmp_path_factory, activity_csv):
     """The demo's LSTM 32 with a max-pooled head, trained on the sample data, quantized for the Coral target."""
+    from conftest import train_and_quantize
+
     out = tmp_path_factory.mktemp("pool")
-    m = out / "m"
-    r = invoke("train", activity_csv, "--units", "32", "--pool", "max", "-o", m)
-    assert r.exit_code == 0, r.output
-    r = invoke("quantize", m, "--target", "coral-edgetpu", "-o", out / "coral")
-    assert r.exit_code == 0, r.output
-    return m, out / "coral"
+    return train_and_quantize(out, activity_csv, ["--units", "32", "--pool", "max"], ["--target", "coral-edgetpu"])
 
 
 @pytest.mark.slow

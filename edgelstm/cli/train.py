@@ -99,6 +99,14 @@ def format_metrics(metrics: dict, task: str) -> str:
     help="What the output layer sees: the last step's output, or the running maximum of every step's output "
     "(streamed as one more state).",
 )
+@click.option(
+    "--input-map",
+    type=click.Choice(["auto", "linear", "compand", "quantile"]),
+    default=None,
+    help="Classification: how raw channels are mapped before standardization. auto (the default): channels "
+    "heavy-tailed by int8's rule through their training quantiles onto a standard normal, the others linearly; "
+    "linear; compand (heavy-tailed channels signed-log companded, the default before); quantile (every channel).",
+)
 @fit_options
 @click.option("--seed", default=0, show_default=True)
 @click.option("--rate", type=POSITIVE, default=None, help="Sample rate in Hz (default: from a time column).")

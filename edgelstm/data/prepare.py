@@ -42,10 +42,12 @@ def prepare(
     split_by: str = "recording",
     hold_out_test: bool = True,
     frame: int = 1,
+    input_map: str = "linear",
 ) -> Prepared:
     """Split first (by subject, recording or time; a validation or test set the user gave replaces that share of
     `ds`), then window each split, then fit normalization on the training split only. hold_out_test=False keeps
-    no test split (cross-validation's final model: its figures are the folds')."""
+    no test split (cross-validation's final model: its figures are the folds'). input_map: a classifier's
+    (INPUT_MAPS; regression and forecast inputs stay linear, as their targets share the inputs' units)."""
     tidx = target_indices(ds, task)
     fractions = fractions_for(val is not None, test is not None or not hold_out_test)
     unit = {"subject": "subject", "time": "time"}.get(split_by, "recording")
@@ -83,7 +85,7 @@ def prepare(
     train, val_w, test_w = parts
     if any(p is None or len(p) == 0 for p in parts[: 3 if hold_out_test or test is not None else 2]):
         raise too_little
-    norm = Normalization.fit(train.X, compand=task == "classify")
+    norm = Normalization.fit(train.X, input_map if task == "classify" else "linear")
     if task == "classify":
         n_out = len(ds.labels)
         if n_out < 2:
@@ -126,7 +128,7 @@ def model_inputs(cfg: ModelConfig, X: np.ndarray, keep_padding: bool = False) ->
     """Normalized model inputs. Variable-length sequences arrive pre-padded with NaN (never a sample's value:
     readers refuse NaN); the Keras model sees PAD there, which its Masking layer skips, so each sequence starts
     from zero state as the step model does. keep_padding=True keeps NaN (the step engine skips those steps)."""
-    Z = Normalization.from_lists(cfg.norm_mean, cfg.norm_std, cfg.compand_center, cfg.compand_scale).apply(X)
+    Z = normalization_of(cfg).apply(X)
     if cfg.frame > 1:  # a frame partly in the padding: its missing samples are PAD, so only whole frames are masked
         from ..runtime.engine import whole_frames
 
@@ -242,8 +244,21 @@ def load_splits(cfg: ModelConfig, data: str | Path | None = None):
         seed=int(cfg.training.get("seed", 0)),
         split_by=cfg.training.get("split_by", "recording"),
         frame=cfg.frame,
+        input_map=input_map_of(cfg),
         **given,
     )
+
+
+def normalization_of(cfg: ModelConfig) -> Normalization:
+    """The input normalization a model was trained with (its input map, then mean and std)."""
+    return Normalization.from_lists(
+        cfg.norm_mean, cfg.norm_std, cfg.compand_center, cfg.compand_scale, cfg.quantile_knots, cfg.quantile_values
+    )
+
+
+def input_map_of(cfg: ModelConfig) -> str:
+    """Which INPUT_MAPS entry a model's normalization was fitted with (models of before input maps: compand)."""
+    return cfg.training.get("input_map") or ("quantile" if cfg.quantile_knots else "compand")
 
 
 def _check_same_kind(ds: Dataset, other: Dataset) -> None:

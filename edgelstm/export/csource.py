@@ -59,6 +59,8 @@ def refuse_reason(cfg, mode: str) -> str | None:
             "the C export folds a linear normalization into its step; companded (heavy-tailed) channels have no C "
             "form yet"
         )
+    if getattr(cfg, "quantile_knots", []):
+        return "the C export folds a linear normalization into its step; a quantile input map has no C form yet"
     return why_not(cfg_arch(cfg), "step", "c", mode, length=model_length(cfg))
 
 

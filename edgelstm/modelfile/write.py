@@ -51,11 +51,14 @@ def add_onnx_metadata(model_bytes: bytes, meta: dict) -> bytes:
 
 
 def normalization_entry(cfg) -> dict:
-    """Mean and std per input channel, and the compander of heavy-tailed channels where there is one."""
+    """Mean and std per input channel, and the input map where there is one (a compander of heavy-tailed channels,
+    or quantile tables)."""
     entry = {"mean": list(map(float, cfg.norm_mean)), "std": list(map(float, cfg.norm_std))}
     if any(s > 0 for s in getattr(cfg, "compand_scale", [])):
         center, scale = list(map(float, cfg.compand_center)), list(map(float, cfg.compand_scale))
         entry["compand"] = {"center": center, "scale": scale}
+    if getattr(cfg, "quantile_knots", []):
+        entry["quantile"] = {"knots": cfg.quantile_knots, "values": cfg.quantile_values}
     return entry
 
 

@@ -46,6 +46,9 @@ class ModelConfig:
     # heavy-tailed input channels companded before standardization (runtime/compand.py); [] when none is
     compand_center: list[float] = field(default_factory=list)
     compand_scale: list[float] = field(default_factory=list)
+    # or every channel's rank-Gaussian table (runtime/quantile.py): knots and values per channel; [] when none
+    quantile_knots: list[list[float]] = field(default_factory=list)
+    quantile_values: list[list[float]] = field(default_factory=list)
     target_mean: list[float] = field(default_factory=list)
     target_std: list[float] = field(default_factory=list)
     sample_rate: float | None = None

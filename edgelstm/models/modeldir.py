@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import InputError, ModelDirError
+from ..runtime.quantile import table_problem
 from .config import ModelConfig
 
 KERAS_FILE = "model.keras"
@@ -117,6 +118,9 @@ def check_consistent(cfg: ModelConfig, where: str | Path) -> None:
             problems.append(f"{name} holds a value that is not a finite number")
     if isinstance(cfg.compand_scale, list) and any(isinstance(x, (int, float)) and x < 0 for x in cfg.compand_scale):
         problems.append("compand_scale holds a negative value")
+    why = table_problem(cfg.quantile_knots, cfg.quantile_values, F)
+    if why:
+        problems.append(why)
     if cfg.channels and len(cfg.channels) != F:
         problems.append(f"channels names {len(cfg.channels)} channels for {F} features")
     if cfg.task == "classify" and len(cfg.labels) != cfg.n_outputs:

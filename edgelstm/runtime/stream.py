@@ -18,6 +18,7 @@ from ..errors import InputError, MetadataError
 from .compand import Compander
 from .engine import bind, run_windows
 from .interpreter import Interpreter, open_interpreter
+from .quantile import QuantileMap, table_problem
 from .sources import Skipper
 
 # a state can go non-finite without the output showing it (an LSTM's c at ±inf still gives tanh(c) = ±1): the
@@ -60,6 +61,21 @@ def check_metadata(meta: dict, path: Path) -> None:
         )
     ):
         raise MetadataError(f"{path}: model metadata's normalization.compand needs a center and a scale per mean ({n})")
+    qmap = norm.get("quantile")
+    if qmap is not None and comp is not None:
+        raise MetadataError(f"{path}: model metadata's normalization holds a compander and quantile tables; one map")
+    if qmap is not None:
+        why = table_problem(qmap.get("knots"), qmap.get("values"), n) if isinstance(qmap, dict) else "not a mapping"
+        if why:
+            raise MetadataError(f"{path}: model metadata's normalization.quantile: {why}")
+
+
+def input_map(norm: dict) -> Compander | QuantileMap | None:
+    """The per-channel map a model's raw samples go through before mean and std (checked by check_metadata)."""
+    comp, qmap = norm.get("compand") or {}, norm.get("quantile") or {}
+    if comp:
+        return Compander.from_lists(comp.get("center"), comp.get("scale"))
+    return QuantileMap.from_lists(qmap.get("knots"), qmap.get("values")) if qmap else None
 
 
 def check_consistent(meta: dict, path: Path, n_outputs: int, n_inputs: int) -> None:
@@ -139,7 +155,7 @@ class Runner:
         self._hop = hop
         self._rate = rate
         self.info: ModelInfo | None = None
-        self.compander = None  # the model's, once opened (runtime/compand.py)
+        self.compander = None  # the model's input map, once opened (runtime/compand.py, runtime/quantile.py)
         self.interp: Interpreter | None = None
         # non-finite outputs/state: counted, warned (rate-limited), the state reset, the output dropped
         self.faults = faults if faults is not None else Skipper()
@@ -164,8 +180,7 @@ class Runner:
         tnorm = meta.get("target_normalization") or None
         self._t_mean = np.asarray(tnorm["mean"], dtype=np.float32) if tnorm else None
         self._t_std = np.asarray(tnorm["std"], dtype=np.float32) if tnorm else None
-        comp = norm.get("compand") or {}
-        self.compander = compander = Compander.from_lists(comp.get("center"), comp.get("scale")) if comp else None
+        self.compander = compander = input_map(norm)
         self._engine = eng = bind(
             it, meta["inputs"], meta["outputs"], self._mean, self._inv_std, str(path), compander=compander
         )

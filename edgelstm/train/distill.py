@@ -20,7 +20,15 @@ from pathlib import Path
 import numpy as np
 
 from ..data.dataset import ColumnSpec, Dataset, content_sha256
-from ..data.prepare import Prepared, data_record, model_inputs, model_targets, outputs_to_units, prepare
+from ..data.prepare import (
+    Prepared,
+    data_record,
+    input_map_of,
+    model_inputs,
+    model_targets,
+    outputs_to_units,
+    prepare,
+)
 from ..errors import InputError
 from ..evaluate.metrics import score
 from ..models.config import ARCHS, ModelConfig
@@ -306,7 +314,17 @@ def _distill(
     split_by = tcfg.training.get("split_by", "recording")
     val, test = teacher_sets(tcfg)
     prep = prepare(
-        ds, tcfg.window, tcfg.stride, task, tcfg.horizon, seed, val, test, split_by=split_by, frame=tcfg.frame
+        ds,
+        tcfg.window,
+        tcfg.stride,
+        task,
+        tcfg.horizon,
+        seed,
+        val,
+        test,
+        split_by=split_by,
+        frame=tcfg.frame,
+        input_map=input_map_of(tcfg),
     )
     same_split = _split_matches(prep, tcfg)
     recorded = tcfg.training.get("data_sha256")

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..capabilities import cfg_arch, model_length, why_not
 from ..data.dataset import Dataset
+from ..data.normalize import INPUT_MAPS
 from ..data.prepare import Prepared, data_record, model_inputs, model_targets, prepare
 from ..data.splits import SPLIT_BY
 from ..errors import InputError
@@ -26,6 +27,7 @@ Progress = Callable[[str], None]
 
 # Augmented copies of each training window for classification (augment.py says why)
 DEFAULT_AUGMENT = 3
+DEFAULT_INPUT_MAP = "auto"  # a classifier's (data/normalize.py INPUT_MAPS)
 DEFAULT_WINDOW = 100
 # Windows longer than this are stepped in frames of ~1/FRAME_STEPS of the window. Measured with bench/accuracy.py
 # (1 seed, int8 step model, official test split): ACSF1 (T 1460) 0.280 → 0.490 with frames of 12, PLAID (T up to
@@ -133,6 +135,7 @@ class TrainOptions(FitOptions):
     conv: list[list[int]] = field(default_factory=list)  # causal Conv1D front-end, [kernel, filters] per layer
     frame: int | None = None  # samples per step (the window is whole frames); None: auto_frame
     pool: str = "last"  # what the head sees: the last output, or the running max over the window (models/config)
+    input_map: str | None = None  # a classifier's raw-channel map (data/normalize.py INPUT_MAPS); None: the default
     seed: int = 0
     split_by: str = "recording"  # what no two splits share: subject, recording, or time
 
@@ -166,6 +169,15 @@ class TrainOptions(FitOptions):
         if self.split_by not in SPLIT_BY:
             raise InputError(f"--split-by must be one of {', '.join(SPLIT_BY)}")
         self.check_fit()
+        if self.input_map is None:
+            self.input_map = DEFAULT_INPUT_MAP if self.task == "classify" else "linear"
+        if self.input_map not in INPUT_MAPS:
+            raise InputError(f"--input-map must be one of {', '.join(INPUT_MAPS)}")
+        if self.task != "classify" and self.input_map != "linear":
+            raise InputError(
+                "--input-map applies to classification: regression and forecast inputs share their units "
+                "with the targets"
+            )
         if self.augment is None:
             self.augment = DEFAULT_AUGMENT if self.task == "classify" else 0
 
@@ -173,6 +185,7 @@ class TrainOptions(FitOptions):
 def make_config(ds: Dataset, prep: Prepared, opts: TrainOptions, **model_overrides) -> ModelConfig:
     mean, std = prep.norm.to_lists()
     center, scale = prep.norm.compand_lists()
+    knots, values = prep.norm.quantile_lists()
     tmean, tstd = prep.target_norm.to_lists() if prep.target_norm else ([], [])
     fields = dict(
         arch=opts.arch,
@@ -201,6 +214,8 @@ def make_config(ds: Dataset, prep: Prepared, opts: TrainOptions, **model_overrid
         norm_std=std,
         compand_center=center,
         compand_scale=scale,
+        quantile_knots=knots,
+        quantile_values=values,
         target_mean=tmean,
         target_std=tstd,
         sample_rate=ds.sample_rate,
@@ -442,6 +457,7 @@ def fit_one(
         opts.split_by,
         hold_out_test,
         frame=opts.frame,
+        input_map=opts.input_map,
     )
     cfg = make_config(ds, prep, opts)
     why = why_not(cfg_arch(cfg), length=model_length(cfg))
