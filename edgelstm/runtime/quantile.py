@@ -40,9 +40,8 @@ class QuantileMap:
     def __call__(self, x) -> np.ndarray:
         """Raw samples [..., F] → mapped samples (a new float32 array; NaN padding stays NaN)."""
         out = np.array(x, np.float32)  # a copy: callers' buffers are never changed
-        for j in self.idx:
-            v = out[..., j]
-            out[..., j] = np.where(np.isnan(v), v, np.interp(v, self.xs[j], self.ys[j]))
+        for j in self.idx:  # np.interp keeps NaN as NaN
+            out[..., j] = np.interp(out[..., j], self.xs[j], self.ys[j])
         return out
 
     def invert(self, y) -> np.ndarray:
