@@ -629,7 +629,7 @@ def protocol(report: dict) -> list[str]:
         split_note = (
             "train re-split the training file 70/15/15 (stratified, per window), so edgelstm trained on 70 % of it"
         )
-    epochs = f"--epochs {a['epochs']}" if a["epochs"] is not None else "edgelstm's default epochs (early stopping)"
+    epochs = f"--epochs {a['epochs']}" if a["epochs"] is not None else "edgelstm's default epochs (train --help)"
     if a.get("train_args"):
         epochs += f"; with `{shlex.join(a['train_args'])}`"
     out = [

@@ -112,6 +112,26 @@ def test_stopping_line_says_why_training_ended_and_which_epoch_was_kept():
         == "trained all 3 epochs; kept the weights of epoch 2 (val_loss 0.8000), the lowest val_loss"
     )
     assert epoch_kept({}) is None
+    # --patience 0 (a classifier's default): no early stopping, the last epoch is kept whatever its val_loss
+    assert epoch_kept(full, 0, 0) == 3
+    assert stopping_line(full, 3, 0) == (
+        "trained all 3 epochs without early stopping; kept the last, epoch 3 (val_loss 0.8500)"
+    )
+
+
+def test_budget_epochs_gives_small_sets_more_epochs_within_bounds():
+    """--epochs auto: epochs grow as windows shrink (about STEP_BUDGET steps) within [MIN, MAX]; a given --epochs,
+    --min-epochs and the warm-up win over it."""
+    from edgelstm.train.fit import MAX_EPOCHS, MIN_EPOCHS, STEP_BUDGET, FitOptions, budget_epochs
+
+    budget = FitOptions(epochs=None)
+    assert budget_epochs(32 * STEP_BUDGET // 100, budget) == 100  # 20 steps per epoch
+    assert budget_epochs(40, budget) == MAX_EPOCHS  # BasicMotions' 40 series: 2 steps per epoch
+    assert budget_epochs(10**6, budget) == MIN_EPOCHS
+    assert budget_epochs(40, FitOptions(epochs=7)) == 7
+    assert budget_epochs(10**6, FitOptions(epochs=None, min_epochs=45)) == 45
+    assert budget_epochs(10**6, FitOptions(epochs=None, warmup=50)) == 51
+    assert budget_epochs(10**6, FitOptions()) == 30  # the default: 30 epochs, whatever the windows
 
 
 @pytest.mark.parametrize("mask", [0o022, 0o027, 0o077])
@@ -152,3 +172,27 @@ def test_train_overwrite_replaces_and_says_which_epoch_was_kept(tmp_path, activi
     assert metrics["epoch_kept"] == kept and metrics["epochs_run"] == len(val_loss)
     line = f"kept the weights of epoch {kept} (val_loss {val_loss[kept - 1]:.4f})"
     assert line in r.stderr, r.stderr
+
+
+@pytest.mark.slow
+def test_epochs_auto_without_early_stopping_trains_the_budget_and_keeps_the_last_epoch(tmp_path):
+    """tune's "long" recipe from the CLI: --epochs auto sizes the run to about STEP_BUDGET steps over the training
+    windows, --patience 0 runs all of it and keeps the last epoch; metrics.json and the message say so."""
+    import math
+
+    from conftest import invoke
+    from test_splits import windows_npz
+
+    from edgelstm.train.fit import STEP_BUDGET
+
+    data = windows_npz(tmp_path / "d.npz", n=150, T=4, F=2)
+    args = ["--units", "4", "--augment", "0", "--batch-size", "2", "--epochs", "auto", "--patience", "0"]
+    r = invoke("train", data, *args, "-o", tmp_path / "m")
+    assert r.exit_code == 0, r.output
+    metrics = json.loads((tmp_path / "m" / "metrics.json").read_text())
+    n = metrics["split"]["train"]["windows"]
+    want = max(30, math.ceil(STEP_BUDGET / math.ceil(n / 2)))
+    assert 30 <= want < 200 and metrics["epochs_run"] == metrics["epoch_kept"] == want, (n, metrics["epochs_run"])
+    assert f"trained all {want} epochs without early stopping; kept the last, epoch {want}" in r.stderr, r.stderr
+    cfg = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert cfg["training"]["epochs"] == want and cfg["training"]["patience"] == 0

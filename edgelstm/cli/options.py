@@ -92,10 +92,33 @@ class PositiveNumber(click.ParamType):
 POSITIVE = PositiveNumber()
 
 
+class Epochs(click.ParamType):
+    """A whole number of epochs, or "auto" (None: train.fit.budget_epochs sizes it to the training windows)."""
+
+    name = "N|auto"
+
+    def convert(self, value, param, ctx):
+        if value is None or isinstance(value, int):
+            return value
+        if str(value).strip().lower() == "auto":
+            return None
+        try:
+            return int(value)
+        except ValueError:
+            self.fail(f"{value!r} is neither a whole number nor 'auto'", param, ctx)
+
+
 def fit_options(f):
     """How a model is fitted (train and distill alike: train.fit.FitOptions)."""
     options = [
-        click.option("--epochs", default=30, show_default=True, help="Most epochs (early stopping may end sooner)."),
+        click.option(
+            "--epochs",
+            type=Epochs(),
+            default=30,
+            show_default=True,
+            help="Most epochs (early stopping may end sooner); auto: enough for about 2000 optimizer steps, "
+            "30 to 200 epochs.",
+        ),
         click.option("--batch-size", default=32, show_default=True),
         click.option("--lr", "learning_rate", default=3e-3, show_default=True, help="Adam learning rate."),
         click.option(
@@ -106,7 +129,12 @@ def fit_options(f):
             help="Gradient clipping by global norm or by value.",
         ),
         click.option("--clip-at", default=1.0, show_default=True, help="Clipping threshold."),
-        click.option("--patience", default=6, show_default=True, help="Early stopping: epochs without improvement."),
+        click.option(
+            "--patience",
+            default=6,
+            show_default=True,
+            help="Early stopping: epochs without improvement; 0: none, the last epoch is kept.",
+        ),
         click.option(
             "--min-epochs",
             default=0,

@@ -412,7 +412,7 @@ def _distill(
         "temperature": opts.temperature,
         "alpha": opts.alpha,
         "seed": seed,
-        "max_epochs": opts.epochs,
+        "max_epochs": cfg.training["epochs"],
         "models": [
             _entry("teacher", tcfg, t_params, teacher_test, None, str(teacher_dir)),
             _entry("student", cfg, s_params, student_test, len(history["loss"]), str(out)),

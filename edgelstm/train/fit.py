@@ -48,6 +48,24 @@ def auto_frame(window: int, exact: bool = False) -> int:
     return next((f for f in range(k, 2 * k + 1) if window % f == 0), 1)
 
 
+# Training length with --epochs auto: enough epochs for about STEP_BUDGET optimizer steps, within [MIN_EPOCHS,
+# MAX_EPOCHS]. The default 30 epochs gave ACSF1's 320 augmented windows 300 steps: its models ended under-fitted
+# (training accuracy about 0.85). With --patience 0 it is tune's "long" recipe (tune.py RECIPES has the numbers);
+# not the default, for what it cost in int8 there.
+STEP_BUDGET = 2000
+MIN_EPOCHS, MAX_EPOCHS = 30, 200
+
+
+def budget_epochs(n_windows: int, opts: FitOptions) -> int:
+    """--epochs if given, else the epochs STEP_BUDGET asks for `n_windows` windows per epoch (never fewer than
+    --min-epochs or the warm-up needs)."""
+    if opts.epochs is not None:
+        return opts.epochs
+    steps = max(1, math.ceil(n_windows / opts.batch_size))
+    budget = min(MAX_EPOCHS, max(MIN_EPOCHS, math.ceil(STEP_BUDGET / steps)))
+    return max(budget, opts.min_epochs, opts.warmup + 1)
+
+
 LR_SCHEDULES = ("constant", "cosine", "plateau")
 # The recipe a classifier trains with unless told otherwise, chosen with bench/accuracy.py (3 seeds, official test
 # splits, int8 step model; docs/accuracy.md): against the plain recipe, BasicMotions 0.900 -> 0.967 (seed spread 25
@@ -62,12 +80,12 @@ PLAIN_RECIPE = {"lr_schedule": "constant", "weight_decay": 0.0, "label_smoothing
 class FitOptions:
     """How a model is fitted: one definition for train and distill (and one set of CLI options, cli/options.py)."""
 
-    epochs: int = 30
+    epochs: int | None = 30  # None (--epochs auto): by STEP_BUDGET (budget_epochs), once the windows are known
     batch_size: int = 32
     learning_rate: float = 3e-3
     clip: str = "norm"
     clip_at: float = 1.0
-    patience: int = 6
+    patience: int = 6  # early stopping on val_loss; 0: none, the last epoch's weights are kept
     min_epochs: int = 0  # early stopping neither ends training nor keeps an epoch before this one
     augment: int | None = None  # augmented copies per training window; None: 3 for classification, 0 otherwise
     aug_gain: float = 0.2
@@ -92,11 +110,13 @@ class FitOptions:
         self.resolve_recipe(PLAIN_RECIPE)  # a caller that chose no recipe gets the plain one
         check_numbers(self)  # train/guard.py: finite numbers, lr and clip-at > 0
         for name in ("epochs", "batch_size"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise InputError(f"--{name.replace('_', '-')} must be at least 1")
         if self.clip not in ("norm", "value"):
             raise InputError("--clip must be 'norm' or 'value'")
-        if not 0 <= self.min_epochs <= self.epochs:
+        # with --epochs left to the budget, budget_epochs trains at least --min-epochs and warm-up + 1 epochs
+        most = self.epochs if self.epochs is not None else max(self.min_epochs, self.warmup + 1)
+        if not 0 <= self.min_epochs <= most:
             raise InputError("--min-epochs must be in [0, --epochs]")
         if self.augment is not None and self.augment < 0:
             raise InputError("--augment must be 0 or more")
@@ -108,7 +128,7 @@ class FitOptions:
             raise InputError("--aug-rotate must be in [0, 180] degrees")
         if self.lr_schedule not in LR_SCHEDULES:
             raise InputError(f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)}")
-        if self.warmup < 0 or self.warmup >= self.epochs:
+        if self.warmup < 0 or self.warmup >= most:
             raise InputError("--warmup must be at least 0 and fewer than --epochs")
         if self.weight_decay < 0 or not 0 <= self.label_smoothing < 1:
             raise InputError("--weight-decay must be at least 0 and --label-smoothing in [0, 1)")
@@ -242,7 +262,7 @@ def schedule_callbacks(keras, opts: FitOptions) -> list:
     if opts.lr_schedule == "cosine":
         return [keras.callbacks.LearningRateScheduler(lambda e, _lr: lr_at(e, opts))]
     if opts.lr_schedule == "plateau":
-        return [keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=max(1, opts.patience // 2), min_lr=1e-5)]
+        return [keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=max(1, (opts.patience or 6) // 2), min_lr=1e-5)]
     if opts.warmup:
         return [
             keras.callbacks.LearningRateScheduler(
@@ -289,6 +309,10 @@ def fit(
     from .._deps import keras as _keras
 
     keras = _keras()
+    if opts.epochs is None:  # recorded with the model: what was trained, not the budget rule
+        opts = replace(opts, epochs=budget_epochs(len(prep.train.X), opts))
+        if cfg.training is not None and "epochs" in cfg.training:
+            cfg.training["epochs"] = opts.epochs
     classify = cfg.task == "classify"
     y_train, y_val = targets or (model_targets(cfg, prep.train.y), model_targets(cfg, prep.val.y))
     default_loss = "sparse_categorical_crossentropy" if classify else "mse"
@@ -314,12 +338,7 @@ def fit(
         verbose=0,
         class_weight=weights,
         callbacks=[
-            keras.callbacks.EarlyStopping(
-                monitor="val_loss",
-                patience=opts.patience,
-                restore_best_weights=True,
-                start_from_epoch=opts.min_epochs,
-            ),
+            *early_stopping(keras, opts),
             *schedule_callbacks(keras, opts),
             progress_callback(keras, progress, opts.epochs),
             finite_loss_callback(keras),  # train/guard.py: a non-finite loss stops here, nothing written
@@ -331,10 +350,24 @@ def fit(
     return history
 
 
-def epoch_kept(history: dict, start: int = 0) -> int | None:
-    """The epoch (from 1) whose weights EarlyStopping(restore_best_weights) kept: the first lowest val_loss from
-    epoch `start` + 1 on (--min-epochs: earlier epochs are not watched)."""
+def early_stopping(keras, opts: FitOptions) -> list:
+    """Early stopping on validation loss, keeping the best epoch's weights; none with --patience 0."""
+    if not opts.patience:
+        return []
+    return [
+        keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=opts.patience, restore_best_weights=True, start_from_epoch=opts.min_epochs
+        )
+    ]
+
+
+def epoch_kept(history: dict, start: int = 0, patience: int = 1) -> int | None:
+    """The epoch (from 1) whose weights were kept: the last without early stopping, else the first lowest val_loss
+    from epoch `start` + 1 on, as EarlyStopping(restore_best_weights) keeps it (--min-epochs: earlier epochs are not
+    watched)."""
     losses = history.get("val_loss")
+    if losses and not patience:
+        return len(losses)
     if not losses:
         return None
     start = min(start, len(losses) - 1)
@@ -343,8 +376,10 @@ def epoch_kept(history: dict, start: int = 0) -> int | None:
 
 def stopping_line(history: dict, epochs: int, patience: int, start: int = 0) -> str:
     """Say whether early stopping ended training, and which epoch's weights are kept."""
-    run, kept = len(history["val_loss"]), epoch_kept(history, start)
+    run, kept = len(history["val_loss"]), epoch_kept(history, start, patience)
     best = f"epoch {kept} (val_loss {history['val_loss'][kept - 1]:.4f})"
+    if not patience:
+        return f"trained all {epochs} epochs without early stopping; kept the last, {best}"
     if run < epochs:
         return (
             f"early stopping after epoch {run}/{epochs}: val_loss had not improved for {patience} epochs; "
@@ -406,7 +441,7 @@ def write_model_dir(
         "validation": score(cfg, prep.val, predict(model, cfg, prep.val.X)),
         "params": count_params(model),
         "epochs_run": len(next(iter(history.values()))) if history else 0,
-        "epoch_kept": epoch_kept(history, int(cfg.training.get("min_epochs", 0))),
+        "epoch_kept": epoch_kept(history, int(cfg.training.get("min_epochs", 0)), int(cfg.training.get("patience", 1))),
         "protocol": protocol(cfg),
         "split": {
             k: {
