@@ -59,8 +59,12 @@ def test_ties_constant_and_two_level_channels():
     out = qmap(np.array([[7.0, 1.0], [7.0, 0.0]], np.float32))
     assert (out[:, 0] == 7.0).all() and out[1, 1] < 0 < out[0, 1]
     assert QuantileMap.from_lists([[], []], [[], []]) is None
-    # a frame of 3 samples repeats the channels' tables
-    assert len(qmap.tile(3).xs) == 6 and list(qmap.tile(3).idx) == [1, 3, 5]
+    # a frame of 3 samples repeats the channels' tables: a row of 3 samples maps as the 3 samples one by one
+    samples = np.array([[[7.0, 1.0], [5.0, 0.0], [3.0, 0.5]], [[1.0, 0.0], [2.0, 1.0], [4.0, 0.2]]], np.float32)
+    rows = samples.reshape(2, 6)
+    assert np.array_equal(qmap.tile(3)(rows), qmap(samples).reshape(2, 6))
+    assert np.array_equal(qmap.tile(3).invert(rows), qmap.invert(samples).reshape(2, 6))
+    assert np.array_equal(rows, samples.reshape(2, 6))  # the caller's array is left as it was
 
 
 @pytest.mark.parametrize(

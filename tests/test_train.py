@@ -124,14 +124,16 @@ def test_budget_epochs_gives_small_sets_more_epochs_within_bounds():
     --min-epochs and the warm-up win over it."""
     from edgelstm.train.fit import MAX_EPOCHS, MIN_EPOCHS, STEP_BUDGET, FitOptions, budget_epochs
 
-    budget = FitOptions(epochs=None)
+    budget = FitOptions(epochs="auto")
     assert budget_epochs(32 * STEP_BUDGET // 100, budget) == 100  # 20 steps per epoch
     assert budget_epochs(40, budget) == MAX_EPOCHS  # BasicMotions' 40 series: 2 steps per epoch
     assert budget_epochs(10**6, budget) == MIN_EPOCHS
     assert budget_epochs(40, FitOptions(epochs=7)) == 7
-    assert budget_epochs(10**6, FitOptions(epochs=None, min_epochs=45)) == 45
-    assert budget_epochs(10**6, FitOptions(epochs=None, warmup=50)) == 51
-    assert budget_epochs(10**6, FitOptions()) == 30  # the default: 30 epochs, whatever the windows
+    assert budget_epochs(10**6, FitOptions(epochs="auto", min_epochs=45)) == 45
+    assert budget_epochs(10**6, FitOptions(epochs="auto", warmup=50)) == 51
+    default = FitOptions()
+    default.check_fit()
+    assert budget_epochs(10**6, default) == 30 and default.patience == 6  # the default: 30 epochs, any windows
 
 
 @pytest.mark.parametrize("mask", [0o022, 0o027, 0o077])
@@ -196,3 +198,24 @@ def test_epochs_auto_without_early_stopping_trains_the_budget_and_keeps_the_last
     assert f"trained all {want} epochs without early stopping; kept the last, epoch {want}" in r.stderr, r.stderr
     cfg = json.loads((tmp_path / "m" / "config.json").read_text())
     assert cfg["training"]["epochs"] == want and cfg["training"]["patience"] == 0
+
+
+def test_a_classifier_over_long_series_takes_the_long_series_recipe_unless_told_otherwise():
+    """Windows stepped in frames (over LONG_WINDOW samples) fill what the user left unset from LONG_SERIES_RECIPE;
+    short windows, regression and every option given keep their values."""
+    from edgelstm.train.fit import LONG_SERIES_RECIPE, TrainOptions
+
+    def resolved(**kw) -> TrainOptions:
+        o = TrainOptions(window=1452, stride=726, **kw)
+        o.check()
+        return o
+
+    long = resolved(frame=12)
+    assert {k: getattr(long, k) for k in LONG_SERIES_RECIPE} == LONG_SERIES_RECIPE
+    assert long.conv is not LONG_SERIES_RECIPE["conv"]  # a copy: options never share the recipe's lists
+    short = resolved(frame=1)
+    assert (short.epochs, short.patience, short.conv, short.pool, short.input_map) == (30, 6, [], "last", "auto")
+    given = resolved(frame=12, epochs=10, patience=3, conv=[], pool="last", input_map="linear")
+    assert (given.epochs, given.patience, given.conv, given.pool, given.input_map) == (10, 3, [], "last", "linear")
+    regress = resolved(frame=12, task="regress")
+    assert (regress.epochs, regress.patience, regress.pool, regress.input_map) == (30, 6, "last", "linear")

@@ -93,7 +93,7 @@ POSITIVE = PositiveNumber()
 
 
 class Epochs(click.ParamType):
-    """A whole number of epochs, or "auto" (None: train.fit.budget_epochs sizes it to the training windows)."""
+    """A whole number of epochs, or "auto" (train.fit.budget_epochs sizes it to the training windows)."""
 
     name = "N|auto"
 
@@ -101,7 +101,7 @@ class Epochs(click.ParamType):
         if value is None or isinstance(value, int):
             return value
         if str(value).strip().lower() == "auto":
-            return None
+            return "auto"
         try:
             return int(value)
         except ValueError:
@@ -114,10 +114,9 @@ def fit_options(f):
         click.option(
             "--epochs",
             type=Epochs(),
-            default=30,
-            show_default=True,
+            default=None,
             help="Most epochs (early stopping may end sooner); auto: enough for about 2000 optimizer steps, "
-            "30 to 200 epochs.",
+            "30 to 200 epochs. Default: 30; auto for a classifier over long series (windows stepped in frames).",
         ),
         click.option("--batch-size", default=32, show_default=True),
         click.option("--lr", "learning_rate", default=3e-3, show_default=True, help="Adam learning rate."),
@@ -131,9 +130,10 @@ def fit_options(f):
         click.option("--clip-at", default=1.0, show_default=True, help="Clipping threshold."),
         click.option(
             "--patience",
-            default=6,
-            show_default=True,
-            help="Early stopping: epochs without improvement; 0: none, the last epoch is kept.",
+            type=int,
+            default=None,
+            help="Early stopping: epochs without improvement; 0: none, the last epoch is kept. Default: 6; 0 for a "
+            "classifier over long series.",
         ),
         click.option(
             "--min-epochs",
@@ -200,6 +200,14 @@ def fit_options(f):
             default="none",
             show_default=True,
             help="Classification: weigh each class by N / (K n_c), so rare classes count as much as common ones.",
+        ),
+        click.option(
+            "--mixup",
+            type=float,
+            default=0.0,
+            show_default=True,
+            help="Classification: blend pairs of training windows and their labels, weight ~ Beta(A, A) (0: off).",
+            metavar="A",
         ),
     ]
     for option in reversed(options):

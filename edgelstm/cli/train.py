@@ -87,17 +87,17 @@ def format_metrics(metrics: dict, task: str) -> str:
 )
 @click.option(
     "--conv",
-    default="",
+    default=None,
     metavar="K:F[xN]",
-    help="Causal convolutional front-end before the recurrent layers: kernel K, F filters, N layers (e.g. 5:32x2).",
+    help="Causal convolutional front-end before the recurrent layers: kernel K, F filters, N layers (e.g. 5:32x2). "
+    "Default: none; 5:32 for a classifier over long series (none: turn it off).",
 )
 @click.option(
     "--pool",
     type=click.Choice(["last", "max"]),
-    default="last",
-    show_default=True,
+    default=None,
     help="What the output layer sees: the last step's output, or the running maximum of every step's output "
-    "(streamed as one more state).",
+    "(streamed as one more state). Default: last; max for a classifier over long series.",
 )
 @click.option(
     "--input-map",
@@ -126,7 +126,7 @@ def train(data: Path, spec, out: Path, overwrite: bool, rate, val_data, test_dat
     from ..train.fit import train as run_train
 
     check_replaceable(out, overwrite)  # before any work: not a file, not under one, writable; replaced if asked
-    opts["conv"] = parse_conv(opts["conv"])
+    opts["conv"] = parse_conv(opts["conv"]) if opts["conv"] is not None else None  # None: the recipe's
     # absolute paths into config.json: the model directory then works from any folder (quantize, evaluate)
     ds, val, test = (load(p.absolute(), spec) if p else None for p in (data, val_data, test_data))
     if rate:

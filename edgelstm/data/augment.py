@@ -134,3 +134,18 @@ def augment(
         np.concatenate([w.groups] * n),
         None if w.starts is None else np.concatenate([w.starts] * n),
     )
+
+
+def mixup(
+    X: np.ndarray, Y: np.ndarray, alpha: float, rng: np.random.Generator, w: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Mixup (Zhang et al. 2018) within one batch: each window blended with a random partner of the batch, and its
+    one-hot (or smoothed) label and sample weight blended alike, λ ~ Beta(α, α) per window. A model that must
+    answer in proportion between two windows learns smoother class boundaries than one fitted to a few subjects'
+    exact windows."""
+    lam = rng.beta(alpha, alpha, size=len(X)).astype(np.float32)
+    perm = rng.permutation(len(X))
+    lx = lam.reshape((-1,) + (1,) * (X.ndim - 1))
+    ly = lam.reshape((-1,) + (1,) * (Y.ndim - 1))
+    mixed_w = None if w is None else lam * w + (1 - lam) * w[perm]
+    return lx * X + (1 - lx) * X[perm], ly * Y + (1 - ly) * Y[perm], mixed_w

@@ -121,6 +121,8 @@ class ModelConfig:
 def parse_conv(text: str | None) -> list[list[int]]:
     """`--conv KERNEL:FILTERS[xN][,KERNEL:FILTERS…]`, e.g. "5:32x2" → [[5, 32], [5, 32]]."""
     layers: list[list[int]] = []
+    if (text or "").strip().lower() == "none":
+        return layers
     for part in (text or "").replace(" ", "").split(","):
         if not part:
             continue

@@ -19,10 +19,11 @@ KNOTS = 64  # quantiles per channel: the table a model stores (64 knots: 1.6 % o
 class QuantileMap:
     """Channel j maps through knots `xs[j]` → `ys[j]`; channels with fewer than two knots pass unchanged."""
 
-    def __init__(self, xs: Sequence[Sequence[float]], ys: Sequence[Sequence[float]]) -> None:
+    def __init__(self, xs: Sequence[Sequence[float]], ys: Sequence[Sequence[float]], frame: int = 1) -> None:
         self.xs = [np.asarray(x, np.float32) for x in xs]
         self.ys = [np.asarray(y, np.float32) for y in ys]
         self.idx = np.asarray([j for j, x in enumerate(self.xs) if len(x) >= 2], dtype=np.intp)
+        self.frame = frame  # samples per input row: the last axis holds `frame` samples of len(xs) channels
 
     @classmethod
     def from_lists(
@@ -34,21 +35,23 @@ class QuantileMap:
         return cls(xs, ys)
 
     def tile(self, frame: int) -> QuantileMap:
-        """The same per-channel map over a frame of `frame` samples, channels repeating."""
-        return QuantileMap(self.xs * frame, self.ys * frame)
+        """The same per-channel map over a frame of `frame` samples, channels repeating (one np.interp call per
+        channel on all of the frame's samples, not one per sample: this runs at every streaming step)."""
+        return QuantileMap(self.xs, self.ys, self.frame * frame)
 
     def __call__(self, x) -> np.ndarray:
-        """Raw samples [..., F] → mapped samples (a new float32 array; NaN padding stays NaN)."""
-        out = np.array(x, np.float32)  # a copy: callers' buffers are never changed
-        for j in self.idx:  # np.interp keeps NaN as NaN
-            out[..., j] = np.interp(out[..., j], self.xs[j], self.ys[j])
-        return out
+        """Raw samples [..., frame·F] → mapped samples (a new float32 array; NaN padding stays NaN)."""
+        return self._through(x, self.xs, self.ys)
 
     def invert(self, y) -> np.ndarray:
         """Mapped samples → raw samples (the inverse table; values beyond the ends give the range's ends)."""
-        out = np.array(y, np.float32)
-        for j in self.idx:
-            out[..., j] = np.interp(out[..., j], self.ys[j], self.xs[j])
+        return self._through(y, self.ys, self.xs)
+
+    def _through(self, v, src: list[np.ndarray], dst: list[np.ndarray]) -> np.ndarray:
+        out = np.array(v, np.float32)  # a copy: callers' buffers are never changed
+        view = out.reshape(*out.shape[:-1], self.frame, len(src)) if self.frame > 1 else out  # shares out's data
+        for j in self.idx:  # np.interp keeps NaN as NaN
+            view[..., j] = np.interp(view[..., j], src[j], dst[j])
         return out
 
 

@@ -79,6 +79,8 @@ class DistillOptions(FitOptions):
             raise InputError("--temperature must be greater than 0")
         if not 0 <= self.alpha <= 1:
             raise InputError("--alpha must be in [0, 1]")
+        if self.mixup:
+            raise InputError("distill does not take --mixup: the student learns the teacher's outputs on real windows")
         self.check_fit()
 
 
@@ -349,6 +351,9 @@ def _distill(
         window=tcfg.window,
         stride=tcfg.stride,
         frame=tcfg.frame,  # the teacher's frames: the same windows, the student's steps
+        input_map=input_map_of(tcfg),  # the teacher's inputs
+        conv=[],  # the student is the --student spec, nothing added by a recipe
+        pool="last",
         horizon=tcfg.horizon,
         seed=seed,
         split_by=split_by,

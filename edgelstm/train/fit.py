@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -54,12 +55,13 @@ def auto_frame(window: int, exact: bool = False) -> int:
 # not the default, for what it cost in int8 there.
 STEP_BUDGET = 2000
 MIN_EPOCHS, MAX_EPOCHS = 30, 200
+AUTO_EPOCHS = "auto"  # --epochs auto: budget_epochs sizes the run
 
 
 def budget_epochs(n_windows: int, opts: FitOptions) -> int:
     """--epochs if given, else the epochs STEP_BUDGET asks for `n_windows` windows per epoch (never fewer than
     --min-epochs or the warm-up needs)."""
-    if opts.epochs is not None:
+    if opts.epochs != AUTO_EPOCHS:
         return opts.epochs
     steps = max(1, math.ceil(n_windows / opts.batch_size))
     budget = min(MAX_EPOCHS, max(MIN_EPOCHS, math.ceil(STEP_BUDGET / steps)))
@@ -72,20 +74,36 @@ LR_SCHEDULES = ("constant", "cosine", "plateau")
 # -> 5 points) and ACSF1 0.537 -> 0.593, JapaneseVowels -0.4 and PLAID -1.6 points. Dropout 0.2 as well helped on
 # real data but cost the sample data's LSTM 32 its int8 agreement (98.7 %); label smoothing carries the gain.
 # Regression, forecasting and distilled students keep the plain recipe: nothing measured it there.
-CLASSIFY_RECIPE = {"lr_schedule": "cosine", "weight_decay": 1e-4, "label_smoothing": 0.1}
+CLASSIFY_RECIPE = {
+    "lr_schedule": "cosine",
+    "weight_decay": 1e-4,
+    "label_smoothing": 0.1,
+    "input_map": DEFAULT_INPUT_MAP,
+}
 PLAIN_RECIPE = {"lr_schedule": "constant", "weight_decay": 0.0, "label_smoothing": 0.0}
+# What every recipe leaves as it was: 30 epochs at most, early stopping after 6 without a better validation loss.
+FIT_DEFAULTS = {"epochs": 30, "patience": 6}
+MODEL_DEFAULTS = {"conv": [], "pool": "last"}
+# A classifier over long series (windows stepped in frames: over LONG_WINDOW samples) trains to the end of a budget
+# of about STEP_BUDGET steps, every channel quantile-mapped, a 5:32 conv front-end and the max head: evidence can
+# sit anywhere in a long series. bench/accuracy.py, 3 seeds, int8 step model, against the defaults of before
+# (docs/accuracy.md): ACSF1 0.593 -> 0.797, PLAID 0.645 -> 0.663; without the conv 0.750 / 0.682, without conv and
+# head 0.741 / 0.688. Windows up to LONG_WINDOW (BasicMotions, JapaneseVowels, MIT-BIH, the sample data) keep
+# FIT_DEFAULTS and MODEL_DEFAULTS.
+LONG_SERIES_RECIPE = {"epochs": AUTO_EPOCHS, "patience": 0, "input_map": "quantile", "pool": "max", "conv": [[5, 32]]}
 
 
 @dataclass
 class FitOptions:
     """How a model is fitted: one definition for train and distill (and one set of CLI options, cli/options.py)."""
 
-    epochs: int | None = 30  # None (--epochs auto): by STEP_BUDGET (budget_epochs), once the windows are known
+    # None: the recipe's (FIT_DEFAULTS, LONG_SERIES_RECIPE); AUTO_EPOCHS: by STEP_BUDGET once the windows are known
+    epochs: int | str | None = None
     batch_size: int = 32
     learning_rate: float = 3e-3
     clip: str = "norm"
     clip_at: float = 1.0
-    patience: int = 6  # early stopping on val_loss; 0: none, the last epoch's weights are kept
+    patience: int | None = None  # early stopping on val_loss; 0: none, the last epoch is kept; None: the recipe's
     min_epochs: int = 0  # early stopping neither ends training nor keeps an epoch before this one
     augment: int | None = None  # augmented copies per training window; None: 3 for classification, 0 otherwise
     aug_gain: float = 0.2
@@ -99,23 +117,26 @@ class FitOptions:
     weight_decay: float | None = None  # > 0: AdamW (decoupled weight decay)
     label_smoothing: float | None = None
     class_weight: str = "none"  # none | balanced (each class weighs N / (K n_c))
+    mixup: float = 0.0  # α of mixup's Beta(α, α) blend of training-window pairs (data/augment.py mixup); 0: off
 
     def resolve_recipe(self, recipe: dict) -> None:
         """Fill every option left at None with the recipe's value."""
         for name, value in recipe.items():
             if hasattr(self, name) and getattr(self, name) is None:
-                setattr(self, name, value)
+                setattr(self, name, copy.deepcopy(value))  # a recipe's lists are never shared with an options object
 
     def check_fit(self) -> None:
         self.resolve_recipe(PLAIN_RECIPE)  # a caller that chose no recipe gets the plain one
+        self.resolve_recipe(FIT_DEFAULTS)
         check_numbers(self)  # train/guard.py: finite numbers, lr and clip-at > 0
-        for name in ("epochs", "batch_size"):
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise InputError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.epochs != AUTO_EPOCHS and (not isinstance(self.epochs, int) or self.epochs < 1):
+            raise InputError("--epochs must be a whole number of at least 1, or auto")
+        if self.batch_size < 1:
+            raise InputError("--batch-size must be at least 1")
         if self.clip not in ("norm", "value"):
             raise InputError("--clip must be 'norm' or 'value'")
         # with --epochs left to the budget, budget_epochs trains at least --min-epochs and warm-up + 1 epochs
-        most = self.epochs if self.epochs is not None else max(self.min_epochs, self.warmup + 1)
+        most = self.epochs if self.epochs != AUTO_EPOCHS else max(self.min_epochs, self.warmup + 1)
         if not 0 <= self.min_epochs <= most:
             raise InputError("--min-epochs must be in [0, --epochs]")
         if self.augment is not None and self.augment < 0:
@@ -134,6 +155,8 @@ class FitOptions:
             raise InputError("--weight-decay must be at least 0 and --label-smoothing in [0, 1)")
         if self.class_weight not in ("none", "balanced"):
             raise InputError("--class-weight must be 'none' or 'balanced'")
+        if not 0 <= self.mixup <= 10:
+            raise InputError("--mixup must be in [0, 10] (0: off; 0.2-0.4 is usual)")
 
     def fit_options(self) -> dict:
         """This object's FitOptions fields, to hand on (distill's student is trained with them)."""
@@ -152,9 +175,9 @@ class TrainOptions(FitOptions):
     merge: str = "concat"
     dropout: float = 0.0
     peephole: bool = False
-    conv: list[list[int]] = field(default_factory=list)  # causal Conv1D front-end, [kernel, filters] per layer
+    conv: list[list[int]] | None = None  # causal Conv1D front-end, [kernel, filters] per layer; None: the recipe's
     frame: int | None = None  # samples per step (the window is whole frames); None: auto_frame
-    pool: str = "last"  # what the head sees: the last output, or the running max over the window (models/config)
+    pool: str | None = None  # the head sees the last output or the running max over the window; None: the recipe's
     input_map: str | None = None  # a classifier's raw-channel map (data/normalize.py INPUT_MAPS); None: the default
     seed: int = 0
     split_by: str = "recording"  # what no two splits share: subject, recording, or time
@@ -180,7 +203,10 @@ class TrainOptions(FitOptions):
             self.stride = max(1, self.window // 2) if self.task == "classify" else 1
 
     def check(self) -> None:
+        if self.task == "classify" and self.frame is not None and self.frame > 1:
+            self.resolve_recipe(LONG_SERIES_RECIPE)
         self.resolve_recipe(CLASSIFY_RECIPE if self.task == "classify" else PLAIN_RECIPE)
+        self.resolve_recipe(MODEL_DEFAULTS)
         for name in ("units", "layers", "window", "stride", "horizon", "frame"):
             if getattr(self, name) < 1:
                 raise InputError(f"--{name.replace('_', '-')} must be at least 1")
@@ -190,9 +216,11 @@ class TrainOptions(FitOptions):
             raise InputError(f"--split-by must be one of {', '.join(SPLIT_BY)}")
         self.check_fit()
         if self.input_map is None:
-            self.input_map = DEFAULT_INPUT_MAP if self.task == "classify" else "linear"
+            self.input_map = "linear"  # regression and forecast: no recipe maps their inputs
         if self.input_map not in INPUT_MAPS:
             raise InputError(f"--input-map must be one of {', '.join(INPUT_MAPS)}")
+        if self.task != "classify" and self.mixup:
+            raise InputError("--mixup applies to classification: it blends class labels")
         if self.task != "classify" and self.input_map != "linear":
             raise InputError(
                 "--input-map applies to classification: regression and forecast inputs share their units "
@@ -278,6 +306,30 @@ def class_weights(y: np.ndarray, n_classes: int) -> dict[int, float]:
     return {c: float(len(y) / (n_classes * n)) for c, n in enumerate(counts) if n}
 
 
+def mixup_batches(keras, X: np.ndarray, Y: np.ndarray, w: np.ndarray | None, alpha: float, batch: int, seed: int):
+    """The training windows as a Keras Sequence of mixup batches: each epoch a new order and new blends (seeded)."""
+    from ..data.augment import mixup
+
+    class _Mixup(keras.utils.Sequence):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rng = np.random.default_rng(seed)
+            self.order = self.rng.permutation(len(X))
+
+        def __len__(self) -> int:
+            return math.ceil(len(X) / batch)
+
+        def __getitem__(self, i: int):
+            idx = self.order[i * batch : (i + 1) * batch]
+            xb, yb, wb = mixup(X[idx], Y[idx], alpha, self.rng, None if w is None else w[idx])
+            return (xb, yb) if wb is None else (xb, yb, wb)
+
+        def on_epoch_end(self) -> None:
+            self.order = self.rng.permutation(len(X))
+
+    return _Mixup()
+
+
 def progress_callback(keras, progress: Progress | None, epochs: int):
     class _Progress(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
@@ -309,15 +361,16 @@ def fit(
     from .._deps import keras as _keras
 
     keras = _keras()
-    if opts.epochs is None:  # recorded with the model: what was trained, not the budget rule
+    if opts.epochs == AUTO_EPOCHS:  # recorded with the model: what was trained, not the budget rule
         opts = replace(opts, epochs=budget_epochs(len(prep.train.X), opts))
         if cfg.training is not None and "epochs" in cfg.training:
             cfg.training["epochs"] = opts.epochs
     classify = cfg.task == "classify"
     y_train, y_val = targets or (model_targets(cfg, prep.train.y), model_targets(cfg, prep.val.y))
     default_loss = "sparse_categorical_crossentropy" if classify else "mse"
-    if loss is None and classify and opts.label_smoothing:
-        # label smoothing needs one-hot targets (the sparse loss has no such option)
+    mix = classify and opts.mixup > 0 and targets is None
+    if loss is None and classify and (opts.label_smoothing or mix):
+        # label smoothing and mixup's blended labels need one-hot targets (the sparse loss has no such option)
         default_loss = keras.losses.CategoricalCrossentropy(label_smoothing=opts.label_smoothing)
         y_train, y_val = (np.eye(cfg.n_outputs, dtype=np.float32)[y] for y in (y_train, y_val))
     model.compile(
@@ -328,15 +381,17 @@ def fit(
     weights = None
     if classify and opts.class_weight == "balanced" and targets is None:
         weights = class_weights(prep.train.y, cfg.n_outputs)
+    data: dict = {"x": model_inputs(cfg, prep.train.X), "y": y_train, "class_weight": weights}
+    if mix:  # a fresh blend of every batch at every epoch; class weights ride along as blended sample weights
+        w = None if weights is None else np.asarray([weights[c] for c in prep.train.y], np.float32)
+        data = {"x": mixup_batches(keras, data["x"], y_train, w, opts.mixup, opts.batch_size, opts.seed)}
     hist = model.fit(
-        model_inputs(cfg, prep.train.X),
-        y_train,
+        **data,
         validation_data=(model_inputs(cfg, prep.val.X), y_val),
         epochs=opts.epochs,
-        batch_size=opts.batch_size,
-        shuffle=True,
+        batch_size=None if mix else opts.batch_size,
+        shuffle=not mix,  # the batches shuffle themselves
         verbose=0,
-        class_weight=weights,
         callbacks=[
             *early_stopping(keras, opts),
             *schedule_callbacks(keras, opts),
@@ -498,6 +553,11 @@ def fit_one(
     why = why_not(cfg_arch(cfg), length=model_length(cfg))
     if why:
         raise InputError(f"{ds.source}: variable-length sequences: {why}" if cfg.masked else why)
+    if cfg.masked and opts.mixup and cfg.task == "classify":
+        raise InputError(
+            f"{ds.source}: --mixup blends two windows step by step; sequences of different lengths have no common "
+            "steps to blend (their padding would turn into values)"
+        )
     cfg.training = {
         **asdict(opts),
         **data_record(ds, val, test),
