@@ -51,6 +51,9 @@ class Rule:
     runtime: str | tuple[str, ...]
     why: str
     length: str | tuple[str, ...] = ANY  # "fixed" windows, or "variable"-length sequences (masked padding)
+    head: str | tuple[str, ...] = ANY  # what the output layer sees: "last" output, or the running "max" (--pool)
+    inputs: str | tuple[str, ...] = ANY  # the raw channels' map: "linear", "compand" or "quantile" (--input-map)
+    steps: str | tuple[str, ...] = ANY  # one "sample" per step, or a "frame" of samples (--frame)
 
     def matches(self, **combo: str | None) -> bool:
         """A field the rule constrains must be given and be one of the rule's: asking whether a model can be made
@@ -65,6 +68,16 @@ class Rule:
 
 
 RULES: tuple[Rule, ...] = (
+    Rule(
+        ("bilstm", "bilstm-stacked"),
+        ANY,
+        ANY,
+        ANY,
+        ANY,
+        "--pool max streams a running max over causal steps; a BiLSTM's backward direction is not causal (use "
+        "--pool last)",
+        head="max",
+    ),
     Rule(
         "conv-bilstm",
         ANY,
@@ -157,6 +170,43 @@ C_RULES: tuple[Rule, ...] = (
         ANY,
         ANY,
         "c",
+        ANY,
+        ANY,
+        "the C export steps one sample at a time; a frame model (--frame) has no C form yet",
+        steps="frame",
+    ),
+    Rule(
+        ANY,
+        ANY,
+        "c",
+        ANY,
+        ANY,
+        "the C export writes cells and a last-state head; a max-pooled head (--pool max) has no C form yet (use "
+        "--to c-array and TFLite Micro)",
+        head="max",
+    ),
+    Rule(
+        ANY,
+        ANY,
+        "c",
+        ANY,
+        ANY,
+        "the C export folds a linear normalization into its step; companded (heavy-tailed) channels have no C form yet",
+        inputs="compand",
+    ),
+    Rule(
+        ANY,
+        ANY,
+        "c",
+        ANY,
+        ANY,
+        "the C export folds a linear normalization into its step; a quantile input map has no C form yet",
+        inputs="quantile",
+    ),
+    Rule(
+        ANY,
+        ANY,
+        "c",
         ("int16x8", "dynamic", "float16"),
         ANY,
         "the C export has a float and an int8 hot path only (--mode float|int8)",
@@ -218,6 +268,21 @@ def cfg_arch(cfg) -> str:
     return table_arch(cfg.arch, cfg.layers, cfg.peephole, bool(getattr(cfg, "conv", None)))
 
 
+def model_facts(cfg) -> dict[str, str]:
+    """What the table asks of a model beyond its arch: length, head, input map and steps, from its config."""
+    if any(v > 0 for v in getattr(cfg, "compand_scale", None) or []):
+        inputs = "compand"
+    else:
+        inputs = "quantile" if getattr(cfg, "quantile_knots", None) else "linear"
+    return {
+        "arch": cfg_arch(cfg),
+        "length": model_length(cfg),
+        "head": getattr(cfg, "pool", "last"),
+        "inputs": inputs,
+        "steps": "frame" if getattr(cfg, "frame", 1) > 1 else "sample",
+    }
+
+
 def why_not(
     arch: str | None = None,
     kind: str | None = None,
@@ -225,9 +290,22 @@ def why_not(
     mode: str | None = None,
     runtime: str | None = None,
     length: str | None = None,
+    head: str | None = None,
+    inputs: str | None = None,
+    steps: str | None = None,
 ) -> str | None:
     """None when the combination is supported, else the first matching rule's reason (fields left None: not asked)."""
-    combo = dict(arch=arch, kind=kind, format=format, mode=mode, runtime=runtime, length=length)
+    combo = dict(
+        arch=arch,
+        kind=kind,
+        format=format,
+        mode=mode,
+        runtime=runtime,
+        length=length,
+        head=head,
+        inputs=inputs,
+        steps=steps,
+    )
     for rule in RULES:
         if rule.matches(**combo):
             return rule.why
@@ -252,7 +330,7 @@ def support_table() -> str:
 
 def _describe(rule: Rule) -> str:
     parts = []
-    for key in ("arch", "kind", "format", "mode", "runtime", "length"):
+    for key in ("arch", "kind", "format", "mode", "runtime", "length", "head", "inputs", "steps"):
         v = getattr(rule, key)
         if v != ANY:
             parts.append(f"{key} {'/'.join(v) if isinstance(v, tuple) else v}")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..capabilities import cfg_arch, model_length, why_not
+from ..capabilities import model_facts, why_not
 from ..errors import InputError
 from ..models.step import StepModel
 
@@ -47,21 +47,7 @@ def check_name(name: str) -> str:
 
 def refuse_reason(cfg, mode: str) -> str | None:
     """Why this model (or mode) has no C form, from the support table; None when it has one."""
-    if getattr(cfg, "frame", 1) > 1:
-        return "the C export steps one sample at a time; a frame model (--frame) has no C form yet"
-    if getattr(cfg, "pool", "last") != "last":
-        return (
-            "the C export writes cells and a last-state head; a max-pooled head (--pool max) has no C form yet (use "
-            "--to c-array and TFLite Micro)"
-        )
-    if any(v > 0 for v in getattr(cfg, "compand_scale", [])):
-        return (
-            "the C export folds a linear normalization into its step; companded (heavy-tailed) channels have no C "
-            "form yet"
-        )
-    if getattr(cfg, "quantile_knots", []):
-        return "the C export folds a linear normalization into its step; a quantile input map has no C form yet"
-    return why_not(cfg_arch(cfg), "step", "c", mode, length=model_length(cfg))
+    return why_not(kind="step", format="c", mode=mode, **model_facts(cfg))
 
 
 def _f(v: float) -> str:

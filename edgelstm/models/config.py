@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import __version__
+from ..capabilities import table_arch, why_not
 from ..errors import InputError, ModelDirError
 
 FORMAT = "edgelstm-model"
@@ -63,11 +64,10 @@ class ModelConfig:
             raise InputError(f"unknown merge {self.merge!r}; choose one of {', '.join(MERGES)}")
         if self.pool not in POOLS:
             raise InputError(f"unknown pool {self.pool!r}; choose one of {', '.join(POOLS)}")
-        if self.pool == "max" and self.arch == "bilstm":
-            raise InputError(
-                "--pool max streams a running max over causal steps; a BiLSTM's backward direction is "
-                "not causal (use --pool last)"
-            )
+        if self.pool != "last":  # a head the table refuses for this arch (capabilities.RULES)
+            why = why_not(table_arch(self.arch, self.layers, self.peephole, bool(self.conv)), head=self.pool)
+            if why:
+                raise InputError(why)
         if self.peephole and self.arch == "gru":
             raise InputError("--peephole applies to LSTM cells, not GRU")
         if self.frame < 1 or self.window % self.frame:
