@@ -51,7 +51,7 @@ class Rule:
     runtime: str | tuple[str, ...]
     why: str
     length: str | tuple[str, ...] = ANY  # "fixed" windows, or "variable"-length sequences (masked padding)
-    head: str | tuple[str, ...] = ANY  # what the output layer sees: "last" output, or the running "max" (--pool)
+    head: str | tuple[str, ...] = ANY  # what the output layer sees: "last" output, running "max" or "maxconv" (--pool)
     inputs: str | tuple[str, ...] = ANY  # the raw channels' map: "linear", "compand" or "quantile" (--input-map)
     steps: str | tuple[str, ...] = ANY  # one "sample" per step, or a "frame" of samples (--frame)
 
@@ -76,7 +76,17 @@ RULES: tuple[Rule, ...] = (
         ANY,
         "--pool max streams a running max over causal steps; a BiLSTM's backward direction is not causal (use "
         "--pool last)",
-        head="max",
+        head=("max", "maxconv"),
+    ),
+    Rule(
+        ("lstm", "peephole", "gru", "bilstm", "bilstm-stacked"),
+        ANY,
+        ANY,
+        ANY,
+        ANY,
+        "--pool maxconv pools a convolutional front-end's features as well; without --conv there are none (use "
+        "--pool max)",
+        head="maxconv",
     ),
     Rule(
         "conv-bilstm",
@@ -183,7 +193,7 @@ C_RULES: tuple[Rule, ...] = (
         ANY,
         "the C export writes cells and a last-state head; a max-pooled head (--pool max) has no C form yet (use "
         "--to c-array and TFLite Micro)",
-        head="max",
+        head=("max", "maxconv"),
     ),
     Rule(
         ANY,

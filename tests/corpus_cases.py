@@ -383,7 +383,7 @@ CASES: list[tuple[str, str, int, str]] = [
     ("tune/folds-1", "tune {w}/good.csv --folds 1 -o out", 2, "Invalid value for '--folds'"),
     ("tune/max-kb-0", "tune {w}/good.csv --max-kb 0 -o out", 2, "must be a finite number above 0"),
     ("tune/target", "tune {w}/good.csv --target nope -o out", 2, "unknown target 'nope'"),
-    ("tune/budget", "tune {w}/good.csv --max-params 10 -o out", 2, "no trial fits the budget: 320 skipped"),
+    ("tune/budget", "tune {w}/good.csv --max-params 10 -o out", 2, "no trial fits the budget: 400 skipped"),
     ("tune/split-time", "tune {w}/good.csv --split-by time -o out", 2, "No such option '--split-by'"),
     ("tune/out-is-file", "tune {w}/good.csv -o {w}/afile", 2, "afile: exists and is not an edgelstm model directory"),
     ("distill/teacher-missing", "distill {w}/good.csv --teacher {w}/nope --student gru:8 -o out", 2, "nope"),

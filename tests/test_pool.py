@@ -40,6 +40,34 @@ def test_pooled_step_model_carries_the_running_max_and_uses_coral_ops(tiny_model
     assert np.allclose(fn(x, *high.values())["pool_out"].numpy(), 1.999)
 
 
+def test_maxconv_head_carries_the_front_ends_running_max_too(tiny_model):
+    """--pool maxconv: the head sees [max(h + 1), max(conv features + 1)], the second one more state `cpool` as wide
+    as the last conv layer; refused without a front-end, and by the C export."""
+    from edgelstm.export.csource import refuse_reason
+    from edgelstm.export.tflite import interpreter, step_tflite
+    from edgelstm.models.step import build_step_model
+    from edgelstm.targets.profile import load_target
+
+    with pytest.raises(InputError, match="without --conv there are none"):
+        tiny_model(arch="lstm", layers=1, pool="maxconv")
+    cfg, model = tiny_model(arch="lstm", layers=1, conv=[[3, 7]], pool="maxconv")
+    assert "max-pooled head (--pool max) has no C form" in refuse_reason(cfg, "int8")
+    step = build_step_model(cfg, model)
+    assert step.states[-2:] == [("pool", cfg.units), ("cpool", 7)]
+    assert model.get_layer("logits").get_weights()[0].shape == (cfg.units + 7, cfg.n_outputs)
+    ops = {o["op_name"] for o in interpreter(step_tflite(step))._get_ops_details()}
+    assert ops <= set(load_target("coral-edgetpu").allowed_ops), ops
+    fn = step.tf_function(batch=4)
+    x = np.random.default_rng(0).normal(0, 1, (4, cfg.n_features)).astype(np.float32)
+    zeros = {n: np.zeros((4, u), np.float32) for n, u in step.states}
+    out = {k: v.numpy() for k, v in fn(x, *zeros.values()).items()}
+    # from zero state the conv sees only x (its buffer is zeros): cpool_out = ReLU(x · W[K-1] + b) + 1
+    W, b = model.get_layer("conv0").get_weights()
+    assert np.allclose(out["cpool_out"], np.maximum(x @ W[-1] + b, 0) + 1, atol=1e-5)
+    high = {**zeros, "cpool": np.full((4, 7), 99.0, np.float32)}
+    assert np.allclose(fn(x, *high.values())["cpool_out"].numpy(), 99.0)
+
+
 def test_pooled_head_differs_from_the_last_state(tiny_model):
     """Same weights, the other head: the outputs differ, so the pooled path is the one that ran."""
     cfg, model = tiny_model(arch="lstm", layers=1, pool="max")

@@ -21,6 +21,8 @@ CASES = {
     "pool-lstm": dict(arch="lstm", layers=1, pool="max"),
     "pool-gru-2layer-regress": dict(arch="gru", layers=2, task="regress", n_outputs=2, pool="max"),
     "pool-frame4-conv-peephole": dict(arch="lstm", layers=1, peephole=True, frame=4, conv=[[3, 6]], pool="max"),
+    "maxconv-frame4-conv-gru": dict(arch="gru", layers=1, frame=4, conv=[[3, 6]], pool="maxconv"),
+    "maxconv-conv2-lstm-2layer": dict(arch="lstm", layers=2, conv=[[3, 6], [2, 5]], pool="maxconv"),
 }
 
 

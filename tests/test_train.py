@@ -217,5 +217,7 @@ def test_a_classifier_over_long_series_takes_the_long_series_recipe_unless_told_
     assert (short.epochs, short.patience, short.conv, short.pool, short.input_map) == (30, 6, [], "last", "auto")
     given = resolved(frame=12, epochs=10, patience=3, conv=[], pool="last", input_map="linear")
     assert (given.epochs, given.patience, given.conv, given.pool, given.input_map) == (10, 3, [], "last", "linear")
+    no_conv = resolved(frame=12, conv=[])  # --conv none: no front-end to pool, so the recipe's head is the plain max
+    assert (no_conv.conv, no_conv.pool, no_conv.epochs) == ([], "max", LONG_SERIES_RECIPE["epochs"])
     regress = resolved(frame=12, task="regress")
     assert (regress.epochs, regress.patience, regress.pool, regress.input_map) == (30, 6, "last", "linear")

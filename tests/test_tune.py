@@ -18,8 +18,11 @@ from edgelstm.train.tune import ARCHS, LAYERS, POOLS, RECIPES, UNITS, Budget, Ca
 def test_candidates_start_with_the_defaults_and_cover_the_space_once():
     a, b = candidates(0), candidates(1)
     assert a[0] == b[0] == Candidate("lstm", (), 64, 1, "default")
-    n = len(ARCHS) * len(UNITS) * len(LAYERS) * len(RECIPES) * len(POOLS)
-    assert len(a) == len(set(a)) == n
+    # every pool for an arch with a conv front-end; without one, every pool but maxconv (nothing to pool)
+    with_conv = sum(bool(conv) for _, conv in ARCHS)
+    n = (with_conv * len(POOLS) + (len(ARCHS) - with_conv) * (len(POOLS) - 1)) * len(UNITS) * len(LAYERS) * len(RECIPES)
+    assert len(a) == len(set(a)) == n == 400
+    assert not [c for c in a if c.pool == "maxconv" and not c.conv]
     assert set(a) == set(b) and a[1:] != b[1:]  # the order is the seed's
     assert candidates(0) == a
 
@@ -48,22 +51,24 @@ def test_param_count_is_what_keras_counts():
     from edgelstm.models.config import ModelConfig
 
     cases = [
-        ("lstm", 64, 1, [], False, "concat", 1),
-        ("gru", 32, 2, [[5, 32]], False, "concat", 1),
-        ("lstm", 16, 2, [], True, "concat", 1),
-        ("bilstm", 16, 2, [], False, "sum", 1),
-        ("bilstm", 8, 1, [], False, "concat", 1),
-        ("gru", 32, 1, [[3, 16], [3, 8]], False, "concat", 4),
+        ("lstm", 64, 1, [], False, "concat", 1, "last"),
+        ("gru", 32, 2, [[5, 32]], False, "concat", 1, "last"),
+        ("lstm", 16, 2, [], True, "concat", 1, "last"),
+        ("bilstm", 16, 2, [], False, "sum", 1, "last"),
+        ("bilstm", 8, 1, [], False, "concat", 1, "last"),
+        ("gru", 32, 1, [[3, 16], [3, 8]], False, "concat", 4, "last"),
+        ("lstm", 16, 1, [[5, 12]], False, "concat", 4, "max"),
+        ("gru", 16, 2, [[5, 12], [3, 10]], False, "concat", 4, "maxconv"),
     ]
-    for arch, units, layers, conv, peephole, merge, frame in cases:
+    for arch, units, layers, conv, peephole, merge, frame, pool in cases:
         cfg = ModelConfig(
             arch=arch, task="classify", units=units, layers=layers, merge=merge, dropout=0.0, peephole=peephole,
-            conv=conv, frame=frame, window=40, stride=20, horizon=1, n_features=6, n_outputs=4,
+            conv=conv, frame=frame, pool=pool, window=40, stride=20, horizon=1, n_features=6, n_outputs=4,
             channels=[f"c{i}" for i in range(6)], labels=list("abcd"), targets=[], norm_mean=[0.0] * 6,
             norm_std=[1.0] * 6, target_mean=[], target_std=[], sample_rate=50.0, masked=False,
         )  # fmt: skip
         expected = build_model(cfg).count_params()
-        assert param_count(arch, units, layers, 6 * frame, 4, merge, peephole, conv) == expected, cfg
+        assert param_count(arch, units, layers, 6 * frame, 4, merge, peephole, conv, pool) == expected, cfg
 
 
 def tiny_npz(path, n_rec: int = 12, per_rec: int = 6, T: int = 24):

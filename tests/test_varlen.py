@@ -65,6 +65,7 @@ def test_normalization_ignores_the_padding(tmp_path):
         ("lstm", ["--frame", "4", "--conv", "2:4"]),
         ("lstm", ["--pool", "max"]),
         ("gru", ["--frame", "4", "--conv", "2:4", "--pool", "max"]),
+        ("lstm", ["--frame", "4", "--conv", "2:4", "--pool", "maxconv"]),
     ],
 )
 def test_masked_keras_model_and_step_model_agree_per_sequence(arch, more, tmp_path):

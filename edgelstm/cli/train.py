@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from ..models.config import POOLS
 from .options import POSITIVE, data_options, echo_err, fit_options
 
 
@@ -94,10 +95,11 @@ def format_metrics(metrics: dict, task: str) -> str:
 )
 @click.option(
     "--pool",
-    type=click.Choice(["last", "max"]),
+    type=click.Choice(list(POOLS)),
     default=None,
-    help="What the output layer sees: the last step's output, or the running maximum of every step's output "
-    "(streamed as one more state). Default: last; max for a classifier over long series.",
+    help="What the output layer sees: the last step's output, the running maximum of every step's output "
+    "(streamed as one more state), or that and the running maximum of the --conv front-end's features (maxconv). "
+    "Default: last; max for a classifier over long series.",
 )
 @click.option(
     "--input-map",

@@ -96,14 +96,19 @@ def build_model(cfg: ModelConfig, batch_size: int | None = None):
     for j, (kernel, filters) in enumerate(cfg.conv):
         # causal: output t sees inputs t-K+1..t only, so the step model carries the last K-1 inputs as state
         x = keras.layers.Conv1D(filters, kernel, padding="causal", activation="relu", name=f"conv{j}")(x)
+    features = x
     for i in range(cfg.layers):
         last = i == cfg.layers - 1
-        layer = recurrent_layer(cfg, cfg.units, not last or cfg.pool == "max", name=f"rnn{i}")
+        layer = recurrent_layer(cfg, cfg.units, not last or cfg.pool != "last", name=f"rnn{i}")
         if cfg.arch == "bilstm":
             layer = keras.layers.Bidirectional(layer, merge_mode=cfg.merge, name=f"birnn{i}")
         x = layer(x, mask=mask) if mask is not None else layer(x)
         if last and cfg.pool == "max":
             x = TimeMax(name="pool")(x, mask=mask) if mask is not None else TimeMax(name="pool")(x)
+        if last and cfg.pool == "maxconv":
+            x = TimeMax(name="pool")(x, mask=mask) if mask is not None else TimeMax(name="pool")(x)
+            cp = TimeMax(name="cpool")(features, mask=mask) if mask is not None else TimeMax(name="cpool")(features)
+            x = keras.layers.Concatenate(name="pools")([x, cp])
         if cfg.dropout > 0:
             x = keras.layers.Dropout(cfg.dropout, name=f"dropout{i}")(x)
     out = keras.layers.Dense(cfg.n_outputs, name="logits")(x)

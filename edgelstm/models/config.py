@@ -17,8 +17,9 @@ FORMAT_VERSION = 1
 ARCHS = ("lstm", "gru", "bilstm")
 TASKS = ("classify", "regress", "forecast")
 MERGES = ("concat", "sum")
-# what the head sees: the last step's output, or the running max of every step's output (models/build.py TimeMax)
-POOLS = ("last", "max")
+# what the head sees: the last step's output, the running max of every step's output (models/build.py TimeMax), or
+# that and the running max of the convolutional front-end's features beside it
+POOLS = ("last", "max", "maxconv")
 
 
 @dataclass

@@ -31,16 +31,17 @@ def macs_per_step(
     merge: str = "concat",
     peephole: bool = False,
     conv: list[list[int]] | tuple = (),
+    pool: str = "last",
 ) -> int:
     """MACs per input sample: the convolutional front-end (K × F_in × F_out per layer), every recurrent layer (both
     directions of a BiLSTM) plus the dense head, as the step model runs it (the head once per step). A BiLSTM
     cannot stream; its figure is the per-sample share of a window."""
-    return _walk(arch, units, layers, n_features, n_outputs, merge, conv, macs=True, peephole=peephole)
+    return _walk(arch, units, layers, n_features, n_outputs, merge, conv, pool, macs=True, peephole=peephole)
 
 
-def _walk(arch, units, layers, n_features, n_outputs, merge, conv, macs: bool, peephole: bool) -> int:
+def _walk(arch, units, layers, n_features, n_outputs, merge, conv, pool, macs: bool, peephole: bool) -> int:
     """Layer by layer as the model is built, adding each layer's MACs (macs=True) or parameters (its weights plus
-    biases): the one walk both counts share."""
+    biases): the one walk both counts share. A `maxconv` head also sees the last conv layer's pooled features."""
     bias = 0 if macs else 1
     cell = cell_macs if macs else cell_params
     directions = 2 if arch == "bilstm" else 1
@@ -52,6 +53,8 @@ def _walk(arch, units, layers, n_features, n_outputs, merge, conv, macs: bool, p
     for _ in range(layers):
         total += directions * cell(arch, n_in, units, peephole)
         n_in = units * (2 if arch == "bilstm" and merge == "concat" else 1)
+    if pool == "maxconv":
+        n_in += conv[-1][1]
     return total + (n_in + bias) * n_outputs
 
 
@@ -74,16 +77,25 @@ def param_count(
     merge: str = "concat",
     peephole: bool = False,
     conv: list[list[int]] | tuple = (),
+    pool: str = "last",
 ) -> int:
     """The model's parameters from its shape alone (what Keras' count_params gives), so a size budget can be
     checked before anything is trained."""
-    return _walk(arch, units, layers, n_features, n_outputs, merge, conv, macs=False, peephole=peephole)
+    return _walk(arch, units, layers, n_features, n_outputs, merge, conv, pool, macs=False, peephole=peephole)
 
 
 def config_macs(cfg) -> int:
     """`macs_per_step` of a `ModelConfig`: one step of its step model (a frame model's step is S samples)."""
     return macs_per_step(
-        cfg.arch, cfg.units, cfg.layers, cfg.n_features * cfg.frame, cfg.n_outputs, cfg.merge, cfg.peephole, cfg.conv
+        cfg.arch,
+        cfg.units,
+        cfg.layers,
+        cfg.n_features * cfg.frame,
+        cfg.n_outputs,
+        cfg.merge,
+        cfg.peephole,
+        cfg.conv,
+        cfg.pool,
     )
 
 

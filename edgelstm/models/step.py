@@ -102,6 +102,7 @@ class StepModel:
             inp = t["x"]
             for conv in self.convs:
                 inp = _step_conv(tf, conv, inp, t, out)
+            features = inp
             for cell, w in zip(self.cells, consts):
                 x = t[cell.x] if cell.x != "x" else inp
                 h, c = _step_cell(tf, cell.kind, w, x, t[cell.h], t[cell.c] if cell.c else None, cell.c_scale)
@@ -110,8 +111,11 @@ class StepModel:
                     out[f"{cell.c}_out"] = c
                 if not bilstm:
                     inp = h
-            if self.cfg.pool == "max":  # build.py TimeMax, streamed: the running max of h + 1, from zero state
+            if self.cfg.pool != "last":  # build.py TimeMax, streamed: the running max of h + 1, from zero state
                 inp = out["pool_out"] = tf.maximum(t["pool"], inp + 1.0)
+            if self.cfg.pool == "maxconv":  # and of the front-end's features + 1 (ReLU: > 0 as well)
+                out["cpool_out"] = tf.maximum(t["cpool"], features + 1.0)
+                inp = tf.concat([inp, out["cpool_out"]], axis=-1)
             if bilstm:
                 fw, bw = out["h0_out"], out["hb0_out"]
                 inp = tf.concat([fw, bw], axis=-1) if merge == "concat" else fw + bw
@@ -355,8 +359,10 @@ def build_step_model(cfg: ModelConfig, model) -> StepModel:
             states.append((h, cfg.units))
             if kind != "gru":
                 states.append((c, cfg.units))
-    if cfg.pool == "max":
+    if cfg.pool != "last":
         states.append(("pool", cfg.units))
+    if cfg.pool == "maxconv":
+        states.append(("cpool", cfg.conv[-1][1]))
     head = model.get_layer("logits")
     W, b = (np.asarray(a, np.float32) for a in head.get_weights())
     return StepModel(cfg, cells, W, b, states, convs)

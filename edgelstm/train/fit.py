@@ -85,12 +85,19 @@ PLAIN_RECIPE = {"lr_schedule": "constant", "weight_decay": 0.0, "label_smoothing
 FIT_DEFAULTS = {"epochs": 30, "patience": 6}
 MODEL_DEFAULTS = {"conv": [], "pool": "last"}
 # A classifier over long series (windows stepped in frames: over LONG_WINDOW samples) trains to the end of a budget
-# of about STEP_BUDGET steps, every channel quantile-mapped, a 5:32 conv front-end and the max head: evidence can
-# sit anywhere in a long series. bench/accuracy.py, 3 seeds, int8 step model, against the defaults of before
-# (docs/accuracy.md): ACSF1 0.593 -> 0.797, PLAID 0.645 -> 0.663; without the conv 0.750 / 0.682, without conv and
-# head 0.741 / 0.688. Windows up to LONG_WINDOW (BasicMotions, JapaneseVowels, MIT-BIH, the sample data) keep
+# of about STEP_BUDGET steps, every channel quantile-mapped, a 5:32 conv front-end and the maxconv head (the running
+# max of the cells' outputs and of the front-end's features): evidence can sit anywhere in a long series.
+# bench/accuracy.py, 3 seeds, int8 step model, against the defaults of before (docs/accuracy.md): ACSF1 0.593 ->
+# 0.823, PLAID 0.645 -> 0.687; with the max head alone 0.797 / 0.663, without the conv 0.750 / 0.682, without conv
+# and head 0.741 / 0.688. Windows up to LONG_WINDOW (BasicMotions, JapaneseVowels, MIT-BIH, the sample data) keep
 # FIT_DEFAULTS and MODEL_DEFAULTS.
-LONG_SERIES_RECIPE = {"epochs": AUTO_EPOCHS, "patience": 0, "input_map": "quantile", "pool": "max", "conv": [[5, 32]]}
+LONG_SERIES_RECIPE = {
+    "epochs": AUTO_EPOCHS,
+    "patience": 0,
+    "input_map": "quantile",
+    "pool": "maxconv",
+    "conv": [[5, 32]],
+}
 
 
 @dataclass
@@ -177,7 +184,7 @@ class TrainOptions(FitOptions):
     peephole: bool = False
     conv: list[list[int]] | None = None  # causal Conv1D front-end, [kernel, filters] per layer; None: the recipe's
     frame: int | None = None  # samples per step (the window is whole frames); None: auto_frame
-    pool: str | None = None  # the head sees the last output or the running max over the window; None: the recipe's
+    pool: str | None = None  # what the head sees (models/config.py POOLS); None: the recipe's
     input_map: str | None = None  # a classifier's raw-channel map (data/normalize.py INPUT_MAPS); None: the default
     seed: int = 0
     split_by: str = "recording"  # what no two splits share: subject, recording, or time
@@ -204,7 +211,8 @@ class TrainOptions(FitOptions):
 
     def check(self) -> None:
         if self.task == "classify" and self.frame is not None and self.frame > 1:
-            self.resolve_recipe(LONG_SERIES_RECIPE)
+            # with --conv none there is no front-end for the recipe's head to pool: the plain max head
+            self.resolve_recipe(LONG_SERIES_RECIPE if self.conv != [] else {**LONG_SERIES_RECIPE, "pool": "max"})
         self.resolve_recipe(CLASSIFY_RECIPE if self.task == "classify" else PLAIN_RECIPE)
         self.resolve_recipe(MODEL_DEFAULTS)
         for name in ("units", "layers", "window", "stride", "horizon", "frame"):

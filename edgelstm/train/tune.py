@@ -34,7 +34,9 @@ from .fit import PLAIN_RECIPE, Progress, TrainOptions, fit_one, predict, write_m
 ARCHS = (("lstm", ()), ("gru", ()), ("lstm", ((5, 32),)), ("gru", ((5, 32),)))
 UNITS = (16, 32, 64, 128)
 LAYERS = (1, 2)
-POOLS = ("last", "max")  # the head: last state, or the running max over the window (models/build.py TimeMax)
+# the head: last state, the running max over the window (models/build.py TimeMax), or that and the conv front-end's
+# running max (a front-end's only: without one it has nothing to pool)
+POOLS = ("last", "max", "maxconv")
 # Recipes: overrides of train's options. "default": train's own (fit.CLASSIFY_RECIPE for a classifier); "plain":
 # constant learning rate, no weight decay or label smoothing (train's default before it); "dropout": the default
 # with dropout 0.2, which helped on real data but cost int8 agreement on the sample data (docs/accuracy.md): tune
@@ -102,7 +104,7 @@ class Budget:
             )
             if why:
                 return f"{self.target.name}: {why}"
-        p = param_count(c.arch, c.units, c.layers, n_in, n_out, conv=[list(k) for k in c.conv])
+        p = param_count(c.arch, c.units, c.layers, n_in, n_out, conv=[list(k) for k in c.conv], pool=c.pool)
         if self.max_params is not None and p > self.max_params:
             return f"{p} parameters > {self.max_params}"
         if self.max_kb is not None and p / 1024 > self.max_kb:  # an int8 weight is at least a byte
@@ -167,7 +169,11 @@ class Trial:
 
 def candidates(seed: int, first: Candidate | None = None) -> list[Candidate]:
     """Every candidate of SPACE: `first` (train's defaults) first, the rest in a seeded random order."""
-    every = [Candidate(a, conv, u, n, r, p) for (a, conv), u, n, r, p in product(ARCHS, UNITS, LAYERS, RECIPES, POOLS)]
+    every = [
+        Candidate(a, conv, u, n, r, p)
+        for (a, conv), u, n, r, p in product(ARCHS, UNITS, LAYERS, RECIPES, POOLS)
+        if conv or p != "maxconv"
+    ]
     first = first or Candidate(*DEFAULT)
     rest = [c for c in every if c != first]
     order = np.random.default_rng(seed).permutation(len(rest))
@@ -215,8 +221,8 @@ def tune(
         conv = [list(k) for k in c.conv]
         t = Trial(
             c,
-            param_count(c.arch, c.units, c.layers, n_in, n_out, conv=conv),
-            macs_per_step(c.arch, c.units, c.layers, n_in, n_out, conv=conv),
+            param_count(c.arch, c.units, c.layers, n_in, n_out, conv=conv, pool=c.pool),
+            macs_per_step(c.arch, c.units, c.layers, n_in, n_out, conv=conv, pool=c.pool),
         )
         why = budget.before_training(c, n_in, n_out)
         if why:
