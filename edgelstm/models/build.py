@@ -55,8 +55,9 @@ class TimeMax(keras.layers.Layer):
     """max over time of (h_t + 1), padding excluded: the head sees the strongest response of each unit anywhere in
     the window, not only what the last state kept (ACSF1, BasicMotions: the strongest evidence is rarely at the end).
 
-    h is tanh-bounded, so h + 1 > 0 and a running max that starts at 0 streams it exactly: the step model carries it
-    as one more state from the runner's zero state, and padding (mask 0) adds nothing."""
+    h is tanh-bounded (a conv front-end's features, --pool maxconv, are ReLU's), so h + 1 > 0 and a running max that
+    starts at 0 streams it exactly: the step model carries it as one more state from the runner's zero state, and
+    padding (mask 0) adds nothing."""
 
     def call(self, inputs, mask=None):
         z = inputs + 1.0
@@ -78,6 +79,12 @@ def recurrent_layer(cfg: ModelConfig, units: int, return_sequences: bool, name: 
     if cfg.arch == "gru":
         return keras.layers.GRU(units, return_sequences=return_sequences, name=name)
     return keras.layers.LSTM(units, return_sequences=return_sequences, name=name)
+
+
+def masked(layer, x, mask):
+    """The layer on x with the explicit mask, or with none passed: an explicit mask=None would stop Keras from
+    handing on the Masking layer's own mask."""
+    return layer(x, mask=mask) if mask is not None else layer(x)
 
 
 def build_model(cfg: ModelConfig, batch_size: int | None = None):
@@ -102,13 +109,11 @@ def build_model(cfg: ModelConfig, batch_size: int | None = None):
         layer = recurrent_layer(cfg, cfg.units, not last or cfg.pool != "last", name=f"rnn{i}")
         if cfg.arch == "bilstm":
             layer = keras.layers.Bidirectional(layer, merge_mode=cfg.merge, name=f"birnn{i}")
-        x = layer(x, mask=mask) if mask is not None else layer(x)
-        if last and cfg.pool == "max":
-            x = TimeMax(name="pool")(x, mask=mask) if mask is not None else TimeMax(name="pool")(x)
-        if last and cfg.pool == "maxconv":
-            x = TimeMax(name="pool")(x, mask=mask) if mask is not None else TimeMax(name="pool")(x)
-            cp = TimeMax(name="cpool")(features, mask=mask) if mask is not None else TimeMax(name="cpool")(features)
-            x = keras.layers.Concatenate(name="pools")([x, cp])
+        x = masked(layer, x, mask)
+        if last and cfg.pool != "last":
+            x = masked(TimeMax(name="pool"), x, mask)
+            if cfg.pool == "maxconv":
+                x = keras.layers.Concatenate(name="pools")([x, masked(TimeMax(name="cpool"), features, mask)])
         if cfg.dropout > 0:
             x = keras.layers.Dropout(cfg.dropout, name=f"dropout{i}")(x)
     out = keras.layers.Dense(cfg.n_outputs, name="logits")(x)
