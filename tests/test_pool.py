@@ -126,6 +126,23 @@ def test_pooled_int8_stream_through_run_equals_the_step_engine(pooled, activity_
 
 
 @pytest.mark.slow
+def test_run_says_a_pooled_head_needs_windows_or_resets_on_a_continuous_stream(pooled, activity_csv):
+    """A running max never falls, so `run` over a continuous stream says how to bound it; with --window (each
+    window from a fresh state) or --reset-after it has nothing to say."""
+    _, coral = pooled
+    path = coral / "step.int8.tflite"
+    lines = "".join(",".join(["0.1"] * 6) + "\n" for _ in range(50))
+    r = invoke("run", path, "-", input=lines)
+    assert r.exit_code == 0 and len(r.stdout.splitlines()) == 50, r.output
+    note = f"note: {path}: the head pools over every sample since the last reset (--pool max); for a continuous"
+    assert note in r.stderr, r.stderr
+    for more in (["--window", "40", "--hop", "10"], ["--reset-after", "5"]):
+        r = invoke("run", path, "-", *more, input=lines)
+        assert r.exit_code == 0 and "pools over every sample" not in r.stderr, (more, r.stderr)
+    assert len(r.stdout.splitlines()) == 50
+
+
+@pytest.mark.slow
 def test_pooled_onnx_step_model_on_onnxruntime_equals_keras(tiny_model, tmp_path):
     from edgelstm.export.onnx import step_onnx
     from edgelstm.models.step import build_step_model

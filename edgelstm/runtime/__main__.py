@@ -145,6 +145,13 @@ def run(args: argparse.Namespace, err=None) -> int:
         faults=Skipper(strict=args.strict, warn=say),
     )
     info = runner.open(args.model)
+    pool = info.meta.get("pool", "last")
+    if pool != "last" and not runner.windowed and args.reset_after is None:
+        # a running max never falls: over an endless stream it would answer about everything seen since start
+        say(
+            f"note: {args.model}: the head pools over every sample since the last reset (--pool {pool}); for a "
+            "continuous stream give --window W --hop H (each window from a fresh state) or --reset-after SECONDS"
+        )
     skip = Skipper(strict=args.strict, warn=say)
     bounds = input_bounds(runner._mean, 1.0 / runner._inv_std, args.max_deviation, runner.compander)
     rate = args.rate or info.sample_rate
