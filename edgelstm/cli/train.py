@@ -99,7 +99,7 @@ def format_metrics(metrics: dict, task: str) -> str:
     default=None,
     help="What the output layer sees: the last step's output, the running maximum of every step's output "
     "(streamed as one more state), or that and the running maximum of the --conv front-end's features (maxconv). "
-    "Default: last; max for a classifier over long series.",
+    "Default: last; maxconv for a classifier over long series (max with --conv none).",
 )
 @click.option(
     "--input-map",
