@@ -35,7 +35,7 @@ ARCHS = (("lstm", ()), ("gru", ()), ("lstm", ((5, 32),)), ("gru", ((5, 32),)))
 UNITS = (16, 32, 64, 128)
 LAYERS = (1, 2)
 # the head: last state, the running max over the window (models/build.py TimeMax), or that and the conv front-end's
-# running max (a front-end's only: without one it has nothing to pool)
+# running max (a front-end's only: capabilities.RULES refuses it without one)
 POOLS = ("last", "max", "maxconv")
 # Recipes: overrides of train's options. "default": train's own (fit.CLASSIFY_RECIPE for a classifier); "plain":
 # constant learning rate, no weight decay or label smoothing (train's default before it); "dropout": the default
@@ -172,7 +172,7 @@ def candidates(seed: int, first: Candidate | None = None) -> list[Candidate]:
     every = [
         Candidate(a, conv, u, n, r, p)
         for (a, conv), u, n, r, p in product(ARCHS, UNITS, LAYERS, RECIPES, POOLS)
-        if conv or p != "maxconv"
+        if why_not(table_arch(a, n, False, bool(conv)), head=p) is None  # what ModelConfig would refuse
     ]
     first = first or Candidate(*DEFAULT)
     rest = [c for c in every if c != first]
