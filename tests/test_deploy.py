@@ -149,6 +149,39 @@ def test_health_check_failure_rolls_back(tmp_path, ssh_home, sshd):
     assert f"{sshd.spec}  FAILED" in r.stdout
 
 
+def test_an_agent_lost_after_its_health_check_passed_is_a_deploy(tmp_path, ssh_home, sshd):
+    """The agent removes its journal only once the check passed; killed after that, before it replies, the host's
+    second call finds the new version current and no journal: deployed, said so, exit 0 (not 'failed' with the new
+    model running)."""
+    import signal
+    import threading
+
+    trust(ssh_home, sshd)
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    keys = sshd.home.parent / "authorized_keys"  # the agent's hold hook (agent.py), off unless this env is set
+    keys.write_text(f'environment="EDGELSTM_TEST_AGENT_HOLD={hooks}",' + keys.read_text())
+    old, new = model_file(tmp_path / "old.bin", seed=1), model_file(tmp_path / "new.bin", seed=2)
+    args = ["--host", sshd.spec, "--no-install-runtime", "--health-cmd", HEALTH]
+    assert invoke("deploy", old, *args).exit_code == 0
+    (hooks / "report").write_text("")
+    box = {}
+    worker = threading.Thread(target=lambda: box.setdefault("r", invoke("deploy", new, *args)))
+    worker.start()
+    deadline = time.monotonic() + 30
+    while not (hooks / "report.pid").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert (hooks / "report.pid").exists(), "the agent never reached its report hold"
+    assert not (sshd.home / ".edgelstm" / "activating.json").exists()  # the check passed: the journal is gone
+    os.kill(int((hooks / "report.pid").read_text()), signal.SIGKILL)
+    (hooks / "report").unlink()
+    worker.join(60)
+    r = box["r"]
+    assert r.exit_code == 0, r.output
+    assert "the agent was lost after its health check passed" in r.output
+    assert links(sshd.home) == (sha(new), sha(old))
+
+
 def test_health_check_that_fails_here_stops_before_any_host(tmp_path, ssh_home, sshd):
     trust(ssh_home, sshd)
     m = model_file(tmp_path / "m.bin")

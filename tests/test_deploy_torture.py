@@ -268,10 +268,9 @@ def test_fifty_cut_deploys_always_leave_one_intact_model_that_runs(tmp_path, ssh
             assert "the device's current model is unchanged" in res.message, res.message
         journal = (root / "activating.json").exists()
         check_files(full=False)
-        # a failed deploy never leaves an unchecked model current: it is the old one, or the journal undoes it, or
-        # (health-agent) the agent died after its check passed and removed the journal, before it could report
-        checked = phase == "health-agent" and "(nothing to undo)" in res.message and current() == new
-        assert res.ok or current() == old or journal or checked, f"round {rnd} ({phase}): {res.message}"
+        # a failed deploy never leaves an unchecked model current: it is the old one, or the journal undoes it (an
+        # agent killed after its check passed, before it replied, is a deploy: res.ok above)
+        assert res.ok or current() == old or journal, f"round {rnd} ({phase}): {res.message}"
         said.setdefault(phase, res.message)
         if "its half-done switch was undone" in res.message:  # the host's second agent call undid it at once
             assert current() == old, res.message

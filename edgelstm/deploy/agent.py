@@ -12,7 +12,8 @@ Test hook, off by default: EDGELSTM_TEST_AGENT_HOLD=DIR in the agent's environme
 authorized_keys `environment=`; a deploy sends no environment) makes the agent, at a named phase whose file
 DIR/PHASE exists, write its pid to DIR/PHASE.pid and wait while DIR/PHASE exists (at most 60 s), so a test can
 kill it there. Phases: commit (SHA-256 verified, before the rename into models/), link (temporary link made,
-before the rename over), health (links switched, before the check runs).
+before the rename over), health (links switched, before the check runs), report (the check passed and the journal
+is gone, before pruning and replying).
 """
 
 import hashlib
@@ -251,6 +252,7 @@ def activate(root, sha, keep):
         return out
     if old_current != sha:
         os.unlink(journal)
+    hold("report")
     out.update(ok=True, worst=worst, n=n, removed=prune(root, keep), current=sha)
     return out
 
@@ -300,7 +302,8 @@ def main(argv):
     os.makedirs(os.path.join(root, "models"), exist_ok=True)
     undone = recover(root)
     if cmd == "recover":  # what the host calls after an agent died: the links now, and whether an activation was undone
-        return {"undone": undone is not None, "current": link_target(root, "current")}
+        pending = os.path.exists(os.path.join(root, "activating.json"))  # an activation under way in a live agent
+        return {"undone": undone is not None, "pending": pending, "current": link_target(root, "current")}
     if cmd == "status":  # status [SHA]: with a SHA, also whether an intact copy of it is there (`has`)
         return dict(status(root), has=main([root, "has", args[0]])["ok"]) if args else status(root)
     if cmd == "prepare":  # a fresh temporary folder for one upload; leftovers of failed uploads go first

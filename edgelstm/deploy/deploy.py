@@ -291,14 +291,20 @@ def deploy_host(host: str, model: Path, sha: str, expected: list[float], opts: D
             raise DeployError(f"writing the health check to the device failed: {err.strip()}")
         if old_current != sha:
             say(f"current: {short(old_current)} -> {short(sha)}, health check")
-        done = _activate(dev, sha, opts.keep)
+        done = _activate(dev, sha, opts.keep, old_current)
         if not done["ok"]:
             if old_current == sha:
                 raise DeployError(f"{done['error']} (this version was already current; nothing to roll back to)")
             back = f"rolled back to {short(old_current)}" if old_current else "no previous model: current removed"
             raise DeployError(f"{done['error']}; {back}")
         result.changed = done["changed"]
-        say(f"health check passed ({len(expected)} numbers, max |Δ| {done['worst']:.2g})")
+        if done.get("lost"):
+            say(
+                "the agent was lost after its health check passed (it had removed its journal, and the device's "
+                f"current model is {short(sha)})"
+            )
+        else:
+            say(f"health check passed ({len(expected)} numbers, max |Δ| {done['worst']:.2g})")
         removed = done["removed"]
         if removed:
             say(f"pruned {len(removed)} old version(s): {', '.join(short(s) for s in removed)}")
@@ -310,9 +316,12 @@ def deploy_host(host: str, model: Path, sha: str, expected: list[float], opts: D
     return result
 
 
-def _activate(dev: Device, sha: str, keep: int) -> dict:
+def _activate(dev: Device, sha: str, keep: int, old_current: str | None) -> dict:
     """The agent's `activate`; if the agent dies there (killed, out of memory), a second agent call undoes its
-    half-done switch (the journal in agent.recover) and the error says which model is current."""
+    half-done switch (the journal in agent.recover) and the error says which model is current.
+
+    An agent that switched to a new version removes its journal only once the health check passed, so a lost agent
+    that left no journal and `sha` current had passed it: that is a deploy, not a failure (pruning is skipped)."""
     try:
         return dev.agent("activate", sha, str(keep), timeout=360)
     except DeployError as ex:
@@ -322,6 +331,8 @@ def _activate(dev: Device, sha: str, keep: int) -> dict:
             now = dev.agent("recover")
         except DeployError:
             raise ex from None
+        if not now["undone"] and not now.get("pending") and old_current != sha and now["current"] == sha:
+            return {"ok": True, "changed": True, "removed": [], "lost": True}
         what = "its half-done switch was undone" if now["undone"] else "nothing to undo"
         raise DeployError(f"{ex} ({what}); the device's current model is {short(now['current'])}") from None
 
