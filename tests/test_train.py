@@ -221,3 +221,31 @@ def test_a_classifier_over_long_series_takes_the_long_series_recipe_unless_told_
     assert (no_conv.conv, no_conv.pool, no_conv.epochs) == ([], "max", LONG_SERIES_RECIPE["epochs"])
     regress = resolved(frame=12, task="regress")
     assert (regress.epochs, regress.patience, regress.pool, regress.input_map) == (30, 6, "last", "linear")
+    bi = resolved(frame=12, arch="bilstm", layers=2)  # no causal front-end or running max for a BiLSTM: the rest
+    assert (bi.conv, bi.pool, bi.epochs, bi.input_map) == ([], "last", LONG_SERIES_RECIPE["epochs"], "quantile")
+
+
+def test_a_classifier_over_variable_length_sequences_takes_the_sequence_recipe_unless_told_otherwise():
+    """Sequences of different lengths (resolve finds their padding) get SEQUENCE_RECIPE's front-end and head and
+    keep the short-window fit; fixed windows, regression and a given --conv none or --pool keep theirs."""
+    from edgelstm.data.dataset import Dataset, Windows
+    from edgelstm.train.fit import SEQUENCE_RECIPE, TrainOptions
+
+    def resolved(padded: bool, **kw) -> TrainOptions:
+        X = np.ones((4, 12, 2), np.float32)
+        if padded:
+            X[0, :5] = np.nan  # pre-padding: a sequence of 7 samples
+        ds = Dataset("v.npz", ["a", "b"], windows=Windows(X, np.array([0, 1, 0, 1]), np.arange(4)))
+        o = TrainOptions(**kw)
+        o.resolve(ds)
+        o.check()
+        return o
+
+    seq = resolved(True)
+    assert seq.variable_length and {k: getattr(seq, k) for k in SEQUENCE_RECIPE} == SEQUENCE_RECIPE
+    assert (seq.epochs, seq.patience, seq.frame) == (30, 6, 1)
+    fixed = resolved(False)
+    assert not fixed.variable_length and (fixed.conv, fixed.pool) == ([], "last")
+    assert (resolved(True, conv=[]).conv, resolved(True, conv=[]).pool) == ([], "last")
+    assert resolved(True, pool="max").pool == "max" and resolved(True, pool="max").conv == [[5, 32]]
+    assert (resolved(True, task="regress").conv, resolved(True, task="regress").pool) == ([], "last")

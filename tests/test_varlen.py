@@ -59,8 +59,9 @@ def test_normalization_ignores_the_padding(tmp_path):
 @pytest.mark.parametrize(
     "arch, more",
     [
-        ("lstm", []),
-        ("gru", []),
+        ("lstm", []),  # train's recipe for sequences: a 5:32 front-end and the maxconv head
+        ("lstm", ["--conv", "none", "--pool", "last"]),
+        ("gru", ["--conv", "none"]),
         ("gru", ["--conv", "3:4"]),
         ("lstm", ["--frame", "4", "--conv", "2:4"]),
         ("lstm", ["--pool", "max"]),

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from ..models.config import POOLS
 from .options import data_options, echo_err, fit_options
 
 # int8 size and step latency, when --no-int8 skipped the measurement
@@ -23,6 +24,19 @@ PENDING = "n/a (not measured)"
 )
 @click.option(
     "--student", required=True, help="ARCH:UNITS[xLAYERS], e.g. gru:16, lstm:32x2 (a bilstm student cannot stream)."
+)
+@click.option(
+    "--conv",
+    default=None,
+    metavar="K:F[xN]",
+    help="The student's causal convolutional front-end, as train's --conv (a CRNN student). Default: none.",
+)
+@click.option(
+    "--pool",
+    type=click.Choice(list(POOLS)),
+    default="last",
+    show_default=True,
+    help="What the student's output layer sees, as train's --pool (maxconv needs --conv).",
 )
 @click.option(
     "--temperature",
@@ -48,7 +62,9 @@ PENDING = "n/a (not measured)"
     "-o", "--out", type=click.Path(path_type=Path), required=True, help="Model directory to write for the student."
 )
 @click.option("--overwrite", is_flag=True, help="Replace the model directory -o if there is one.")
-def distill(data: Path, spec, task: str, teacher: Path, student: str, out: Path, overwrite: bool, **opts) -> None:
+def distill(
+    data: Path, spec, task: str, teacher: Path, student: str, conv, pool: str, out: Path, overwrite: bool, **opts
+) -> None:
     """Distill a trained teacher into a small student, and compare both with the student trained alone.
 
     DATA is read like `edgelstm train` reads it, with the teacher's task, window, stride and split seed. Writes an
@@ -59,7 +75,7 @@ def distill(data: Path, spec, task: str, teacher: Path, student: str, out: Path,
     from ..train.distill import DistillOptions, column_spec_for, parse_student
     from ..train.distill import distill as run_distill
 
-    student_spec = parse_student(student)
+    student_spec = parse_student(student, conv, pool)
     dopts = DistillOptions(**opts)
     dopts.check()
     tcfg = load_config(teacher)

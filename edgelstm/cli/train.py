@@ -91,7 +91,7 @@ def format_metrics(metrics: dict, task: str) -> str:
     default=None,
     metavar="K:F[xN]",
     help="Causal convolutional front-end before the recurrent layers: kernel K, F filters, N layers (e.g. 5:32x2). "
-    "Default: none; 5:32 for a classifier over long series (none: turn it off).",
+    "Default: none; 5:32 for a classifier over long series or variable-length sequences (none: turn it off).",
 )
 @click.option(
     "--pool",
@@ -99,7 +99,8 @@ def format_metrics(metrics: dict, task: str) -> str:
     default=None,
     help="What the output layer sees: the last step's output, the running maximum of every step's output "
     "(streamed as one more state), or that and the running maximum of the --conv front-end's features (maxconv). "
-    "Default: last; maxconv for a classifier over long series (max with --conv none).",
+    "Default: last; maxconv for a classifier over long series (max with --conv none) or variable-length "
+    "sequences.",
 )
 @click.option(
     "--input-map",

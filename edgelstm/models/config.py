@@ -119,6 +119,14 @@ class ModelConfig:
         return cls.from_json(data, str(cfg))
 
 
+def model_name(arch: str, units: int, layers: int, conv=(), pool: str = "last", sep: str = "") -> str:
+    """A model's shape in one token, as tune's trials (conv5:32-lstm64x1-maxconvpool) and distill's report (sep
+    ":", as --student is written: conv5:32-lstm:64x1-maxconvpool) name it."""
+    front = "".join(f"conv{k}:{f}-" for k, f in conv)
+    head = "" if pool == "last" else f"-{pool}pool"
+    return f"{front}{arch}{sep}{units}x{layers}{head}"
+
+
 def parse_conv(text: str | None) -> list[list[int]]:
     """`--conv KERNEL:FILTERS[xN][,KERNEL:FILTERS…]`, e.g. "5:32x2" → [[5, 32], [5, 32]]."""
     layers: list[list[int]] = []

@@ -31,7 +31,7 @@ from ..data.prepare import (
 )
 from ..errors import InputError
 from ..evaluate.metrics import score
-from ..models.config import ARCHS, ModelConfig
+from ..models.config import ARCHS, ModelConfig, model_name, parse_conv
 from ..models.cost import config_macs, streams
 from ..models.modeldir import check_replaceable, load_config
 from .fit import FitOptions, Progress, TrainOptions
@@ -47,20 +47,25 @@ class StudentSpec:
     arch: str
     units: int
     layers: int = 1
+    conv: tuple = ()  # a causal conv front-end, ((kernel, filters), ...): a CRNN student
+    pool: str = "last"  # what its head sees (models/config.py POOLS)
 
     def __str__(self) -> str:
-        return f"{self.arch}:{self.units}x{self.layers}"
+        return model_name(self.arch, self.units, self.layers, self.conv, self.pool, sep=":")
 
 
-def parse_student(text: str) -> StudentSpec:
-    """ "gru:16" → GRU, 16 units, 1 layer; "lstm:32x2" → two stacked 32-unit LSTM layers."""
+def parse_student(text: str, conv: str | None = None, pool: str = "last") -> StudentSpec:
+    """ "gru:16" → GRU, 16 units, 1 layer; "lstm:32x2" → two stacked 32-unit LSTM layers; conv "5:16" and pool
+    "maxconv" put train's front-end and head on it (a CRNN student). Nothing comes from train's recipes: the
+    student is what is asked for, so its size against the teacher's is the user's choice."""
     m = _STUDENT.match(text.strip().lower())
     if not m or m["arch"] not in ARCHS:
         raise InputError(
             f"--student {text!r}: expected ARCH:UNITS[xLAYERS] with ARCH one of {', '.join(ARCHS)} "
             "(e.g. gru:16, lstm:32x2)"
         )
-    spec = StudentSpec(m["arch"], int(m["units"]), int(m["layers"] or 1))
+    layers = tuple(tuple(k) for k in parse_conv(conv))
+    spec = StudentSpec(m["arch"], int(m["units"]), int(m["layers"] or 1), layers, pool)
     if spec.units < 1 or spec.layers < 1:
         raise InputError(f"--student {text!r}: units and layers must be at least 1")
     return spec
@@ -229,7 +234,7 @@ def _headline(task: str, test: dict) -> dict:
 def _entry(name: str, cfg: ModelConfig, params: int, test: dict, epochs_run: int | None, path: str | None) -> dict:
     return {
         "role": name,
-        "model": f"{cfg.arch}:{cfg.units}x{cfg.layers}",
+        "model": model_name(cfg.arch, cfg.units, cfg.layers, cfg.conv, cfg.pool, sep=":"),
         "path": path,
         "params": params,
         "macs_per_step": config_macs(cfg),
@@ -352,8 +357,8 @@ def _distill(
         stride=tcfg.stride,
         frame=tcfg.frame,  # the teacher's frames: the same windows, the student's steps
         input_map=input_map_of(tcfg),  # the teacher's inputs
-        conv=[],  # the student is the --student spec, nothing added by a recipe
-        pool="last",
+        conv=[list(k) for k in student.conv],  # the student is the --student spec, nothing added by a recipe
+        pool=student.pool,
         horizon=tcfg.horizon,
         seed=seed,
         split_by=split_by,
@@ -393,7 +398,7 @@ def _distill(
     model = build_model(cfg)
     s_params = count_params(model)
     say(
-        f"student: {cfg.arch} {cfg.units}x{cfg.layers}, {s_params} parameters "
+        f"student: {model_name(cfg.arch, cfg.units, cfg.layers, cfg.conv, cfg.pool, sep=':')}, {s_params} parameters "
         f"({t_params / s_params:.1f}x fewer than the teacher)"
     )
     if not streams(cfg.arch):

@@ -24,6 +24,7 @@ from ..capabilities import table_arch, why_not
 from ..data.dataset import Dataset, Windows
 from ..errors import InputError
 from ..evaluate.metrics import score
+from ..models.config import model_name
 from ..models.cost import macs_per_step, param_count
 from ..models.modeldir import KERAS_FILE, check_replaceable
 from .crossval import fold_datasets, unit_keys
@@ -71,10 +72,8 @@ class Candidate:
 
     @property
     def name(self) -> str:
-        front = "".join(f"conv{k}:{f}-" for k, f in self.conv)
-        head = "" if self.pool == "last" else f"-{self.pool}pool"
         recipe = "" if self.recipe == "default" else f"+{self.recipe}"
-        return f"{front}{self.arch}{self.units}x{self.layers}{head}{recipe}"
+        return model_name(self.arch, self.units, self.layers, self.conv, self.pool) + recipe
 
     def options(self, base: TrainOptions) -> TrainOptions:
         over = dict(RECIPES[self.recipe])
@@ -213,7 +212,8 @@ def tune(
         base.task, base.horizon * (len(ds.targets) or ds.n_features)
     )
     done: list[Trial] = []
-    # train's defaults for this data (a long series' recipe adds a conv front-end and the max head)
+    # train's defaults for this data (the recipe of long series or variable-length sequences adds a conv front-end
+    # and a pooled head)
     first = Candidate("lstm", tuple(tuple(k) for k in base.conv), 64, 1, "default", base.pool)
     for c in candidates(base.seed, first):
         if sum(t.status != "skipped" for t in done) >= trials:
