@@ -109,6 +109,23 @@ def test_int8_step_model_of_variable_length_sequences_keeps_the_decisions(tmp_pa
 
 
 @pytest.mark.slow
+def test_distill_takes_the_teachers_training_file_when_its_test_file_set_the_window(tmp_path):
+    """A teacher trained with --test takes its window from the longest sequence of both files; distilling on the
+    training file alone (shorter sequences) pads them to that window, as train does, instead of refusing."""
+    train, seqs = varlen_npz(tmp_path / "train.npz", hi=12)
+    test, _ = varlen_npz(tmp_path / "test.npz", lo=14, hi=15, seed=1)
+    t, s = tmp_path / "teacher", tmp_path / "student"
+    r = invoke("train", train, "--test", test, "--units", "8", "--epochs", "2", "--augment", "1", "-o", t)
+    assert r.exit_code == 0, r.output
+    assert json.loads((t / "config.json").read_text())["window"] == 15 > max(len(q) for q in seqs)
+    args = ("--student", "gru:4", "--epochs", "2", "--no-int8", "-o", s)
+    r = invoke("distill", train, "--teacher", t, *args)
+    assert r.exit_code == 0, r.output
+    cfg = json.loads((s / "config.json").read_text())
+    assert (cfg["window"], cfg["masked"], cfg["conv"], cfg["pool"]) == (15, True, [], "last")
+
+
+@pytest.mark.slow
 def test_a_variable_length_bilstm_is_refused_before_training(tmp_path):
     path, _ = varlen_npz(tmp_path / "v.npz")
     err = one_line_error(invoke("train", path, "--arch", "bilstm", "--epochs", "1", "-o", tmp_path / "m"))

@@ -27,6 +27,7 @@ from ..data.prepare import (
     model_inputs,
     model_targets,
     outputs_to_units,
+    pad_to,
     prepare,
 )
 from ..errors import InputError
@@ -64,8 +65,8 @@ def parse_student(text: str, conv: str | None = None, pool: str = "last") -> Stu
             f"--student {text!r}: expected ARCH:UNITS[xLAYERS] with ARCH one of {', '.join(ARCHS)} "
             "(e.g. gru:16, lstm:32x2)"
         )
-    layers = tuple(tuple(k) for k in parse_conv(conv))
-    spec = StudentSpec(m["arch"], int(m["units"]), int(m["layers"] or 1), layers, pool)
+    front = tuple(tuple(k) for k in parse_conv(conv))
+    spec = StudentSpec(m["arch"], int(m["units"]), int(m["layers"] or 1), front, pool)
     if spec.units < 1 or spec.layers < 1:
         raise InputError(f"--student {text!r}: units and layers must be at least 1")
     return spec
@@ -133,10 +134,13 @@ def check_teacher(teacher: ModelConfig, ds: Dataset, task: str, where: str | Pat
         raise InputError(
             f"{t} targets ({', '.join(teacher.targets)}) do not match {ds.source}'s ({', '.join(ds.targets)})"
         )
-    if ds.windows is not None and ds.windows.X.shape[1] != teacher.window:
-        raise InputError(
-            f"{t} window is {teacher.window} samples but {ds.source} holds windows of {ds.windows.X.shape[1]}"
-        )
+    if ds.windows is not None:
+        try:  # as train fits them: shorter sequences get more padding, a frame model drops the oldest T mod frame
+            pad_to(ds.windows.X, teacher.window, str(ds.source), teacher.frame)
+        except InputError:
+            raise InputError(
+                f"{t} window is {teacher.window} samples but {ds.source} holds windows of {ds.windows.X.shape[1]}"
+            ) from None
     need = teacher.window + (teacher.horizon if task == "forecast" else 0)
     longest = max((len(r.x) for r in ds.recordings), default=need)
     if longest < need:  # the window is the teacher's, so `train`'s hint (a smaller --window) does not apply
