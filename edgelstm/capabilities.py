@@ -273,6 +273,12 @@ def table_arch(arch: str, layers: int = 1, peephole: bool = False, conv: bool = 
     return arch
 
 
+def shape_why_not(arch: str, layers: int, peephole: bool, conv, pool: str) -> str | None:
+    """What RULES say of a model's shape: its cells, front-end and head (ModelConfig refuses it; train's recipes and
+    tune's candidates leave it out)."""
+    return why_not(table_arch(arch, layers, peephole, bool(conv)), head=pool)
+
+
 def cfg_arch(cfg) -> str:
     """table_arch of a model config."""
     return table_arch(cfg.arch, cfg.layers, cfg.peephole, bool(getattr(cfg, "conv", None)))

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import __version__
-from ..capabilities import table_arch, why_not
+from ..capabilities import shape_why_not
 from ..errors import InputError, ModelDirError
 
 FORMAT = "edgelstm-model"
@@ -66,7 +66,7 @@ class ModelConfig:
         if self.pool not in POOLS:
             raise InputError(f"unknown pool {self.pool!r}; choose one of {', '.join(POOLS)}")
         if self.pool != "last":  # a head the table refuses for this arch (capabilities.RULES)
-            why = why_not(table_arch(self.arch, self.layers, self.peephole, bool(self.conv)), head=self.pool)
+            why = shape_why_not(self.arch, self.layers, self.peephole, self.conv, self.pool)
             if why:
                 raise InputError(why)
         if self.peephole and self.arch == "gru":

@@ -235,10 +235,15 @@ def _headline(task: str, test: dict) -> dict:
     return {k: test[k] for k in keys}
 
 
+def _name(cfg: ModelConfig) -> str:
+    """The model as --student is written, with its front-end and head."""
+    return model_name(cfg.arch, cfg.units, cfg.layers, cfg.conv, cfg.pool, sep=":")
+
+
 def _entry(name: str, cfg: ModelConfig, params: int, test: dict, epochs_run: int | None, path: str | None) -> dict:
     return {
         "role": name,
-        "model": model_name(cfg.arch, cfg.units, cfg.layers, cfg.conv, cfg.pool, sep=":"),
+        "model": _name(cfg),
         "path": path,
         "params": params,
         "macs_per_step": config_macs(cfg),
@@ -401,10 +406,7 @@ def _distill(
     keras.utils.set_random_seed(seed)
     model = build_model(cfg)
     s_params = count_params(model)
-    say(
-        f"student: {model_name(cfg.arch, cfg.units, cfg.layers, cfg.conv, cfg.pool, sep=':')}, {s_params} parameters "
-        f"({t_params / s_params:.1f}x fewer than the teacher)"
-    )
+    say(f"student: {_name(cfg)}, {s_params} parameters ({t_params / s_params:.1f}x fewer than the teacher)")
     if not streams(cfg.arch):
         say("note: a BiLSTM student cannot stream (it needs the whole window); choose lstm or gru for real time")
     # classification trains the logits (shared weights), so the saved student stays a plain model with its softmax

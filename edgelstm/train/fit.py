@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..capabilities import cfg_arch, model_length, table_arch, why_not
+from ..capabilities import cfg_arch, model_length, shape_why_not, why_not
 from ..data.dataset import Dataset
 from ..data.normalize import INPUT_MAPS
 from ..data.prepare import Prepared, data_record, model_inputs, model_targets, prepare
@@ -221,7 +221,7 @@ class TrainOptions(FitOptions):
         user gave is left for ModelConfig to refuse with its reason."""
         conv = self.conv if self.conv is not None else recipe.get("conv", [])
         pool = self.pool if self.pool is not None else recipe.get("pool", "last")
-        if why_not(table_arch(self.arch, self.layers, self.peephole, bool(conv)), head=pool):
+        if shape_why_not(self.arch, self.layers, self.peephole, conv, pool):
             return {k: v for k, v in recipe.items() if k not in ("conv", "pool")}
         return recipe
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..capabilities import table_arch, why_not
+from ..capabilities import shape_why_not, table_arch, why_not
 from ..data.dataset import Dataset, Windows
 from ..errors import InputError
 from ..evaluate.metrics import score
@@ -171,7 +171,7 @@ def candidates(seed: int, first: Candidate | None = None) -> list[Candidate]:
     every = [
         Candidate(a, conv, u, n, r, p)
         for (a, conv), u, n, r, p in product(ARCHS, UNITS, LAYERS, RECIPES, POOLS)
-        if why_not(table_arch(a, n, False, bool(conv)), head=p) is None  # what ModelConfig would refuse
+        if shape_why_not(a, n, False, conv, p) is None  # what ModelConfig would refuse
     ]
     first = first or Candidate(*DEFAULT)
     rest = [c for c in every if c != first]
