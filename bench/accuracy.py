@@ -1,4 +1,4 @@
-"""edgelstm's defaults (float Keras model and int8 step model) against classic baselines, on real data.
+"""edgelstm's defaults (float model and int8 step model) against classic baselines, on real data.
 
     python bench/accuracy.py [--sets basicmotions,japanesevowels,plaid,acsf1,mitbih] [--seeds 3] [--epochs N]
                              [--work DIR] [--out docs/accuracy.md] [--json FILE] [--smoke]
@@ -236,7 +236,7 @@ def stream_agreement(mdir: Path, seqs: list[np.ndarray], predictions: Path) -> d
     with predictions.open() as f:
         want = [row["prediction"] for row in csv.DictReader(f)]
     runner = Runner()
-    info = runner.open(sorted((mdir / "export").glob("step*int8*.tflite"))[0])
+    info = runner.open(sorted((mdir / "export").glob("step*int8*.*"))[0])
     frame, window = int(info.meta.get("frame") or 1), int(info.meta.get("window") or 0)
     mean = runner.pad_sample
     got = []
@@ -259,9 +259,9 @@ def int8_scores(mdir: Path, test: Path, logs: Path) -> dict:
     done = run_step(["quantize", str(mdir), "--mode", "int8", "--no-report", "-o", str(export)], logs / "quantize.log")
     if done.returncode != 0:
         raise RuntimeError(one_line_error(done))
-    files = sorted(export.glob("step*int8*.tflite"))
+    files = sorted(export.glob("step*int8*.*"))
     if not files:
-        raise RuntimeError(f"quantize wrote no step*int8*.tflite in {export}")
+        raise RuntimeError(f"quantize wrote no step*int8* model in {export}")
     return evaluate_json(files[0], test, logs / "evaluate_int8.log", logs / "predictions_int8.csv")
 
 
@@ -626,8 +626,9 @@ def protocol(report: dict) -> list[str]:
     train_line = "`edgelstm train NAME_train.npz -o M --seed S"
     if report["train_has_test"]:
         train_line += (
-            " --test NAME_test.npz`: nothing of the training file is held out as test; train keeps its own "
-            "validation share of it for early stopping (sizes in the detail table)"
+            " --test NAME_test.npz`: nothing of the training file is held out as test; a recurrent model keeps its "
+            "own validation share of it for early stopping, a rocket model (the default over variable-length "
+            "sequences and long series) none (sizes in the detail table)"
         )
         split_note = "the official test file is given to train with `--test`"
     else:
@@ -648,7 +649,8 @@ def protocol(report: dict) -> list[str]:
         f"is scored on the same test file; {split_note}.",
         f"- edgelstm, defaults except where noted, via its CLI: {train_line} ({epochs}); float score "
         "`edgelstm evaluate M NAME_test.npz --json`; int8: `edgelstm quantize M --mode int8 --no-report -o M/export`, "
-        "then `edgelstm evaluate M/export/step.int8.tflite NAME_test.npz --json` (the int8 step model through the "
+        "then `edgelstm evaluate M/export/step.int8.tflite NAME_test.npz --json` (`step.int8.rocket` for a rocket "
+        "model: the int8 step model through the "
         f"device's step engine). Seeds 0..{a['seeds'] - 1}: mean ± sd (sample sd), spread = max − min; "
         "int8 drop = float mean − int8 mean. Each int8 row's note: every test sequence streamed sample by sample "
         "from zero state through the runner `edgelstm run` drives, its last output against `evaluate`'s "
@@ -756,9 +758,10 @@ def markdown(report: dict) -> str:
     lines = [
         "# Accuracy on real data",
         "",
-        "Written by `bench/accuracy.py` (do not edit by hand). edgelstm's defaults — the float Keras model and the "
-        "int8 step model a device runs — against classic baselines computed in the same run, on real datasets "
-        "that ship inside registry packages, with their official (or unseen-record) splits.",
+        "Written by `bench/accuracy.py` (do not edit by hand). edgelstm's defaults — the float model (Keras, or a "
+        "rocket model's model.rocket) and the int8 step model a device runs — against classic baselines computed "
+        "in the same run, on real datasets that ship inside registry packages, with their official (or "
+        "unseen-record) splits.",
         "",
         f"Run `{report['run_id']}`.",
         "",

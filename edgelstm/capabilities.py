@@ -32,10 +32,23 @@ CALIBRATED = tuple(m.value for m in Mode if m.calibrated)
 ONNX_MODES = (Mode.INT8.value, Mode.DYNAMIC.value)  # ONNX Runtime's quantizers: static QDQ, dynamic
 
 # arch as the table sees it: a model config's arch, with a peephole LSTM and a stacked BiLSTM told apart
-ARCHS = ("lstm", "peephole", "gru", "bilstm", "bilstm-stacked", "conv-lstm", "conv-peephole", "conv-gru", "conv-bilstm")
+ARCHS = (
+    "lstm",
+    "peephole",
+    "gru",
+    "bilstm",
+    "bilstm-stacked",
+    "conv-lstm",
+    "conv-peephole",
+    "conv-gru",
+    "conv-bilstm",
+    "rocket",
+)
+RECURRENT = ARCHS[:-1]
 KINDS = ("step", "sequence")
-FORMATS = ("tflite", "onnx")
-RUNTIMES = ("litert", "tflite-runtime", "onnxruntime", "edgetpu", "tflite-micro")
+FORMATS = ("tflite", "onnx", "rocket")
+RUNTIMES = ("litert", "tflite-runtime", "onnxruntime", "edgetpu", "tflite-micro", "numpy")
+ROCKET_MODES = (Mode.FLOAT.value, Mode.INT8.value)  # float head weights, or int8 per class
 
 ANY = "*"
 
@@ -68,6 +81,43 @@ class Rule:
 
 
 RULES: tuple[Rule, ...] = (
+    Rule(
+        "rocket",
+        ANY,
+        ("tflite", "onnx", "c"),
+        ANY,
+        ANY,
+        "a rocket model's shares are running means over the whole sequence, which int8 graph state cannot carry, and "
+        "its thresholds need exact responses (an int8 TFLite step model agreed with float on 30-43 % of ACSF1's "
+        "series); it is a .rocket file for edgelstm's numpy runtime",
+    ),
+    Rule(
+        "rocket",
+        "sequence",
+        ANY,
+        ANY,
+        ANY,
+        "a rocket model steps sample by sample, counting as it goes: its .rocket file is its step model, and there "
+        "is no sequence model",
+    ),
+    Rule(RECURRENT, ANY, "rocket", ANY, ANY, "only --arch rocket has a .rocket form"),
+    Rule(
+        "rocket",
+        ANY,
+        "rocket",
+        ("int16x8", "dynamic", "float16"),
+        ANY,
+        "a .rocket model's head weights are float or int8 (its input grid is 8-bit and its counts integers in both)",
+    ),
+    Rule(
+        ANY,
+        ANY,
+        "rocket",
+        ANY,
+        ("litert", "tflite-runtime", "onnxruntime", "edgetpu", "tflite-micro"),
+        "a .rocket model runs on numpy (edgelstm's runtime), not in a TFLite or ONNX interpreter",
+    ),
+    Rule(ANY, ANY, ("tflite", "onnx"), ANY, "numpy", "the numpy runtime reads .rocket models only"),
     Rule(
         ("bilstm", "bilstm-stacked"),
         ANY,
@@ -329,7 +379,7 @@ def why_not(
 
 
 def _mode_names(fmt: str) -> tuple[str, ...]:
-    return MODES if fmt == "tflite" else (Mode.FLOAT.value, *ONNX_MODES)
+    return {"tflite": MODES, "rocket": ROCKET_MODES}.get(fmt, (Mode.FLOAT.value, *ONNX_MODES))
 
 
 def support_table() -> str:

@@ -38,9 +38,10 @@ from .options import echo_err
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["tflite", "onnx"]),
+    type=click.Choice(["tflite", "onnx", "rocket"]),
     default=None,
-    help="tflite (TF converter) or onnx (ONNX Runtime: static QDQ int8, or dynamic).",
+    help="tflite (TF converter) or onnx (ONNX Runtime: static QDQ int8, or dynamic); rocket, a rocket model's "
+    "own form and its default.",
 )
 @click.option(
     "--io",

@@ -24,7 +24,14 @@ def format_metrics(metrics: dict, task: str) -> str:
 @click.command()
 @click.argument("data", type=click.Path(path_type=Path))
 @data_options
-@click.option("--arch", type=click.Choice(["lstm", "gru", "bilstm"]), default="lstm", show_default=True)
+@click.option(
+    "--arch",
+    type=click.Choice(["lstm", "gru", "bilstm", "rocket"]),
+    default=None,
+    help="rocket: MiniRocket's fixed kernels and a ridge head, a .rocket step model for the numpy runtime. "
+    "Default: rocket for a classifier over variable-length sequences or windows over 250 samples, unless an option "
+    "only the recurrent models take is given (--units, --epochs, --conv, --cv, ...); lstm otherwise.",
+)
 @click.option("--units", default=64, show_default=True, help="Units per recurrent layer (per direction).")
 @click.option("--layers", default=1, show_default=True, help="Stacked recurrent layers.")
 @click.option(
@@ -120,7 +127,8 @@ def format_metrics(metrics: dict, task: str) -> str:
     help="Replace the model directory -o if there is one (what was exported from it then no longer matches).",
 )
 def train(data: Path, spec, out: Path, overwrite: bool, rate, val_data, test_data, cv: int, **opts) -> None:
-    """Train an LSTM, GRU or BiLSTM on windowed multichannel time series (CSV, folder of CSVs, or NPZ)."""
+    """Train an LSTM, GRU, BiLSTM or rocket classifier on windowed multichannel time series (CSV, folder of CSVs,
+    or NPZ)."""
     from ..data.dataset import load
     from ..models.config import parse_conv
     from ..models.modeldir import check_replaceable
@@ -134,15 +142,35 @@ def train(data: Path, spec, out: Path, overwrite: bool, rate, val_data, test_dat
     ds, val, test = (load(p.absolute(), spec) if p else None for p in (data, val_data, test_data))
     if rate:
         ds.sample_rate = rate
-    if cv:
-        metrics = train_cv(
-            ds, TrainOptions(**opts), out, cv, progress=echo_err, val=val, test=test, overwrite=overwrite
-        )
+    if opts["arch"] is None and recurrent_options_given(click.get_current_context()):
+        opts["arch"] = "lstm"  # they asked for what only a recurrent model takes
+    options = TrainOptions(**opts)
+    options.resolve(ds, val, test)  # the arch, where it was left to the data (fit.default_arch)
+    if options.arch == "rocket":
+        from ..errors import InputError
+        from ..train.rocket import train_rocket
+
+        if cv:
+            raise InputError("--cv cross-validates the recurrent models; with --arch rocket it is not built yet")
+        metrics = train_rocket(ds, options, out, echo_err, val, test, overwrite)
+    elif cv:
+        metrics = train_cv(ds, options, out, cv, progress=echo_err, val=val, test=test, overwrite=overwrite)
     else:
-        metrics = run_train(ds, TrainOptions(**opts), out, echo_err, val, test, overwrite)
+        metrics = run_train(ds, options, out, echo_err, val, test, overwrite)
     if "cv" in metrics:
         click.echo(f"{out}: {format_cv(metrics['cv'], opts['task'])}")
     click.echo(f"{out}: {format_metrics(metrics, opts['task'])}")
+
+
+# Options only the recurrent models take (besides fit_options'): given without --arch, they ask for an LSTM.
+RECURRENT_ONLY = ("units", "layers", "merge", "dropout", "peephole", "frame", "conv", "pool", "horizon", "cv")
+
+
+def recurrent_options_given(ctx: click.Context) -> bool:
+    from click.core import ParameterSource
+
+    names = set(RECURRENT_ONLY) | {p.name for p in fit_options(lambda: None).__click_params__}
+    return any(ctx.get_parameter_source(n) is ParameterSource.COMMANDLINE for n in names)
 
 
 def format_cv(cv: dict, task: str) -> str:

@@ -33,6 +33,8 @@ class Predictor:
 
 
 class KerasPredictor(Predictor):
+    reference_file = "model.keras"  # what a quantization report compares with
+
     def __init__(self, path: Path) -> None:
         from ..modelfile.write import build_metadata, tensor_entry
         from ..models.modeldir import load_keras
@@ -49,6 +51,10 @@ class KerasPredictor(Predictor):
             format="keras",
         )
 
+    @property
+    def params(self) -> int:
+        return int(self.model.count_params())
+
     def predict(self, X, progress=None):
         from ..data.prepare import model_inputs, pad_to
 
@@ -59,7 +65,7 @@ class KerasPredictor(Predictor):
 
 
 class FilePredictor(Predictor):
-    """A .tflite or .onnx, run by the device runner."""
+    """A .tflite, .onnx or .rocket, run by the device runner."""
 
     CHUNK = 64  # windows between progress lines
 
@@ -85,15 +91,32 @@ class FilePredictor(Predictor):
         return np.concatenate(out) if out else np.zeros((0, self.runner.info.n_outputs), np.float32)
 
 
+class RocketDirPredictor(FilePredictor):
+    """A rocket model directory: its float model.rocket, run by the device runner, with the directory's config."""
+
+    reference_file = "model.rocket"
+
+    def __init__(self, path: Path) -> None:
+        from ..models.modeldir import ROCKET_FILE, load_config
+
+        self.cfg = load_config(path)
+        super().__init__(path / ROCKET_FILE)
+        a = self.runner.interp.a
+        self.params = int(a["weights"].size + a["thresholds"].size)
+
+
 def open_model(path: str | Path) -> Predictor:
+    from ..models.modeldir import ROCKET_FILE
+
     path = Path(path)
     if path.is_dir():
-        return KerasPredictor(path)
+        # a rocket model directory's model is its float .rocket file, run by the same runner as on a device
+        return RocketDirPredictor(path) if (path / ROCKET_FILE).is_file() else KerasPredictor(path)
     if not path.exists():
-        raise ModelDirError(f"{path}: no such model (a model directory, .tflite or .onnx)")
-    if path.suffix.lower() in (".tflite", ".onnx"):
+        raise ModelDirError(f"{path}: no such model (a model directory, .tflite, .onnx or .rocket)")
+    if path.suffix.lower() in (".tflite", ".onnx", ".rocket"):
         return FilePredictor(path)
-    raise ModelFileError(f"{path}: not a model edgelstm knows (a model directory, .tflite or .onnx)")
+    raise ModelFileError(f"{path}: not a model edgelstm knows (a model directory, .tflite, .onnx or .rocket)")
 
 
 def evaluate_data(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..capabilities import cfg_arch, model_length, why_not
 from ..errors import InputError, ModelDirError
-from ..models.modeldir import KERAS_FILE, check_output_dir, load_config
+from ..models.modeldir import KERAS_FILE, ROCKET_FILE, check_output_dir, load_config
 from .isolated import convert_in_subprocess
 
 FORMATS = ("tflite", "onnx")
@@ -40,10 +40,18 @@ def resolve_kinds(cfg, kind: str, say: Callable[[str], None]) -> list[str]:
     return made
 
 
+def check_format(cfg, to: str) -> None:
+    """Refuse, in the table's words, a format this model has no form in (a rocket model is a .rocket file only)."""
+    why = why_not(cfg_arch(cfg), format=to)
+    if why:
+        raise InputError(why)
+
+
 def check_model_dir(model_dir: Path):
     cfg = load_config(model_dir)
-    if not (Path(model_dir) / KERAS_FILE).is_file():
-        raise ModelDirError(f"{model_dir}: no {KERAS_FILE} in this model directory")
+    need = ROCKET_FILE if cfg.arch == "rocket" else KERAS_FILE
+    if not (Path(model_dir) / need).is_file():
+        raise ModelDirError(f"{model_dir}: no {need} in this model directory")
     return cfg
 
 
@@ -96,6 +104,7 @@ def convert(
     if to not in FORMATS:
         raise InputError(f"unknown format {to!r}; choose one of {', '.join(FORMATS)}")
     cfg = check_model_dir(model_dir)
+    check_format(cfg, to)
     if to == "onnx":
         from .._deps import require
 
@@ -113,6 +122,7 @@ def source_tflite(model: Path, mode: str, progress=None) -> Path:
             raise InputError(f"{model}: no such model file")
         return model
     cfg = check_model_dir(model)
+    check_format(cfg, "tflite")
     resolve_kinds(cfg, "step", progress or (lambda _m: None))  # refuses a model with no step model, saying why
     path = model / output_name("step", "tflite", mode)
     if path.is_file():

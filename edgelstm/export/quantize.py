@@ -89,8 +89,8 @@ def quantize(
     model_dir = Path(model_dir)
     if mode not in QUANTIZED:
         raise InputError(f"unknown quantization mode {mode!r}; choose one of {', '.join(QUANTIZED)}")
-    if fmt not in ("tflite", "onnx"):
-        raise InputError(f"unknown format {fmt!r}; choose tflite or onnx")
+    if fmt not in ("tflite", "onnx", "rocket"):
+        raise InputError(f"unknown format {fmt!r}; choose tflite, onnx or rocket")
     if io not in ("float", "int8"):
         raise InputError(f"unknown I/O type {io!r}; choose float or int8")
     if fmt == "onnx" and mode not in ONNX_MODES:
@@ -102,6 +102,14 @@ def quantize(
     cfg = check_model_dir(model_dir)
     wanted = ["sequence", "step"] if kind == "both" else resolve_kinds(cfg, kind, say)
     kinds, skipped = check_supported(cfg, wanted, fmt, mode, kind)
+    if fmt == "rocket":  # nothing to calibrate: the input grid came with training, and the counts are integers
+        out_dir = Path(out) if out else model_dir
+        check_output_dir(out_dir)
+        if needs_data:
+            check_training_data(cfg, data, model_dir)
+        from ..train.rocket import quantize_rocket
+
+        return [quantize_rocket(model_dir, cfg, mode, out_dir)]
     if not_made is not None:
         not_made += skipped  # the caller reports them (cli/quantize.result_lines)
     else:
@@ -182,6 +190,10 @@ def quantize_with_report(
         fmt = fmt or tgt.format
         io = io or tgt.io
         tgt.check_mode(mode, fmt)
+    if fmt is None and (Path(model_dir) / "config.json").is_file():
+        from ..models.modeldir import load_config
+
+        fmt = "rocket" if load_config(model_dir).arch == "rocket" else None  # a rocket model's one form
     mode, kind, fmt, io = mode or "int8", kind or "step", fmt or "tflite", io or "float"
     # report: it reads the held-out split, so its data must be there before anything is written
     not_made: list[str] = []

@@ -30,7 +30,8 @@ def _tensor(d: dict) -> dict:
 
 def inspect_model(path: str | Path) -> dict:
     path = Path(path)
-    info = _tflite(path) if model_format(path) == "tflite" else _onnx(path)
+    fmt = model_format(path)
+    info = _tflite(path) if fmt == "tflite" else _rocket(path) if fmt == "rocket" else _onnx(path)
     info["file"] = str(path)
     info["size_bytes"] = path.stat().st_size
     try:
@@ -84,6 +85,24 @@ def _tflite(path: Path) -> dict:
         **io,
         "op_tensors": [{"op": o["op_name"], "outputs": [int(i) for i in o["outputs"]]} for o in ops],
     }
+
+
+def _rocket(path: Path) -> dict:
+    """A .rocket file has no graph: its arrays stand for the tensors, its one input and output for the I/O."""
+    from ..runtime.rocket import read_rocket
+
+    meta, a = read_rocket(path)
+    plain = {"scale": None, "zero_point": None, "per_channel": False}  # float, or int8 with its own `scale` array
+    tensors = [
+        {"name": k, "shape": list(np.shape(v)), "dtype": np.asarray(v).dtype.name, **plain}
+        for k, v in a.items()
+        if k != "dilations"
+    ]
+    io = {
+        side: {t["name"]: {"name": t["name"], "shape": t["shape"], "dtype": t["dtype"], **plain} for t in meta[side]}
+        for side in ("inputs", "outputs")
+    }
+    return {"format": "rocket", "ops": {}, "op_versions": {}, "n_ops": 0, "tensors": tensors, **io, "op_tensors": []}
 
 
 def _onnx(path: Path) -> dict:

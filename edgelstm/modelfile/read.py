@@ -43,19 +43,26 @@ REQUIRED = (
 
 
 def model_format(path: Path) -> str:
-    """ "tflite" or "onnx" for an existing model file; anything else is a one-line error naming the file."""
+    """ "tflite", "onnx" or "rocket" for an existing model file; anything else is a one-line error naming the file."""
     if not path.is_file():
         raise ModelFileError(f"{path}: no such model file")
     suffix = path.suffix.lower()
-    if suffix not in (".tflite", ".onnx"):
-        raise ModelFileError(f"{path}: not a model file edgelstm knows (expected .tflite or .onnx)")
+    if suffix not in (".tflite", ".onnx", ".rocket"):
+        raise ModelFileError(f"{path}: not a model file edgelstm knows (expected .tflite, .onnx or .rocket)")
     return suffix[1:]
 
 
 def read_metadata(path: str | Path) -> dict:
-    """The edgelstm metadata dict of a `.tflite` or `.onnx` file, validated against the schema."""
+    """The edgelstm metadata dict of a `.tflite`, `.onnx` or `.rocket` file, validated against the schema."""
     path = Path(path)
-    if model_format(path) == "tflite":
+    fmt = model_format(path)
+    if fmt == "rocket":
+        from ..runtime.rocket import read_rocket
+
+        meta = read_rocket(path)[0]
+        validate(meta, str(path))
+        return meta
+    if fmt == "tflite":
         raw = _tflite_metadata(path.read_bytes(), path)
     else:
         raw = _onnx_metadata(path)

@@ -14,7 +14,7 @@ from ..errors import InputError, ModelDirError
 FORMAT = "edgelstm-model"
 PAD = 0.0  # padding in normalized inputs: the value the Masking layer of a variable-length model skips
 FORMAT_VERSION = 1
-ARCHS = ("lstm", "gru", "bilstm")
+ARCHS = ("lstm", "gru", "bilstm", "rocket")  # rocket: fixed kernels and a ridge head (train/rocket.py)
 TASKS = ("classify", "regress", "forecast")
 MERGES = ("concat", "sum")
 # what the head sees: the last step's output, the running max of every step's output (models/build.py TimeMax), or

@@ -86,6 +86,11 @@ def param_count(
 
 def config_macs(cfg) -> int:
     """`macs_per_step` of a `ModelConfig`: one step of its step model (a frame model's step is S samples)."""
+    if cfg.arch == "rocket":  # 9 taps per kernel response (84 per dilation and channel); per share a comparison
+        from ..runtime.rocket import KERNELS, TAPS, dilations  # and its row of the head
+
+        responses = len(dilations(cfg.window)) * cfg.n_features * len(KERNELS)
+        return responses * TAPS + cfg.units * (1 + cfg.n_outputs)
     return macs_per_step(
         cfg.arch,
         cfg.units,

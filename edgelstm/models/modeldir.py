@@ -17,6 +17,7 @@ from ..runtime.quantile import table_problem
 from .config import ModelConfig
 
 KERAS_FILE = "model.keras"
+ROCKET_FILE = "model.rocket"  # a rocket model directory's float model (train/rocket.py), in place of model.keras
 
 
 def check_replaceable(out: str | Path, overwrite: bool = False) -> None:

@@ -46,7 +46,7 @@ def parser(prog: str = "python -m edgelstm.runtime") -> argparse.ArgumentParser:
         formatter_class=_Formatter,
         description="Stream samples through a step (or windowed sequence) model; one output line each.",
     )
-    p.add_argument("model", help="a .tflite or .onnx model converted by edgelstm (it carries its own metadata)")
+    p.add_argument("model", help="a .tflite, .onnx or .rocket model made by edgelstm (it carries its own metadata)")
     p.add_argument(
         "source",
         nargs="?",
@@ -146,10 +146,12 @@ def run(args: argparse.Namespace, err=None) -> int:
     )
     info = runner.open(args.model)
     pool = info.meta.get("pool", "last")
-    if pool != "last" and not runner.windowed and args.reset_after is None:
-        # a running max never falls: over an endless stream it would answer about everything seen since start
+    what = "a rocket model's shares" if info.arch == "rocket" else f"--pool {pool}"
+    if (pool != "last" or info.arch == "rocket") and not runner.windowed and args.reset_after is None:
+        # a running max never falls, and a share counts every step: over an endless stream either would answer
+        # about everything seen since the start
         say(
-            f"note: {args.model}: the head pools over every sample since the last reset (--pool {pool}); for a "
+            f"note: {args.model}: the head pools over every sample since the last reset ({what}); for a "
             "continuous stream give --window W --hop H (each window from a fresh state) or --reset-after SECONDS"
         )
     skip = Skipper(strict=args.strict, warn=say)

@@ -311,7 +311,7 @@ def open_interpreter(
     delegate: str | None = None,
     no_default_delegates: bool | None = None,
 ) -> Interpreter:
-    """Load a .tflite or .onnx model with the chosen (or first available) runtime."""
+    """Load a .tflite or .onnx model with the chosen (or first available) runtime (a .rocket model: stream.py)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such model file")

@@ -28,6 +28,17 @@ STATE_CHECK_EVERY = 32
 REQUIRED = ("kind", "task", "normalization", "inputs", "outputs")
 
 
+def open_model_file(path: Path, runtime=None, delegate=None, **opts) -> Interpreter:
+    """The interpreter for a model file: a .rocket model steps in numpy, a .tflite or .onnx in its runtime."""
+    if path.suffix.lower() == ".rocket":
+        if runtime not in (None, "auto", "numpy") or delegate:
+            raise InputError(f"{path}: a .rocket model runs on numpy only (no --runtime or --delegate)")
+        from .rocket import RocketInterpreter
+
+        return RocketInterpreter(path)
+    return open_interpreter(path, runtime=runtime, delegate=delegate, **opts)
+
+
 def load_metadata(path: Path) -> dict:
     """The model's embedded edgelstm metadata (a named buffer in .tflite, metadata_props in .onnx)."""
     from ..modelfile.read import read_metadata
@@ -173,7 +184,7 @@ class Runner:
             raise InputError(f"{path}: no such model file")
         meta = load_metadata(path)
         check_metadata(meta, path)
-        self.interp = it = open_interpreter(path, **self._opts)
+        self.interp = it = open_model_file(path, **self._opts)
         norm = meta["normalization"]
         self._mean = np.asarray(norm["mean"], dtype=np.float32)
         self._inv_std = (1.0 / np.maximum(np.asarray(norm["std"], dtype=np.float32), 1e-12)).astype(np.float32)

@@ -116,6 +116,11 @@ def check_task(teacher: ModelConfig, task: str, where: str | Path) -> None:
 def check_teacher(teacher: ModelConfig, ds: Dataset, task: str, where: str | Path) -> None:
     """One line naming the first way the teacher does not fit the data: task, channels, labels, targets, window."""
     t = f"teacher {where}"
+    if teacher.arch == "rocket":
+        raise InputError(
+            f"{t} is a rocket model: its ridge head scores fixed features, with no logits over time to distill; "
+            "train the teacher with --arch lstm|gru|bilstm"
+        )
     check_task(teacher, task, where)
     if ds.n_features != teacher.n_features:
         raise InputError(

@@ -1,0 +1,204 @@
+"""`--arch rocket`: the interpreter counts what training counts, float and int8 agree, and the runner streams it."""
+
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import invoke, one_line_error
+
+from edgelstm.runtime import rocket as rk
+
+
+def waves_npz(path, n=60, lo=40, hi=90, seed=0):
+    """Variable-length two-channel sequences whose class is the period of a noisy wave (5, 9 or 15 samples)."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(lo, hi + 1, n)
+    y = np.arange(n) % 3
+    seqs = []
+    for i, L in enumerate(lengths):
+        t = np.arange(L) + rng.uniform(0, 20)
+        wave = np.sin(2 * np.pi * t / (5, 9, 15)[y[i]])
+        seqs.append(np.stack([wave, 0.5 * wave**2], axis=1) + 0.3 * rng.normal(size=(L, 2)))
+    X = np.concatenate(seqs).astype(np.float32)
+    np.savez(path, X=X, lengths=lengths, y=y, labels=np.array(["p5", "p9", "p15"]))
+    return path, seqs
+
+
+def small_model(F=2, K=3, window=40, seed=0):
+    rng = np.random.default_rng(seed)
+    dil = rk.dilations(window)
+    thr = rng.normal(0, 40, (len(dil), F, len(rk.KERNELS), 2)).astype(np.float32)
+    N = thr.size
+    return {
+        "dilations": dil,
+        "grid": np.array([-3.0, 6.0 / 255, 128.0], np.float32),
+        "thresholds": thr,
+        "mu": rng.uniform(0, 1, N).astype(np.float32),
+        "weights": rng.normal(0, 0.05, (N, K)).astype(np.float32),
+        "scale": np.ones(K, np.float32),
+        "bias": rng.normal(0, 0.1, K).astype(np.float32),
+        "temperature": np.float32(2.0),
+    }
+
+
+def test_the_interpreter_counts_step_by_step_what_training_counts_at_once(tmp_path):
+    """The step form (a ring buffer of grid levels, running counts) and the vectorized form training uses give the
+    same counts exactly, and the same probabilities after every step."""
+    a = small_model()
+    path = tmp_path / "m.rocket"
+    rk.write_rocket(path, {"note": "test"}, a)
+    it = rk.RocketInterpreter(path)
+    Z = np.random.default_rng(1).normal(size=(57, 2)).astype(np.float32)
+    q = rk.to_grid(Z, a["grid"])
+    for t in range(len(Z)):
+        it.set("x", Z[t : t + 1])
+        it.invoke()
+        if t in (0, 8, 56):
+            want = rk.shares(q[: t + 1], a["dilations"], 128.0, a["thresholds"])
+            np.testing.assert_array_equal(it._counts.reshape(-1), np.rint(want * (t + 1)).astype(np.int32))
+            np.testing.assert_allclose(it.get("y"), rk.head(want[None], a), atol=1e-6)
+    it.reset()
+    it.set("x", Z[:1])
+    it.invoke()
+    want = rk.shares(q[:1], a["dilations"], 128.0, a["thresholds"])
+    np.testing.assert_array_equal(it._counts.reshape(-1), np.rint(want).astype(np.int32))
+
+
+def test_a_rocket_file_is_never_unpickled(tmp_path):
+    """An object array (what np.load would unpickle) is refused as a damaged model, in one line."""
+    bad = tmp_path / "evil.rocket"
+    with open(bad, "wb") as fh:
+        np.savez(fh, meta=np.array([{"x": 1}], dtype=object))
+    err = one_line_error(invoke("evaluate", bad, tmp_path / "none.npz"))
+    assert "evil.rocket: not a readable .rocket model (Object arrays cannot be loaded" in err
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    d = tmp_path_factory.mktemp("rocket")
+    train, _ = waves_npz(d / "train.npz")
+    test, seqs = waves_npz(d / "test.npz", n=30, seed=7)
+    m = d / "m"
+    r = invoke("train", train, "--test", test, "--arch", "rocket", "-o", m)
+    assert r.exit_code == 0, r.output
+    r = invoke("quantize", m, "--mode", "int8", "-o", m / "export")
+    assert r.exit_code == 0, r.output
+    return d, m, test, seqs
+
+
+def test_rocket_trains_in_seconds_and_scores_the_test_file(trained):
+    d, m, test, _ = trained
+    metrics = json.loads((m / "metrics.json").read_text())
+    assert metrics["test"]["accuracy"] >= 0.9, metrics["test"]
+    assert metrics["split"]["train"]["windows"] == 60  # nothing of DATA held out: nothing watches validation
+    cfg = json.loads((m / "config.json").read_text())
+    assert cfg["arch"] == "rocket" and cfg["frame"] == 1 and cfg["training"]["input_map"] == "quantile"
+    assert sorted(p.name for p in m.iterdir()) == [
+        "config.json",
+        "confusion.png",
+        "export",
+        "metrics.json",
+        "model.rocket",
+    ]
+
+
+def test_rocket_int8_agrees_with_float_and_the_runner_matches_training(trained):
+    """The int8 file (int8 head weights) agrees with the float model on ≥ 99 % of sequences; the float file run by
+    the device runner step by step gives training's vectorized probabilities within 1e-5."""
+    from edgelstm.data.dataset import load
+    from edgelstm.evaluate.predict import open_model
+    from edgelstm.models.modeldir import load_config
+    from edgelstm.train.rocket import predict
+
+    d, m, test, _ = trained
+    X = load(test).windows.X
+    ref = open_model(m)
+    stepped = ref.predict(X)
+    _, a = rk.read_rocket(m / "model.rocket")
+    np.testing.assert_allclose(stepped, predict(load_config(m), X, a), atol=1e-5)
+    q = open_model(m / "export" / "step.int8.rocket").predict(X)
+    assert (q.argmax(1) == stepped.argmax(1)).mean() >= 0.99
+    report = json.loads((m / "export" / "report.json").read_text())
+    assert report["reference"]["file"] == "model.rocket"
+    assert report["models"][0]["vs_reference"]["argmax_agreement"] >= 0.99
+
+
+def test_edgelstm_run_streams_a_rocket_model_as_evaluate_scores_it(trained, tmp_path):
+    """Two test sequences, one after the other, through the device CLI (`python -m edgelstm.runtime`, no
+    TensorFlow): the last line of each ends on evaluate's prediction for it."""
+    d, m, test, seqs = trained
+    model = m / "export" / "step.int8.rocket"
+    pred = tmp_path / "pred.csv"
+    assert invoke("evaluate", model, test, "--predictions", pred).exit_code == 0
+    rows = list(csv.DictReader(pred.open()))
+    for i in (0, 1):
+        lines = "\n".join(",".join(f"{v:.7g}" for v in s) for s in seqs[i]) + "\n"
+        code = (
+            "import sys, runpy; sys.argv = ['edgelstm-run', sys.argv[1], '-'];"
+            "runpy.run_module('edgelstm.runtime', run_name='__main__')"
+        )
+        out = subprocess.run([sys.executable, "-c", code, str(model)], input=lines, capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        assert "the head pools over every sample since the last reset (a rocket model's shares)" in out.stderr
+        last = json.loads(out.stdout.strip().splitlines()[-1])
+        assert len(out.stdout.strip().splitlines()) == len(seqs[i])
+        assert last["label"] == rows[i]["prediction"], (last, rows[i])
+
+
+def test_rocket_refuses_what_it_has_no_form_for(trained, tmp_path):
+    d, m, test, _ = trained
+    err = one_line_error(invoke("convert", m, "--to", "tflite", "-o", tmp_path / "c"))
+    assert "running means over the whole sequence" in err
+    err = one_line_error(invoke("quantize", m, "--mode", "int16x8", "-o", tmp_path / "q"))
+    assert "float or int8" in err
+    err = one_line_error(
+        invoke("train", d / "train.npz", "--arch", "rocket", "--task", "regress", "-o", tmp_path / "r")
+    )
+    assert "--arch rocket classifies" in err
+    err = one_line_error(invoke("train", d / "train.npz", "--arch", "rocket", "--pool", "max", "-o", tmp_path / "p"))
+    assert "--conv, --pool and --frame shape the recurrent models" in err
+
+
+def test_the_default_model_follows_the_data_and_the_options_given(tmp_path):
+    """No --arch: variable-length sequences make a rocket model; an option only a recurrent model takes (--units)
+    makes an LSTM; short fixed windows make an LSTM."""
+    from test_splits import windows_npz
+
+    seqs, _ = waves_npz(tmp_path / "v.npz", n=30)
+    fixed = windows_npz(tmp_path / "f.npz", n=30)
+    runs = (
+        ("rocket", seqs, ()),
+        ("lstm", seqs, ("--units", "4", "--epochs", "1")),
+        ("lstm", fixed, ("--units", "4", "--epochs", "1")),
+    )
+    for i, (want, data, more) in enumerate(runs):
+        r = invoke("train", data, *more, "-o", tmp_path / f"m{i}")
+        assert r.exit_code == 0, r.output
+        assert json.loads((tmp_path / f"m{i}" / "config.json").read_text())["arch"] == want, (want, more)
+    from edgelstm.train.fit import default_arch
+
+    assert [default_arch("classify", False, 100), default_arch("classify", False, 1460)] == ["lstm", "rocket"]
+    assert default_arch("regress", True, 1460) == "lstm"
+
+
+def test_distill_refuses_a_rocket_teacher_in_one_line(trained, tmp_path):
+    d, m, test, _ = trained
+    err = one_line_error(invoke("distill", d / "train.npz", "--teacher", m, "--student", "gru:4", "-o", tmp_path / "s"))
+    assert "is a rocket model: its ridge head scores fixed features" in err
+
+
+def test_inspect_and_check_read_a_rocket_file(trained):
+    """inspect shows its arrays and I/O; a target whose profile runs TFLite says it does not run the format."""
+    d, m, test, _ = trained
+    f = m / "export" / "step.int8.rocket"
+    r = invoke("inspect", f)
+    assert r.exit_code == 0, r.output
+    assert (
+        f"{f}: rocket," in r.output and "input x: float32 [1, 2]" in r.output and "output y: float32 [1, 3]" in r.output
+    )
+    r = invoke("check", f, "--target", "raspberrypi4-aarch64")
+    assert r.exit_code == 1
+    assert "step.int8.rocket: format rocket is not run by raspberrypi4-aarch64 (it runs tflite)" in r.output
