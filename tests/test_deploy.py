@@ -454,6 +454,31 @@ def test_real_model_installs_runtime_health_checks_streams_and_benches(tmp_path,
     assert links(sshd.home) == (sha(good), None)
 
 
+def test_a_rocket_model_deploys_with_its_numpy_runtime_and_streams_as_here(tmp_path, ssh_home, sshd):
+    """A .rocket file (no interpreter: numpy): the runtime is installed, the health check passes, and the device
+    streams a recording to the same labels and scores as this machine."""
+    from test_rocket import waves_npz
+
+    train, seqs = waves_npz(tmp_path / "train.npz")
+    m = tmp_path / "m"
+    assert invoke("train", train, "--arch", "rocket", "-o", m).exit_code == 0
+    assert invoke("quantize", m, "--no-report", "-o", m / "export").exit_code == 0
+    model = m / "export" / "step.int8.rocket"
+    trust(ssh_home, sshd)
+    r = invoke("deploy", model, "--host", sshd.spec, "--target", "raspberrypi4-aarch64")
+    assert r.exit_code == 0, r.output
+    assert "health check passed" in r.stderr
+    assert (sshd.home / ".edgelstm" / "current" / "model.rocket").read_bytes() == model.read_bytes()
+    rec = sshd.home / "rec.csv"
+    rec.write_text("".join(",".join(f"{v:.6g}" for v in row) + "\n" for row in seqs[0]))
+    r = invoke("remote", "run", "--host", sshd.spec, f"file:{rec}")
+    assert r.exit_code == 0, r.output
+    local = invoke("run", model, f"file:{rec}")
+    assert local.exit_code == 0, local.output
+    got, want = [json.loads(x) for x in r.stdout.splitlines()], [json.loads(x) for x in local.stdout.splitlines()]
+    assert len(got) == len(seqs[0]) and got == want
+
+
 def np_sin(i: int) -> str:
     import math
 

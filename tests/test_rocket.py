@@ -191,7 +191,8 @@ def test_distill_refuses_a_rocket_teacher_in_one_line(trained, tmp_path):
 
 
 def test_inspect_and_check_read_a_rocket_file(trained):
-    """inspect shows its arrays and I/O; a target whose profile runs TFLite says it does not run the format."""
+    """inspect shows its arrays and I/O; a target whose profile runs TFLite only says it does not run the format,
+    a Raspberry Pi (edgelstm's numpy runtime) does."""
     d, m, test, _ = trained
     f = m / "export" / "step.int8.rocket"
     r = invoke("inspect", f)
@@ -199,6 +200,17 @@ def test_inspect_and_check_read_a_rocket_file(trained):
     assert (
         f"{f}: rocket," in r.output and "input x: float32 [1, 2]" in r.output and "output y: float32 [1, 3]" in r.output
     )
-    r = invoke("check", f, "--target", "raspberrypi4-aarch64")
+    r = invoke("check", f, "--target", "android-arm64")
     assert r.exit_code == 1
-    assert "step.int8.rocket: format rocket is not run by raspberrypi4-aarch64 (it runs tflite)" in r.output
+    assert "step.int8.rocket: format rocket is not run by android-arm64 (it runs tflite)" in r.output
+    r = invoke("check", f, "--target", "raspberrypi4-aarch64")
+    assert r.exit_code == 0, r.output
+
+
+def test_quantize_for_a_pi_writes_the_rocket_file_and_checks_it(trained, tmp_path):
+    d, m, test, _ = trained
+    r = invoke("quantize", m, "--target", "raspberrypi4-aarch64", "--no-report", "-o", tmp_path / "q")
+    assert r.exit_code == 0, r.output
+    assert "step.int8.rocket: passes target raspberrypi4-aarch64" in r.output
+    err = one_line_error(invoke("quantize", m, "--target", "android-arm64", "--no-report", "-o", tmp_path / "a"))
+    assert "target android-arm64 cannot run rocket models; it runs tflite" in err

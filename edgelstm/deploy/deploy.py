@@ -24,6 +24,7 @@ from .ssh import Connection, ConnectOptions, HostSpec, quote
 from .wheel import build_wheel
 
 HEALTH_SCRIPT = Path(__file__).with_name("healthcheck.py").read_bytes()
+# a .rocket model needs no interpreter: numpy, which the edgelstm runtime itself needs
 INTERPRETERS = {".tflite": ("ai_edge_litert", "tflite_runtime"), ".onnx": ("onnxruntime",)}
 # ai-edge-litert (the `device` extra's interpreter) publishes wheels for these machines only.
 LITERT_ARCHES = ("x86_64", "aarch64")

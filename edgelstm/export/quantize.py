@@ -175,6 +175,10 @@ def quantize_with_report(
 ) -> QuantizeResult:
     """What `edgelstm quantize` does: target defaults, quantize, report, target check."""
     model_dir = Path(model_dir)
+    if fmt is None and (model_dir / "config.json").is_file():
+        from ..models.modeldir import load_config
+
+        fmt = "rocket" if load_config(model_dir).arch == "rocket" else None  # a rocket model's one form
     tgt = None
     if target:
         from ..targets.profile import load_target
@@ -190,10 +194,6 @@ def quantize_with_report(
         fmt = fmt or tgt.format
         io = io or tgt.io
         tgt.check_mode(mode, fmt)
-    if fmt is None and (Path(model_dir) / "config.json").is_file():
-        from ..models.modeldir import load_config
-
-        fmt = "rocket" if load_config(model_dir).arch == "rocket" else None  # a rocket model's one form
     mode, kind, fmt, io = mode or "int8", kind or "step", fmt or "tflite", io or "float"
     # report: it reads the held-out split, so its data must be there before anything is written
     not_made: list[str] = []

@@ -67,7 +67,7 @@ class Target:
         bad = [m for m in self.modes if m not in MODES]
         if bad:
             raise InputError(f"{where}: unknown mode(s) {', '.join(bad)} in modes")
-        bad = [f for f in self.formats if f not in ("tflite", "onnx", "c")]
+        bad = [f for f in self.formats if f not in ("tflite", "onnx", "c", "rocket")]
         if bad:
             raise InputError(f"{where}: unknown format(s) {', '.join(bad)} in formats")
         if self.quantization not in self.modes:
@@ -77,6 +77,8 @@ class Target:
         """The runtime that runs a `fmt` model on this target, as capabilities.RUNTIMES names it."""
         if fmt == "onnx":
             return "onnxruntime"
+        if fmt == "rocket":  # a .rocket model steps in edgelstm's own runtime, on numpy
+            return "numpy"
         if "edgetpu" in self.delegate:
             return "edgetpu"
         if self.cflags:  # a microcontroller: a .tflite runs in TFLite Micro there
