@@ -24,7 +24,6 @@ import numpy as np
 from ..errors import ModelFileError
 from .interpreter import Interpreter, Tensor
 
-SUFFIX = ".rocket"
 TAPS = 9
 # MiniRocket's 84 kernels: three taps of weight 2, six of -1. Each sums to 0, so the grid's offset cancels and a
 # constant input responds 0.

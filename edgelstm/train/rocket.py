@@ -9,7 +9,7 @@ The device form streams sample by sample (runtime/rocket.py), so it keeps edgels
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -193,7 +193,7 @@ def train_rocket(ds, opts, out: Path, progress=None, val=None, test=None, overwr
         input_map=opts.input_map,
     )  # fmt: skip
     cfg = make_config(ds, prep, opts)
-    cfg.training = {**_options(opts), **data_record(ds, val, test), "columns": ds.columns}
+    cfg.training = {**asdict(opts), **data_record(ds, val, test), "columns": ds.columns}
     if progress:
         from ..data.splits import describe_split
 
@@ -217,9 +217,3 @@ def train_rocket(ds, opts, out: Path, progress=None, val=None, test=None, overwr
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         plots.confusion_matrix(metrics["test"]["confusion"], cfg.labels, tmp / "confusion.png")
     return metrics
-
-
-def _options(opts) -> dict:
-    from dataclasses import asdict
-
-    return asdict(opts)
