@@ -627,8 +627,8 @@ def protocol(report: dict) -> list[str]:
     if report["train_has_test"]:
         train_line += (
             " --test NAME_test.npz`: nothing of the training file is held out as test; a recurrent model keeps its "
-            "own validation share of it for early stopping, a rocket model (the default over variable-length "
-            "sequences and long series) none (sizes in the detail table)"
+            "own validation share of it for early stopping, a rocket model (the default over windows and "
+            "sequences) none (sizes in the detail table)"
         )
         split_note = "the official test file is given to train with `--test`"
     else:

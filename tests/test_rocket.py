@@ -34,6 +34,7 @@ def small_model(F=2, K=3, window=40, seed=0):
     N = thr.size
     return {
         "dilations": dil,
+        "skip": rk.skips(dil, whole=seed % 2 == 0),
         "grid": np.array([-3.0, 6.0 / 255, 128.0], np.float32),
         "thresholds": thr,
         "mu": rng.uniform(0, 1, N).astype(np.float32),
@@ -44,27 +45,31 @@ def small_model(F=2, K=3, window=40, seed=0):
     }
 
 
-def test_the_interpreter_counts_step_by_step_what_training_counts_at_once(tmp_path):
+@pytest.mark.parametrize("seed", [0, 1])  # 0: a sequence counted whole; 1: a fixed window (skips 8·d steps)
+def test_the_interpreter_counts_step_by_step_what_training_counts_at_once(tmp_path, seed):
     """The step form (a ring buffer of grid levels, running counts) and the vectorized form training uses give the
-    same counts exactly, and the same probabilities after every step."""
-    a = small_model()
+    same shares exactly, and the same probabilities, after every step."""
+    a = small_model(seed=seed)
+    assert (a["skip"] > 0).any() == (seed == 1)
     path = tmp_path / "m.rocket"
     rk.write_rocket(path, {"note": "test"}, a)
     it = rk.RocketInterpreter(path)
     Z = np.random.default_rng(1).normal(size=(57, 2)).astype(np.float32)
     q = rk.to_grid(Z, a["grid"])
+    shares = []
     for t in range(len(Z)):
         it.set("x", Z[t : t + 1])
         it.invoke()
-        if t in (0, 8, 56):
-            want = rk.shares(q[: t + 1], a["dilations"], 128.0, a["thresholds"])
-            np.testing.assert_array_equal(it._counts.reshape(-1), np.rint(want * (t + 1)).astype(np.int32))
-            np.testing.assert_allclose(it.get("y"), rk.head(want[None], a), atol=1e-6)
+        want = rk.shares(q[: t + 1], a["dilations"], 128.0, a["thresholds"], a["skip"])
+        np.testing.assert_array_equal(rk.share_of(it._counts, it._n - a["skip"]), want)
+        np.testing.assert_array_equal(it.get("y"), rk.head(want[None], a))
+        shares.append(want)
+    assert len({s.tobytes() for s in shares}) > 40  # the shares moved: the comparison was not of zeros
     it.reset()
     it.set("x", Z[:1])
     it.invoke()
-    want = rk.shares(q[:1], a["dilations"], 128.0, a["thresholds"])
-    np.testing.assert_array_equal(it._counts.reshape(-1), np.rint(want).astype(np.int32))
+    want = rk.shares(q[:1], a["dilations"], 128.0, a["thresholds"], a["skip"])
+    np.testing.assert_array_equal(rk.share_of(it._counts, it._n - a["skip"]), want)
 
 
 def test_a_rocket_file_is_never_unpickled(tmp_path):
@@ -163,25 +168,29 @@ def test_rocket_refuses_what_it_has_no_form_for(trained, tmp_path):
 
 
 def test_the_default_model_follows_the_data_and_the_options_given(tmp_path):
-    """No --arch: variable-length sequences make a rocket model; an option only a recurrent model takes (--units)
-    makes an LSTM; short fixed windows make an LSTM."""
+    """No --arch: windows or sequences given as such (an NPZ) make a rocket model, a fixed window counting only the
+    steps whose taps lie inside it; an option only a recurrent model takes (--units) makes an LSTM; a continuous
+    recording cut into short windows, or a regressor, an LSTM."""
     from test_splits import windows_npz
 
     seqs, _ = waves_npz(tmp_path / "v.npz", n=30)
-    fixed = windows_npz(tmp_path / "f.npz", n=30)
-    runs = (
-        ("rocket", seqs, ()),
-        ("lstm", seqs, ("--units", "4", "--epochs", "1")),
-        ("lstm", fixed, ("--units", "4", "--epochs", "1")),
-    )
+    fixed = windows_npz(tmp_path / "f.npz", n=30, T=40)
+    runs = (("rocket", seqs, ()), ("rocket", fixed, ()), ("lstm", seqs, ("--units", "4", "--epochs", "1")))
     for i, (want, data, more) in enumerate(runs):
         r = invoke("train", data, *more, "-o", tmp_path / f"m{i}")
         assert r.exit_code == 0, r.output
         assert json.loads((tmp_path / f"m{i}" / "config.json").read_text())["arch"] == want, (want, more)
+    for i, whole in ((0, True), (1, False)):
+        _, a = rk.read_rocket(tmp_path / f"m{i}" / "model.rocket")
+        assert (a["skip"] == rk.skips(a["dilations"], whole)).all() and (a["skip"] > 0).any() != whole
     from edgelstm.train.fit import default_arch
 
     assert [default_arch("classify", False, 100), default_arch("classify", False, 1460)] == ["lstm", "rocket"]
-    assert default_arch("regress", True, 1460) == "lstm"
+    assert default_arch("regress", True, 1460) == "lstm" and default_arch("classify", True, 8) == "lstm"
+    err = one_line_error(
+        invoke("train", windows_npz(tmp_path / "s.npz", T=8), "--arch", "rocket", "-o", tmp_path / "s")
+    )
+    assert "windows of 8 samples hold none (use --arch lstm)" in err
 
 
 def test_distill_refuses_a_rocket_teacher_in_one_line(trained, tmp_path):

@@ -48,10 +48,12 @@ def thresholds_per_response(dil: list[int], F: int) -> int:
     return max(1, round(SHARES / (len(dil) * F * len(rk.KERNELS))))
 
 
-def fit_thresholds(qs: list[np.ndarray], dil: list[int], pad: float, rng: np.random.Generator) -> np.ndarray:
-    """[D, F, 84, B]: MiniRocket's way — each (dilation, kernel) takes its thresholds from the responses of one
-    random training series, at quantile levels that differ from one response to the next and together spread over
-    (0, 1), so the shares are diverse and few sit at a flat signal's noise level."""
+def fit_thresholds(
+    qs: list[np.ndarray], dil: list[int], pad: float, skip: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """[D, F, 84, B]: MiniRocket's way — each (dilation, kernel) takes its thresholds from the counted responses of
+    one random training series, at quantile levels that differ from one response to the next and together spread
+    over (0, 1), so the shares are diverse and few sit at a flat signal's noise level."""
     F, B = qs[0].shape[1], thresholds_per_response(dil, qs[0].shape[1])
     D, J = len(dil), len(rk.KERNELS)
     levels = ((np.arange(D * J * F * B) + 1) * GOLDEN % 1).reshape(D, J, F, B)
@@ -60,8 +62,9 @@ def fit_thresholds(qs: list[np.ndarray], dil: list[int], pad: float, rng: np.ran
     for i in np.unique(series):
         c = rk.responses(qs[i], dil, pad)  # [T, D, F, 84]
         for d, j in zip(*np.nonzero(series == i)):
+            counted = c[skip[d] :, d] if len(c) > skip[d] else c[:, d]
             for f in range(F):
-                out[d, f, j] = np.quantile(c[:, d, f, j], levels[d, j, f])
+                out[d, f, j] = np.quantile(counted[:, f, j], levels[d, j, f])
     return out
 
 
@@ -115,7 +118,7 @@ def int8_head(a: dict) -> dict:
 def features(cfg: ModelConfig, X: np.ndarray, a: dict) -> np.ndarray:
     """Raw windows → shares [N, features], as the interpreter counts them step by step."""
     qs = [rk.to_grid(z, a["grid"]) for z in sequences(cfg, X)]
-    return np.stack([rk.shares(q, a["dilations"], float(a["grid"][2]), a["thresholds"]) for q in qs])
+    return np.stack([rk.shares(q, a["dilations"], float(a["grid"][2]), a["thresholds"], a["skip"]) for q in qs])
 
 
 def predict(cfg: ModelConfig, X: np.ndarray, a: dict) -> np.ndarray:
@@ -128,13 +131,14 @@ def fit(cfg: ModelConfig, prep: Prepared, seed: int, progress=None) -> dict:
     grid = fit_grid(seqs)
     qs = [rk.to_grid(z, grid) for z in seqs]
     dil = rk.dilations(cfg.window)
-    thresholds = fit_thresholds(qs, dil, float(grid[2]), np.random.default_rng(seed))
-    a = {"dilations": np.array(dil, np.int32), "grid": grid, "thresholds": thresholds}
+    skip = rk.skips(dil, whole=cfg.masked)  # variable-length sequences are events, counted whole
+    thresholds = fit_thresholds(qs, dil, float(grid[2]), skip, np.random.default_rng(seed))
+    a = {"dilations": np.array(dil, np.int32), "skip": skip, "grid": grid, "thresholds": thresholds}
     if progress:
         n = thresholds.size
         b = thresholds.shape[-1]
         progress(f"model: rocket, {n} shares (84 kernels x dilations {dil} x {cfg.n_features} channels x {b})")
-    Fx = np.stack([rk.shares(q, dil, float(grid[2]), thresholds) for q in qs])
+    Fx = np.stack([rk.shares(q, dil, float(grid[2]), thresholds, skip) for q in qs])
     head = ridge(Fx, prep.train.y.astype(int), cfg.n_outputs)
     if progress:
         progress(f"head: ridge, penalty {head['alpha']:g} by leave-one-out, temperature {head['temperature']:.3g}")
