@@ -45,6 +45,11 @@ def to_grid(Z: np.ndarray, grid: np.ndarray) -> np.ndarray:
     return np.clip(np.rint((np.asarray(Z, np.float32) - grid[0]) / grid[1]), 0, LEVELS - 1).astype(np.float32)
 
 
+def taps_back(d: int) -> list[int]:
+    """How many steps back each of a kernel's taps reads at dilation d, oldest first (the last is the sample)."""
+    return [(TAPS - 1 - k) * d for k in range(TAPS)]
+
+
 def responses(q: np.ndarray, dil: list[int], pad: float) -> np.ndarray:
     """One sequence's levels [T, F] → every kernel's response at every step [T, D, F, 84]. Causal: taps before the
     first sample read `pad` (the level of a normalized 0), as a fresh interpreter's buffer does. The step from there
@@ -55,7 +60,7 @@ def responses(q: np.ndarray, dil: list[int], pad: float) -> np.ndarray:
     x = np.concatenate([np.full((R, F), pad, np.float32), q.astype(np.float32)])
     out = np.empty((T, len(dil), F, len(KERNELS)), np.float32)
     for i, d in enumerate(dil):
-        taps = np.stack([x[R - (TAPS - 1 - k) * d : R - (TAPS - 1 - k) * d + T] for k in range(TAPS)], axis=-1)
+        taps = np.stack([x[R - b : R - b + T] for b in taps_back(d)], axis=-1)
         out[:, i] = taps @ KERNELS.T  # whole numbers under 2^24: exact in float32 in any order
     return out
 
@@ -128,14 +133,12 @@ class RocketInterpreter(Interpreter):
     def __init__(self, path: str | Path) -> None:
         self.meta, a = read_rocket(path)
         self.a = a
-        self.dil = a["dilations"]
         F = int(a["thresholds"].shape[1])
         K = int(a["bias"].shape[0])
         self.inputs = {"x": Tensor("x", "x", (1, F), np.dtype(np.float32))}
         self.outputs = {"y": Tensor("y", "y", (1, K), np.dtype(np.float32))}
-        R = (TAPS - 1) * max(self.dil)
-        # tap k of dilation d reads the sample (8 - k)·d steps back: rows of the buffer, newest last
-        self._idx = np.array([[R - (TAPS - 1 - k) * d for k in range(TAPS)] for d in self.dil])
+        R = (TAPS - 1) * max(a["dilations"])
+        self._idx = np.array([[R - b for b in taps_back(d)] for d in a["dilations"]])  # rows, newest last
         self._buf = np.empty((R + 1, F), np.float32)
         self._counts = np.zeros(a["thresholds"].shape, np.int32)
         self._x = np.zeros(F, np.float32)

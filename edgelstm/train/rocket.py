@@ -204,9 +204,11 @@ def train_rocket(ds, opts, out: Path, progress=None, val=None, test=None, overwr
         progress(f"data: {describe_split(prep.train, prep.val, prep.test)}, {ds.n_features} channels")
     a = fit(cfg, prep, opts.seed, progress)
     cfg = replace(cfg, units=int(np.asarray(a["thresholds"]).size))
+    test_out = predict(cfg, prep.test.X, a)
+    val_out = test_out if val is test else predict(cfg, prep.val.X, a)  # the test file stood for validation
     metrics = {
-        "test": score(cfg, prep.test, predict(cfg, prep.test.X, a)),
-        "validation": score(cfg, prep.val, predict(cfg, prep.val.X, a)),
+        "test": score(cfg, prep.test, test_out),
+        "validation": score(cfg, prep.val, val_out),
         "params": int(np.asarray(a["weights"]).size + np.asarray(a["thresholds"]).size),
         "ridge_alpha": a["alpha"],
         "protocol": protocol(cfg),
