@@ -107,7 +107,7 @@ RULES: tuple[Rule, ...] = (
         "rocket",
         ("int16x8", "dynamic", "float16"),
         ANY,
-        "a .rocket model's head weights are float or int8 (its input grid is 8-bit and its counts integers in both)",
+        "a .rocket model's head weights are float or int8 (its input grid and counts are integers in both)",
     ),
     Rule(
         ANY,

@@ -28,14 +28,17 @@ def waves_npz(path, n=60, lo=40, hi=90, seed=0):
 
 
 def small_model(F=2, K=3, window=40, seed=0):
+    """Seed 0: a file from before the 16-bit grid (its grid has no 4th entry: 256 levels); 1: a 16-bit grid."""
     rng = np.random.default_rng(seed)
     dil = rk.dilations(window)
-    thr = rng.normal(0, 40, (len(dil), F, len(rk.KERNELS), 2)).astype(np.float32)
+    levels = 256 if seed == 0 else 65536
+    grid = [-3.0, 6.0 / (levels - 1), levels // 2] + ([] if seed == 0 else [levels])
+    thr = rng.normal(0, 40 * levels / 256, (len(dil), F, len(rk.KERNELS), 2)).astype(np.float32)
     N = thr.size
     return {
         "dilations": dil,
         "skip": rk.skips(dil, whole=seed % 2 == 0),
-        "grid": np.array([-3.0, 6.0 / 255, 128.0], np.float32),
+        "grid": np.array(grid, np.float32),
         "thresholds": thr,
         "mu": rng.uniform(0, 1, N).astype(np.float32),
         "weights": rng.normal(0, 0.05, (N, K)).astype(np.float32),
@@ -45,7 +48,7 @@ def small_model(F=2, K=3, window=40, seed=0):
     }
 
 
-@pytest.mark.parametrize("seed", [0, 1])  # 0: a sequence counted whole; 1: a fixed window (skips 8·d steps)
+@pytest.mark.parametrize("seed", [0, 1])  # 0: a sequence counted whole, 8-bit; 1: a fixed window (skips 8·d), 16-bit
 def test_the_interpreter_counts_step_by_step_what_training_counts_at_once(tmp_path, seed):
     """The step form (a ring buffer of grid levels, running counts) and the vectorized form training uses give the
     same shares exactly, and the same probabilities, after every step."""
@@ -54,13 +57,15 @@ def test_the_interpreter_counts_step_by_step_what_training_counts_at_once(tmp_pa
     path = tmp_path / "m.rocket"
     rk.write_rocket(path, {"note": "test"}, a)
     it = rk.RocketInterpreter(path)
-    Z = np.random.default_rng(1).normal(size=(57, 2)).astype(np.float32)
+    Z = 1.5 * np.random.default_rng(1).normal(size=(57, 2)).astype(np.float32)  # some past the grid
     q = rk.to_grid(Z, a["grid"])
+    assert q.max() == rk.grid_levels(a["grid"]) - 1  # the samples reach past the grid: clipped at its top level
+    pad = float(a["grid"][2])
     shares = []
     for t in range(len(Z)):
         it.set("x", Z[t : t + 1])
         it.invoke()
-        want = rk.shares(q[: t + 1], a["dilations"], 128.0, a["thresholds"], a["skip"])
+        want = rk.shares(q[: t + 1], a["dilations"], pad, a["thresholds"], a["skip"])
         np.testing.assert_array_equal(rk.share_of(it._counts, it._n - a["skip"]), want)
         np.testing.assert_array_equal(it.get("y"), rk.head(want[None], a))
         shares.append(want)
@@ -68,7 +73,7 @@ def test_the_interpreter_counts_step_by_step_what_training_counts_at_once(tmp_pa
     it.reset()
     it.set("x", Z[:1])
     it.invoke()
-    want = rk.shares(q[:1], a["dilations"], 128.0, a["thresholds"], a["skip"])
+    want = rk.shares(q[:1], a["dilations"], pad, a["thresholds"], a["skip"])
     np.testing.assert_array_equal(rk.share_of(it._counts, it._n - a["skip"]), want)
 
 
@@ -223,3 +228,37 @@ def test_quantize_for_a_pi_writes_the_rocket_file_and_checks_it(trained, tmp_pat
     assert "step.int8.rocket: passes target raspberrypi4-aarch64" in r.output
     err = one_line_error(invoke("quantize", m, "--target", "android-arm64", "--no-report", "-o", tmp_path / "a"))
     assert "target android-arm64 cannot run rocket models; it runs tflite" in err
+
+
+def test_the_ridge_head_picks_the_penalty_a_refit_without_each_series_would():
+    """The closed-form leave-one-out error (standardized shares, unpenalized intercept) chooses the same penalty as
+    refitting without each series in turn, and its folded weights give the standardized fit's scores."""
+    from edgelstm.train import rocket as tr
+
+    rng = np.random.default_rng(3)
+    y = np.arange(30) % 3
+    Fx = rng.uniform(0, 1, (30, 12)) * rng.uniform(0.001, 1, 12)  # some shares barely move: the spread floor
+    Fx[:, :3] += 0.3 * (y[:, None] == np.arange(3))
+    a = tr.ridge(Fx, y, 3)
+    sd = np.maximum(Fx.std(axis=0), tr.SPREAD_FLOOR)
+    Z = (Fx - Fx.mean(axis=0)) / sd
+    Y = np.where(y[:, None] == np.arange(3), 1.0, -1.0)
+
+    def fit(Zs, Ys, alpha):  # the textbook ridge with an intercept, solved directly
+        m, c = Zs.mean(axis=0), Ys.mean(axis=0)
+        W = np.linalg.solve((Zs - m).T @ (Zs - m) + alpha * np.eye(Zs.shape[1]), (Zs - m).T @ (Ys - c))
+        return W, c - m @ W
+
+    def loo(alpha):
+        err = 0.0
+        for i in range(len(y)):
+            keep = np.arange(len(y)) != i
+            W, b = fit(Z[keep], Y[keep], alpha)
+            err += float(((Z[i] @ W + b - Y[i]) ** 2).sum())
+        return err
+
+    errors = [loo(alpha) for alpha in tr.ALPHAS]
+    assert a["alpha"] == tr.ALPHAS[int(np.argmin(errors))]
+    assert len(set(np.round(errors, 6))) > 5  # the penalty mattered
+    W, b = fit(Z, Y, a["alpha"])
+    np.testing.assert_allclose((Fx - a["mu"]) @ a["weights"] + a["bias"], Z @ W + b, atol=1e-4)

@@ -1,4 +1,4 @@
-"""A rocket model on the device: MiniRocket's fixed dilated kernels over an 8-bit input grid, the share of steps where
+"""A rocket model on the device: MiniRocket's fixed dilated kernels over a 16-bit input grid, the share of steps where
 each response crosses each of its thresholds (proportion of positive values, PPV), and a linear head over those.
 
 Why not a TFLite graph: the shares are running means over the whole sequence, which int8 state cannot carry step by
@@ -30,19 +30,28 @@ TAPS = 9
 KERNELS = np.array(
     [[2 if k in c else -1 for k in range(TAPS)] for c in itertools.combinations(range(TAPS), 3)], np.float32
 )
-LEVELS = 256  # the input grid: 8 bits per channel
+# The input grid: 16 bits per channel (ACSF1 0.860 with 8 bits, 0.880 with 16, 3 seeds, int8; docs/accuracy.md).
+# A response is at most 12·65535 in magnitude, a whole number under 2^24: exact in float32. Files from before it
+# were 8-bit; their grid has no 4th entry (`grid_levels`).
+LEVELS = 65536
 ARRAYS = ("meta", "dilations", "skip", "grid", "thresholds", "mu", "weights", "scale", "bias", "temperature")
 
 
-def dilations(window: int, most: int = 8) -> list[int]:
+def dilations(window: int, most: int = 16) -> list[int]:
     """Up to `most` dilations spaced exponentially from 1 to the largest whose 9 taps fit in the window."""
     top = np.log2(max(1.0, (window - 1) / (TAPS - 1)))
     return sorted({int(v) for v in np.floor(2 ** np.linspace(0, top, most))})
 
 
+def grid_levels(grid: np.ndarray) -> int:
+    """How many levels a grid (lo, step, pad, levels) has; 256 in files written before the 4th entry."""
+    return int(grid[3]) if len(grid) > 3 else 256
+
+
 def to_grid(Z: np.ndarray, grid: np.ndarray) -> np.ndarray:
-    """Normalized samples → levels 0..255 of the grid (lo, step, pad), as float32 (whole numbers: exact sums)."""
-    return np.clip(np.rint((np.asarray(Z, np.float32) - grid[0]) / grid[1]), 0, LEVELS - 1).astype(np.float32)
+    """Normalized samples → whole levels of the grid (lo, step, pad, levels), as float32 (exact sums)."""
+    q = np.rint((np.asarray(Z, np.float32) - grid[0]) / grid[1])
+    return np.clip(q, 0, grid_levels(grid) - 1).astype(np.float32)
 
 
 def taps_back(d: int) -> list[int]:

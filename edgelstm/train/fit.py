@@ -103,7 +103,7 @@ LONG_SERIES_RECIPE = {
 # JapaneseVowels 0.969 ± 0.007 -> 0.977 ± 0.002 (run 20261207T104738Z-ec7681fa). Fixed windows keep
 # MODEL_DEFAULTS: a pooled head over a continuous stream needs `run --window`, which the runner does not choose.
 SEQUENCE_RECIPE = {"pool": "maxconv", "conv": [[5, 32]]}
-# `--arch rocket` (train/rocket.py): every channel quantile-mapped (its 8-bit grid then spends its levels where the
+# `--arch rocket` (train/rocket.py): every channel quantile-mapped (its input grid then spends its levels where the
 # samples are), no augmentation, no front-end or pooled head of the recurrent models'.
 ROCKET_RECIPE = {"input_map": "quantile", "augment": 0, "conv": [], "pool": "last"}
 
@@ -114,9 +114,9 @@ def default_arch(task: str, windows: bool, window: int) -> str:
     where the recurrent recipes already pool over the whole sequence; an LSTM otherwise (a continuous recording cut
     into short windows, whose step model runs on over the stream, and every regressor and forecaster).
 
-    bench/accuracy.py, 3 seeds, int8, official test splits (run 20261207T174212Z, docs/accuracy.md), against the
-    LSTM defaults: BasicMotions 0.967 -> 1.000, JapaneseVowels 0.977 -> 0.985, PLAID 0.687 -> 0.938, ACSF1 0.823 ->
-    0.860, MIT-BIH 0.988 -> 0.980 (macro-F1 0.497 -> 0.524). Not over a continuous recording cut into short
+    bench/accuracy.py, 3 seeds, int8, official test splits (run 20261207T195134Z, docs/accuracy.md), against the
+    LSTM defaults: BasicMotions 0.967 -> 1.000, JapaneseVowels 0.977 -> 0.986, PLAID 0.687 -> 0.956, ACSF1 0.823 ->
+    0.913, MIT-BIH 0.988 -> 0.988 (macro-F1 0.497 -> 0.546). Not over a continuous recording cut into short
     windows: there its shares would count since the last reset, which the runner does not bound by itself."""
     fits = window > 8  # a fixed window counts only the steps whose 9 taps lie inside it
     return "rocket" if task == "classify" and fits and (windows or window > LONG_WINDOW) else "lstm"
