@@ -164,9 +164,8 @@ def tune_result(task: Task, npz: dict[str, Path], opts: argparse.Namespace) -> R
     done = run_step(args, logs / "tune.log")
     if done.returncode != 0:
         return {**base, "method": EDGE_TUNE, "error": one_line_error(done), "seconds": round(time.perf_counter() - t0)}
-    row = step_result(
-        EDGE_TUNE, base, t0, lambda: evaluate_json(mdir / "step.int8.tflite", npz["test"], logs / "evaluate_int8.log")
-    )
+    winner = next(iter(sorted(mdir.glob("step.int8.*"))), mdir / "step.int8.tflite")  # .rocket for a rocket model
+    row = step_result(EDGE_TUNE, base, t0, lambda: evaluate_json(winner, npz["test"], logs / "evaluate_int8.log"))
     try:
         summary = json.loads((mdir / "tune.json").read_text())
         row["tune"] = {
@@ -660,7 +659,7 @@ def protocol(report: dict) -> list[str]:
                 f"- edgelstm tune: `edgelstm tune NAME_train.npz --test NAME_test.npz --trials {a['tune']}` — a search "
                 "over architecture, size and recipe, each trial scored by 3-fold cross-validated int8 step-model "
                 "accuracy on the training file only; the winner (trained on all of it) is scored as its "
-                "`step.int8.tflite` on the test file, like the int8 rows."
+                "`step.int8.tflite` (`.rocket`) on the test file, like the int8 rows."
             ]
             if a.get("tune")
             else []

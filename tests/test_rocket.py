@@ -262,3 +262,75 @@ def test_the_ridge_head_picks_the_penalty_a_refit_without_each_series_would():
     assert len(set(np.round(errors, 6))) > 5  # the penalty mattered
     W, b = fit(Z, Y, a["alpha"])
     np.testing.assert_allclose((Fx - a["mu"]) @ a["weights"] + a["bias"], Z @ W + b, atol=1e-4)
+
+
+def test_rocket_cross_validates_then_trains_on_all_the_data(tmp_path):
+    """`--cv 3` over NPZ sequences is a rocket model's (no recurrent option given): three fold models scored on
+    sequences they never saw, then the saved model on all 60, its test figures the pooled out-of-fold ones."""
+    train, _ = waves_npz(tmp_path / "train.npz")
+    m = tmp_path / "m"
+    r = invoke("train", train, "--cv", "3", "--shares", "600", "-o", m)
+    assert r.exit_code == 0, r.output
+    metrics = json.loads((m / "metrics.json").read_text())
+    cv = metrics["cv"]
+    assert cv["folds"] == 3 and cv["by"] == "recording" and sum(f["n"] for f in cv["per_fold"]) == 60
+    assert cv["accuracy"]["mean"] >= 0.85 and cv["accuracy"]["sd"] <= 0.15, cv
+    assert metrics["test"]["n"] == 60 and abs(metrics["test"]["accuracy"] - cv["accuracy"]["mean"]) < 0.05
+    assert metrics["split"]["train"]["windows"] == 60 and set(metrics["split"]) == {"train"}
+    assert metrics["protocol"].startswith("leave-recording-out cross-validation, 3 folds")
+    cfg = json.loads((m / "config.json").read_text())
+    assert cfg["arch"] == "rocket" and cfg["units"] == rk.n_shares(cfg["window"], 2, 600)
+    assert f"cross-validated accuracy {cv['accuracy']['mean']:.3f}" in r.output
+    # it trained on every sequence: no split is rebuilt to score it (that would score data it trained on)
+    r = invoke("quantize", m, "--mode", "int8")
+    assert r.exit_code == 0, r.output
+    assert "no report: the model trained on all of its data (cross-validated or tuned, no --test file)" in r.stdout
+    assert (m / "step.int8.rocket").is_file() and not (m / "report.json").exists()
+    err = one_line_error(invoke("evaluate", m, "--split", "test"))
+    assert err == f"Error: {m}: training held out no test split (cross-validated or tuned); give DATA"
+
+
+def test_shares_size_only_a_rocket_model(tmp_path):
+    train, _ = waves_npz(tmp_path / "train.npz")
+    err = one_line_error(invoke("train", train, "--arch", "lstm", "--shares", "600", "-o", tmp_path / "m"))
+    assert err == "Error: --shares sizes a rocket model (--arch rocket)"
+    assert not (tmp_path / "m").exists()
+
+
+def test_tune_starts_from_the_rocket_default_and_writes_its_int8_model(tmp_path):
+    """Over NPZ windows train's default is a rocket model, so tune's first trial is that one: cross-validated by
+    recording, scored as its int8 file through the runner, then trained on all the data."""
+    from edgelstm.modelfile.inspect import inspect_model
+
+    train, _ = waves_npz(tmp_path / "train.npz")
+    out = tmp_path / "best"
+    r = invoke("tune", train, "--trials", "1", "--folds", "2", "-o", out)
+    assert r.exit_code == 0, r.output
+    rows = list(csv.DictReader(open(out / "tune.csv")))
+    assert [row["trial"] for row in rows] == ["rocket4000"] and rows[0]["status"] == "ok"
+    assert 0.85 <= float(rows[0]["int8_accuracy"]) <= 1 and float(rows[0]["step_us"]) > 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["protocol"].startswith("tune, 1 trials: out-of-fold int8") and metrics["test"]["n"] == 60
+    assert abs(metrics["test"]["accuracy"] - float(rows[0]["int8_accuracy"])) < 0.05
+    assert int(rows[0]["params"]) == metrics["params"]  # the size it was budgeted by is the size it has
+    assert inspect_model(out / "step.int8.rocket")["metadata"]["quantization"] == "int8"
+
+
+def test_a_rocket_models_held_out_split_is_found_again_by_evaluate(tmp_path):
+    """Trained without --test, a rocket model holds out 15 % of the sequences as test and none for validation
+    (nothing is chosen on it); `evaluate --split test`, which rebuilds the split with a validation share, finds the
+    same test windows (the test share is drawn first) and the same confusion."""
+    train, _ = waves_npz(tmp_path / "train.npz", n=90)
+    m = tmp_path / "m"
+    assert invoke("train", train, "--arch", "rocket", "--shares", "600", "-o", m).exit_code == 0
+    stored = json.loads((m / "metrics.json").read_text())
+    assert set(stored["split"]) == {"train", "test"}
+    assert stored["split"]["train"]["windows"] + stored["test"]["n"] == 90 and stored["test"]["n"] >= 12
+    r = invoke("evaluate", m, "--split", "test")
+    assert r.exit_code == 0, r.output
+    t = stored["test"]
+    assert r.stdout.splitlines()[0] == (
+        f"{m}: accuracy {t['accuracy']:.3f}, macro-F1 {t['macro_f1']:.3f} ({t['n']} windows, the held-out test split)"
+    )
+    rows = [ln.split() for ln in r.stdout.splitlines()[3 : 3 + len(t["labels"])]]
+    assert [[int(v) for v in row[1:]] for row in rows] == t["confusion"]

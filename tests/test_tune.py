@@ -38,11 +38,30 @@ def test_pareto_front_keeps_only_undominated_points():
 def test_budget_from_the_shape_alone():
     b = Budget(max_params=5000, max_kb=3.0)
     big = Candidate("lstm", (), 64, 1, "default")
-    assert b.before_training(big, 6, 4) == f"{param_count('lstm', 64, 1, 6, 4)} parameters > 5000"
+    p = param_count("lstm", 64, 1, 6, 4)
+    assert b.before_training(big, p) == f"{p} parameters > 5000"
     mid = Candidate("gru", (), 32, 1, "default")  # 3 × (6 + 32 + 2) × 32 + 33 × 4: at least 3.9 KB as int8
     assert param_count("gru", 32, 1, 6, 4) == 3972
-    assert b.before_training(mid, 6, 4) == "at least 3.9 KB int8 > 3 KB"
-    assert b.before_training(Candidate("gru", (), 16, 1, "default"), 6, 4) is None
+    assert b.before_training(mid, 3972) == "at least 3.9 KB int8 > 3 KB"
+    assert b.before_training(Candidate("gru", (), 16, 1, "default"), param_count("gru", 16, 1, 6, 4)) is None
+
+
+def test_a_rocket_candidate_is_sized_and_checked_before_training():
+    """Its size from the window and channels alone (a threshold and a head row per share), and a target whose
+    runtime has no rocket engine skips it with the rule's reason."""
+    from edgelstm.models.cost import rocket_params
+    from edgelstm.runtime.rocket import n_shares
+    from edgelstm.targets.profile import load_target
+
+    # windows of 24 samples: dilations 1 and 2; 3 channels x 84 kernels x 2 dilations = 504 responses, 8 each
+    assert n_shares(24, 3, 4000) == 4032 and n_shares(24, 3, 1000) == 1008 and n_shares(24, 3, 10) == 504
+    assert rocket_params(4032, 3) == 16128
+    c = Candidate("rocket", (), 4000, 1, "default")
+    assert c.name == "rocket4000"
+    assert Budget(max_params=10_000).before_training(c, 16128) == "16128 parameters > 10000"
+    assert Budget(target=load_target("linux-x86_64")).before_training(c, 16128) is None
+    why = Budget(target=load_target("coral-edgetpu")).before_training(c, 16128)
+    assert why == "coral-edgetpu: it runs tflite models, not rocket", why
 
 
 @pytest.mark.slow
@@ -92,7 +111,7 @@ def test_a_budget_nothing_fits_is_one_line_and_writes_nothing(tmp_path):
     r = invoke("tune", data, "--max-params", "10", "-o", tmp_path / "m")
     assert r.exit_code == 2 and "Traceback" not in r.output
     err = r.stderr.strip().splitlines()[-1]  # after the progress line
-    n = len(candidates(0))
+    n = len(candidates(0, rocket=True))  # windows of 24 samples: the rocket models are candidates too
     assert err.startswith(f"Error: no trial fits the budget: {n} skipped (smallest: gru16x1"), err
     assert err.endswith(", 1059 parameters > 10)"), err  # GRU 16 on 3 channels: 3 × (3 + 16 + 2) × 16 + 17 × 3
     assert not (tmp_path / "m").exists()
@@ -110,8 +129,9 @@ def test_tune_searches_under_the_budget_and_writes_the_winner(tmp_path):
     tried = [row for row in rows if row["status"] != "skipped"]
     skipped = [row for row in rows if row["status"] == "skipped"]
     assert len(tried) == 2
-    # the defaults (LSTM 64) come first and are over the parameter budget: skipped, not trained
-    assert rows[0]["trial"] == "lstm64x1" and rows[0]["status"] == "skipped"
+    # train's default for windows (a rocket model of about 4,000 shares) comes first and is over the parameter
+    # budget: skipped, not trained
+    assert rows[0]["trial"] == "rocket4000" and rows[0]["status"] == "skipped"
     for row in skipped:
         assert int(row["params"]) > 6000 and row["why"] == f"{row['params']} parameters > 6000"
     for row in tried:

@@ -30,7 +30,14 @@ def format_metrics(metrics: dict, task: str) -> str:
     default=None,
     help="rocket: MiniRocket's fixed kernels and a ridge head, a .rocket step model for the numpy runtime. "
     "Default: rocket for a classifier over variable-length sequences or windows over 250 samples, unless an option "
-    "only the recurrent models take is given (--units, --epochs, --conv, --cv, ...); lstm otherwise.",
+    "only the recurrent models take is given (--units, --epochs, --conv, ...); lstm otherwise.",
+)
+@click.option(
+    "--shares",
+    type=click.IntRange(min=1),
+    default=None,
+    help="rocket: about how many threshold-crossing shares the model counts (default 4000; its int8 head is "
+    "shares x classes bytes).",
 )
 @click.option("--units", default=64, show_default=True, help="Units per recurrent layer (per direction).")
 @click.option("--layers", default=1, show_default=True, help="Stacked recurrent layers.")
@@ -142,19 +149,18 @@ def train(data: Path, spec, out: Path, overwrite: bool, rate, val_data, test_dat
     ds, val, test = (load(p.absolute(), spec) if p else None for p in (data, val_data, test_data))
     if rate:
         ds.sample_rate = rate
-    if opts["arch"] is None and recurrent_options_given(click.get_current_context()):
+    if opts["arch"] is None and opts["shares"] is not None:
+        opts["arch"] = "rocket"  # they sized a rocket model
+    elif opts["arch"] is None and recurrent_options_given(click.get_current_context()):
         opts["arch"] = "lstm"  # they asked for what only a recurrent model takes
     options = TrainOptions(**opts)
     options.resolve(ds, val, test)  # the arch, where it was left to the data (fit.default_arch)
-    if options.arch == "rocket":
-        from ..errors import InputError
+    if cv:  # a recurrent or a rocket model
+        metrics = train_cv(ds, options, out, cv, progress=echo_err, val=val, test=test, overwrite=overwrite)
+    elif options.arch == "rocket":
         from ..train.rocket import train_rocket
 
-        if cv:
-            raise InputError("--cv cross-validates the recurrent models; with --arch rocket it is not built yet")
         metrics = train_rocket(ds, options, out, echo_err, val, test, overwrite)
-    elif cv:
-        metrics = train_cv(ds, options, out, cv, progress=echo_err, val=val, test=test, overwrite=overwrite)
     else:
         metrics = run_train(ds, options, out, echo_err, val, test, overwrite)
     if "cv" in metrics:
@@ -163,7 +169,7 @@ def train(data: Path, spec, out: Path, overwrite: bool, rate, val_data, test_dat
 
 
 # Options only the recurrent models take (besides fit_options'): given without --arch, they ask for an LSTM.
-RECURRENT_ONLY = ("units", "layers", "merge", "dropout", "peephole", "frame", "conv", "pool", "horizon", "cv")
+RECURRENT_ONLY = ("units", "layers", "merge", "dropout", "peephole", "frame", "conv", "pool", "horizon")
 
 
 def recurrent_options_given(ctx: click.Context) -> bool:

@@ -43,13 +43,16 @@ def prepare(
     hold_out_test: bool = True,
     frame: int = 1,
     input_map: str = "linear",
+    hold_out_val: bool = True,
 ) -> Prepared:
     """Split first (by subject, recording or time; a validation or test set the user gave replaces that share of
     `ds`), then window each split, then fit normalization on the training split only. hold_out_test=False keeps
-    no test split (cross-validation's final model: its figures are the folds'). input_map: a classifier's
-    (INPUT_MAPS; regression and forecast inputs stay linear, as their targets share the inputs' units)."""
+    no test split (cross-validation's final model: its figures are the folds'); hold_out_val=False none for
+    validation (a model that chooses nothing on it: its validation split is the test split). input_map: a
+    classifier's (INPUT_MAPS; regression and forecast inputs stay linear, as their targets share the inputs'
+    units)."""
     tidx = target_indices(ds, task)
-    fractions = fractions_for(val is not None, test is not None or not hold_out_test)
+    fractions = fractions_for(val is not None or not hold_out_val, test is not None or not hold_out_test)
     unit = {"subject": "subject", "time": "time"}.get(split_by, "recording")
     too_little = InputError(
         f"{ds.source}: too little data for train, validation and test splits by {unit}; "
@@ -82,8 +85,12 @@ def prepare(
             parts[k] = windows_of(given)
     if test is None and not hold_out_test:
         parts[2] = parts[0].take(np.arange(0))
+    if val is None and not hold_out_val:
+        parts[1] = parts[2]
     train, val_w, test_w = parts
-    if any(p is None or len(p) == 0 for p in parts[: 3 if hold_out_test or test is not None else 2]):
+    needed = [train] + ([val_w] if hold_out_val or val is not None else [])
+    needed += [test_w] if hold_out_test or test is not None else []
+    if any(p is None or len(p) == 0 for p in needed):
         raise too_little
     norm = Normalization.fit(train.X, input_map if task == "classify" else "linear")
     if task == "classify":
@@ -225,8 +232,16 @@ def check_training_data(cfg: ModelConfig, data: str | Path | None, where: str | 
             )
 
 
+def trained_on_all(cfg: ModelConfig) -> bool:
+    """Whether training held out no test split: the final model of cross-validation or tune, given no test file
+    (its held-out figures are the folds')."""
+    t = cfg.training
+    return bool(t.get("cv") or t.get("tune")) and not t.get("test_data")
+
+
 def load_splits(cfg: ModelConfig, data: str | Path | None = None):
-    """The splits training used: same data, same seed (config.training)."""
+    """The splits training used: same data, same seed, the same shares held out (config.training): no test split
+    for a model trained on all of its data (`trained_on_all`)."""
     source = data or cfg.training.get("data")
     if not source:
         raise InputError("the model directory does not record its training data; pass the data explicitly")
@@ -245,6 +260,7 @@ def load_splits(cfg: ModelConfig, data: str | Path | None = None):
         split_by=cfg.training.get("split_by", "recording"),
         frame=cfg.frame,
         input_map=input_map_of(cfg),
+        hold_out_test=not trained_on_all(cfg),
         **given,
     )
 

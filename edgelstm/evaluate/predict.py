@@ -225,7 +225,7 @@ def _test_split(model_dir: Path, data: str | Path | None = None):
 
     test = load_splits(load_config(model_dir), data).test
     if not len(test):
-        raise InputError(f"{model_dir}: training held out no test split (cross-validated); give DATA")
+        raise InputError(f"{model_dir}: training held out no test split (cross-validated or tuned); give DATA")
     return test
 
 

@@ -17,6 +17,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from ..errors import InputError
 from .metrics import agreement, scores
 
 MODEL_SUFFIXES = (".tflite", ".onnx")
@@ -59,6 +60,8 @@ def build_report(
     ref = open_model(model_dir)
     cfg = ref.cfg
     test = load_splits(cfg, data).test
+    if not len(test):
+        raise InputError(f"{model_dir}: training held out no test split (cross-validated or tuned); no report")
     classify = ref.meta["task"] == "classify"
     ref_out = ref.predict(test.X)
     new = {Path(p).resolve() for p in models}

@@ -34,7 +34,7 @@ class TargetCheck:
 class QuantizeResult:
     files: list[Path]
     mode: str
-    notes: list[str] = field(default_factory=list)  # size notes (quantize.size_note)
+    notes: list[str] = field(default_factory=list)  # size notes (quantize.size_note), a report not made
     report: dict | None = None  # evaluate.report.build_report's dict, as written to report.json
     report_path: Path | None = None
     warnings: list[str] = field(default_factory=list)  # fidelity below the bars (fidelity_warnings)
@@ -195,12 +195,22 @@ def quantize_with_report(
         io = io or tgt.io
         tgt.check_mode(mode, fmt)
     mode, kind, fmt, io = mode or "int8", kind or "step", fmt or "tflite", io or "float"
+    notes = []
+    if report and (model_dir / "config.json").is_file():
+        from ..data.prepare import trained_on_all
+        from ..models.modeldir import load_config
+
+        if trained_on_all(load_config(model_dir)):  # rebuilding a split would score data the model trained on
+            report = False
+            notes.append(
+                "no report: the model trained on all of its data (cross-validated or tuned, no --test file); "
+                "its held-out figures are the folds' in metrics.json"
+            )
     # report: it reads the held-out split, so its data must be there before anything is written
     not_made: list[str] = []
     files = quantize(model_dir, mode, calibration, kind, fmt, out, io, progress, data, report, not_made)
-    result = QuantizeResult(
-        files=files, mode=mode, notes=[n for p in files if (n := size_note(p, mode))], not_made=not_made
-    )
+    notes += [n for p in files if (n := size_note(p, mode))]
+    result = QuantizeResult(files=files, mode=mode, notes=notes, not_made=not_made)
     if report:
         from ..evaluate.report import build_report, write_report
 

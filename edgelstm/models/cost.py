@@ -86,11 +86,8 @@ def param_count(
 
 def config_macs(cfg) -> int:
     """`macs_per_step` of a `ModelConfig`: one step of its step model (a frame model's step is S samples)."""
-    if cfg.arch == "rocket":  # 9 taps per kernel response (84 per dilation and channel); per share a comparison
-        from ..runtime.rocket import KERNELS, TAPS, dilations  # and its row of the head
-
-        responses = len(dilations(cfg.window)) * cfg.n_features * len(KERNELS)
-        return responses * TAPS + cfg.units * (1 + cfg.n_outputs)
+    if cfg.arch == "rocket":
+        return rocket_macs(cfg.window, cfg.n_features, cfg.n_outputs, cfg.units)
     return macs_per_step(
         cfg.arch,
         cfg.units,
@@ -107,3 +104,16 @@ def config_macs(cfg) -> int:
 def streams(arch: str) -> bool:
     """Whether the model is causal, so a device can step it sample by sample (a BiLSTM needs the future)."""
     return arch != "bilstm"
+
+
+def rocket_macs(window: int, n_features: int, n_outputs: int, shares: int) -> int:
+    """One step of a rocket model: 9 taps per kernel response (84 per dilation and channel), and per share a
+    comparison and its row of the head."""
+    from ..runtime.rocket import KERNELS, TAPS, dilations
+
+    return len(dilations(window)) * n_features * len(KERNELS) * TAPS + shares * (1 + n_outputs)
+
+
+def rocket_params(shares: int, n_outputs: int) -> int:
+    """A rocket model's parameters: a threshold and a row of head weights per share (metrics.json's `params`)."""
+    return shares * (1 + n_outputs)

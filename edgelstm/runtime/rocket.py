@@ -43,6 +43,17 @@ def dilations(window: int, most: int = 16) -> list[int]:
     return sorted({int(v) for v in np.floor(2 ** np.linspace(0, top, most))})
 
 
+def thresholds_per_response(aim: int, n_dilations: int, n_features: int) -> int:
+    """Thresholds on each (dilation, channel, kernel) response for a model of about `aim` shares, at least 1."""
+    return max(1, round(aim / (n_dilations * n_features * len(KERNELS))))
+
+
+def n_shares(window: int, n_features: int, aim: int) -> int:
+    """How many shares a model of about `aim` over windows of `window` samples has (its size before training)."""
+    D = len(dilations(window))
+    return D * n_features * len(KERNELS) * thresholds_per_response(aim, D, n_features)
+
+
 def grid_levels(grid: np.ndarray) -> int:
     """How many levels a grid (lo, step, pad, levels) has; 256 in files written before the 4th entry."""
     return int(grid[3]) if len(grid) > 3 else 256

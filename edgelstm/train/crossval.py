@@ -17,6 +17,7 @@ from ..data.windows import majority
 from ..errors import InputError
 from ..evaluate.metrics import score
 from ..models.modeldir import check_replaceable
+from . import rocket
 from .fit import Progress, TrainOptions, fit_one, predict, write_model_dir
 
 
@@ -30,16 +31,22 @@ def train_cv(
     test: Dataset | None = None,
     overwrite: bool = False,
 ) -> dict:
-    """Cross-validate k folds, then train the saved model on all of `ds` (but its validation share); its
-    metrics.json holds the folds' summary, and as "test" the pooled out-of-fold figures (or the --test file's)."""
+    """Cross-validate k folds, then train the saved model (recurrent or rocket) on all of `ds` (but a recurrent
+    model's validation share); its metrics.json holds the folds' summary, and as "test" the pooled out-of-fold
+    figures (or the --test file's)."""
     opts.resolve(ds, val, test)
     opts.check()
     check_replaceable(out, overwrite)
     summary, (oof_windows, oof_outputs) = cross_validate(ds, opts, k, progress, val)
-    model, cfg, prep, history = fit_one(ds, opts, progress, val, test, hold_out_test=False)
+    if opts.arch == "rocket":
+        cfg, a, prep = rocket.fit_model(ds, opts, progress, val, test, hold_out_test=False)
+    else:
+        model, cfg, prep, history = fit_one(ds, opts, progress, val, test, hold_out_test=False)
     cfg.training["cv"] = summary["folds"]
     cfg.training["cv_by"] = summary["by"]
     test_metrics = None if test is not None else score(cfg, oof_windows, oof_outputs)
+    if opts.arch == "rocket":
+        return rocket.write_model_dir(Path(out), cfg, a, prep, {"cv": summary}, None, test_metrics, overwrite)
     return write_model_dir(
         Path(out), model, cfg, prep, history, {"cv": summary}, test_metrics=test_metrics, overwrite=overwrite
     )
@@ -121,8 +128,12 @@ def cross_validate(
     rows, windows, outputs = [], [], []
     for f, (rest, test) in enumerate(parts, 1):
         say(f"cv fold {f}/{k}: testing on {len(set(unit_keys(test)[1]))} {unit}s never seen in training")
-        model, cfg, prep, _ = fit_one(rest, fold_opts, None, val, test)
-        out = predict(model, cfg, prep.test.X)
+        if opts.arch == "rocket":
+            cfg, a, prep = rocket.fit_model(rest, fold_opts, None, val, test)
+            out = rocket.predict(cfg, prep.test.X, a)
+        else:
+            model, cfg, prep, _ = fit_one(rest, fold_opts, None, val, test)
+            out = predict(model, cfg, prep.test.X)
         m = score(cfg, prep.test, out)
         rows.append(m)
         windows.append(prep.test)

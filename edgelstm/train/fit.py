@@ -211,6 +211,7 @@ class TrainOptions(FitOptions):
     seed: int = 0
     split_by: str = "recording"  # what no two splits share: subject, recording, or time
     variable_length: bool = False  # set by resolve: the data are sequences of different lengths (padded, masked)
+    shares: int | None = None  # a rocket model's size, about this many shares (None: train/rocket.py SHARES)
 
     def resolve(self, ds: Dataset, *others: Dataset | None) -> None:
         """The window, frame and stride the data implies where none was given. Regression and forecast windows
@@ -258,7 +259,11 @@ class TrainOptions(FitOptions):
                     "--conv, --pool and --frame shape the recurrent models; a rocket model has fixed kernels over "
                     "every sample and a linear head"
                 )
+            if self.shares is not None and self.shares < 1:
+                raise InputError("--shares must be at least 1")
             self.resolve_recipe(ROCKET_RECIPE)
+        elif self.shares is not None:
+            raise InputError("--shares sizes a rocket model (--arch rocket)")
         elif self.task == "classify" and self.frame is not None and self.frame > 1:
             # with --conv none there is no front-end for the recipe's head to pool: the plain max head
             recipe = LONG_SERIES_RECIPE if self.conv != [] else {**LONG_SERIES_RECIPE, "pool": "max"}

@@ -17,6 +17,8 @@ import numpy as np
 from ..data.prepare import Prepared, model_inputs, prepare
 from ..evaluate.metrics import score
 from ..models.config import ModelConfig
+from ..models.cost import rocket_params
+from ..models.modeldir import check_replaceable
 from ..runtime import rocket as rk
 
 # Shares a model aims at (MiniRocket's 10,000 cut for edge memory: the int8 head is shares x classes bytes): each
@@ -46,17 +48,14 @@ def fit_grid(seqs: list[np.ndarray]) -> np.ndarray:
     return np.array([lo, step, np.clip(np.rint(-lo / step), 0, rk.LEVELS - 1), rk.LEVELS], np.float32)
 
 
-def thresholds_per_response(dil: list[int], F: int) -> int:
-    return max(1, round(SHARES / (len(dil) * F * len(rk.KERNELS))))
-
-
 def fit_thresholds(
-    qs: list[np.ndarray], dil: list[int], pad: float, skip: np.ndarray, rng: np.random.Generator
+    qs: list[np.ndarray], dil: list[int], pad: float, skip: np.ndarray, rng: np.random.Generator, aim: int = SHARES
 ) -> np.ndarray:
     """[D, F, 84, B]: MiniRocket's way — each (dilation, kernel) takes its thresholds from the counted responses of
     one random training series, at quantile levels that differ from one response to the next and together spread
     over (0, 1), so the shares are diverse and few sit at a flat signal's noise level."""
-    F, B = qs[0].shape[1], thresholds_per_response(dil, qs[0].shape[1])
+    F = qs[0].shape[1]
+    B = rk.thresholds_per_response(aim, len(dil), F)
     D, J = len(dil), len(rk.KERNELS)
     levels = ((np.arange(D * J * F * B) + 1) * GOLDEN % 1).reshape(D, J, F, B)
     series = rng.integers(len(qs), size=(D, J))
@@ -131,14 +130,14 @@ def predict(cfg: ModelConfig, X: np.ndarray, a: dict) -> np.ndarray:
     return rk.head(features(cfg, X, a), a) if len(X) else np.zeros((0, cfg.n_outputs), np.float32)
 
 
-def fit(cfg: ModelConfig, prep: Prepared, seed: int, progress=None) -> dict:
-    """The model's arrays (runtime/rocket.py ARRAYS but meta) from the training windows."""
+def fit(cfg: ModelConfig, prep: Prepared, seed: int, aim: int = SHARES, progress=None) -> dict:
+    """The model's arrays (runtime/rocket.py ARRAYS but meta) from the training windows, about `aim` shares."""
     seqs = sequences(cfg, prep.train.X)
     grid = fit_grid(seqs)
     qs = [rk.to_grid(z, grid) for z in seqs]
     dil = rk.dilations(cfg.window)
     skip = rk.skips(dil, whole=cfg.masked)  # variable-length sequences are events, counted whole
-    thresholds = fit_thresholds(qs, dil, float(grid[2]), skip, np.random.default_rng(seed))
+    thresholds = fit_thresholds(qs, dil, float(grid[2]), skip, np.random.default_rng(seed), aim)
     a = {"dilations": np.array(dil, np.int32), "skip": skip, "grid": grid, "thresholds": thresholds}
     if progress:
         n = thresholds.size
@@ -183,24 +182,16 @@ def quantize_rocket(model_dir: Path, cfg: ModelConfig, mode: str, out_dir: Path)
     return path
 
 
-def train_rocket(ds, opts, out: Path, progress=None, val=None, test=None, overwrite: bool = False) -> dict:
-    """The model directory of a rocket classifier: config.json, model.rocket (float), metrics.json, confusion.png;
-    returns metrics.json's content (fit.train's counterpart)."""
-    from .. import plots
+def fit_model(ds, opts, progress=None, val=None, test=None, hold_out_test: bool = True):
+    """Split and fit one rocket model: (cfg, arrays, prep); fit.fit_one's counterpart, for train, each
+    cross-validation fold and each tune trial. Nothing of DATA is held out for validation: nothing is chosen on it
+    (the ridge penalty is chosen by leave-one-out)."""
     from ..data.prepare import data_record
-    from ..models.modeldir import ROCKET_FILE, check_replaceable, staging
-    from .fit import make_config, protocol
+    from .fit import make_config
 
-    opts.resolve(ds, val, test)
-    opts.check()
-    check_replaceable(out, overwrite)
-    if val is None and test is not None:
-        # nothing is chosen on validation (the ridge penalty is chosen by leave-one-out): none of DATA is held out
-        # for it, and the figures shown as validation are the test file's
-        val = test
     prep = prepare(
-        ds, opts.window, opts.stride, opts.task, 1, opts.seed, val, test, opts.split_by, frame=1,
-        input_map=opts.input_map,
+        ds, opts.window, opts.stride, opts.task, 1, opts.seed, val, test, opts.split_by, hold_out_test, frame=1,
+        input_map=opts.input_map, hold_out_val=False,
     )  # fmt: skip
     cfg = make_config(ds, prep, opts)
     cfg.training = {**asdict(opts), **data_record(ds, val, test), "columns": ds.columns}
@@ -208,19 +199,43 @@ def train_rocket(ds, opts, out: Path, progress=None, val=None, test=None, overwr
         from ..data.splits import describe_split
 
         progress(f"data: {describe_split(prep.train, prep.val, prep.test)}, {ds.n_features} channels")
-    a = fit(cfg, prep, opts.seed, progress)
-    cfg = replace(cfg, units=int(np.asarray(a["thresholds"]).size))
-    test_out = predict(cfg, prep.test.X, a)
-    val_out = test_out if val is test else predict(cfg, prep.val.X, a)  # the test file stood for validation
+    a = fit(cfg, prep, opts.seed, opts.shares or SHARES, progress)
+    return replace(cfg, units=int(np.asarray(a["thresholds"]).size)), a, prep
+
+
+def train_rocket(ds, opts, out: Path, progress=None, val=None, test=None, overwrite: bool = False) -> dict:
+    """The model directory of a rocket classifier; returns metrics.json's content (fit.train's counterpart;
+    crossval.train_cv cross-validates one)."""
+    opts.resolve(ds, val, test)
+    opts.check()
+    check_replaceable(out, overwrite)
+    cfg, a, prep = fit_model(ds, opts, progress, val, test)
+    return write_model_dir(out, cfg, a, prep, {}, overwrite=overwrite)
+
+
+def write_model_dir(
+    out: Path, cfg: ModelConfig, a: dict, prep: Prepared, extra_metrics: dict, extra=None, test_metrics=None,
+    overwrite: bool = False,
+) -> dict:  # fmt: skip
+    """config.json, model.rocket (float), metrics.json, confusion.png, and what `extra(dir)` adds, written whole or
+    not at all (fit.write_model_dir's counterpart); returns metrics.json's content. test_metrics: figures made
+    elsewhere (out-of-fold), when the model has no test split of its own."""
+    from .. import plots
+    from ..models.modeldir import ROCKET_FILE, staging
+    from .fit import protocol
+
+    given_val = bool(cfg.training.get("val_data"))
     metrics = {
-        "test": score(cfg, prep.test, test_out),
-        "validation": score(cfg, prep.val, val_out),
-        "params": int(np.asarray(a["weights"]).size + np.asarray(a["thresholds"]).size),
+        "test": test_metrics or score(cfg, prep.test, predict(cfg, prep.test.X, a)),
+        **({"validation": score(cfg, prep.val, predict(cfg, prep.val.X, a))} if given_val else {}),
+        "params": rocket_params(int(np.asarray(a["thresholds"]).size), cfg.n_outputs),
         "ridge_alpha": a["alpha"],
         "protocol": protocol(cfg),
+        **extra_metrics,
         "split": {
             k: {"windows": len(w), "recordings": sorted(set(w.groups.tolist()))}
             for k, w in (("train", prep.train), ("validation", prep.val), ("test", prep.test))
+            if len(w) and (k != "validation" or given_val)
         },
     }
     with staging(out, overwrite) as tmp:
@@ -228,4 +243,6 @@ def train_rocket(ds, opts, out: Path, progress=None, val=None, test=None, overwr
         write_model(tmp / ROCKET_FILE, cfg, a)
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         plots.confusion_matrix(metrics["test"]["confusion"], cfg.labels, tmp / "confusion.png")
+        if extra:
+            extra(tmp)
     return metrics

@@ -2,10 +2,11 @@
 
 Each trial is cross-validated by subject (else recording), and every fold's model is quantized to the full-int8
 step model and scored through the device runner on the fold it never saw: a candidate that wins in float but loses
-in int8, or does not fit the target, is not chosen. The search is seeded random order over SPACE with the defaults
-first, so the winner is never worse than `train`'s defaults under the same protocol. Budgets that the shape alone
-decides (parameters; a size bound of one byte per parameter) skip a candidate before it is trained; size, step
-latency (this machine's runner) and the target's op rules are checked on the file each trial makes.
+in int8, or does not fit the target, is not chosen. The search is seeded random order over SPACE with `train`'s
+default first (a rocket model where train makes one), so the winner is never worse than it under the same protocol.
+Budgets that the shape alone decides (parameters; a size bound of one byte per parameter) skip a candidate before it
+is trained; size, step latency (this machine's runner) and the target's op rules are checked on the file each trial
+makes.
 """
 
 from __future__ import annotations
@@ -25,14 +26,19 @@ from ..data.dataset import Dataset, Windows
 from ..errors import InputError
 from ..evaluate.metrics import score
 from ..models.config import model_name
-from ..models.cost import macs_per_step, param_count
-from ..models.modeldir import KERAS_FILE, check_replaceable
+from ..models.cost import macs_per_step, param_count, rocket_macs, rocket_params
+from ..models.modeldir import KERAS_FILE, ROCKET_FILE, check_replaceable
+from ..runtime.rocket import n_shares
 from .crossval import fold_datasets, unit_keys
 from .fit import PLAIN_RECIPE, Progress, TrainOptions, fit_one, predict, write_model_dir
 
 # What is searched, as data. BiLSTM is left out: it cannot stream (a window per answer); peepholes and wider
 # convolutions won nothing on bench/accuracy.py's sets (docs/accuracy.md).
 ARCHS = (("lstm", ()), ("gru", ()), ("lstm", ((5, 32),)), ("gru", ((5, 32),)))
+# rocket models (train/rocket.py) by their size, about this many shares, where `train` makes one by default
+# (fit.default_arch: windows or sequences given as such, or long series; not a continuous recording cut into short
+# windows, where its shares would count over the whole stream). Scored like the others: int8, through the runner.
+ROCKET_SHARES = (1000, 4000, 10000)
 UNITS = (16, 32, 64, 128)
 LAYERS = (1, 2)
 # the head: last state, the running max over the window (models/build.py TimeMax), or that and the conv front-end's
@@ -72,10 +78,16 @@ class Candidate:
 
     @property
     def name(self) -> str:
+        if self.arch == "rocket":
+            return f"rocket{self.units}"
         recipe = "" if self.recipe == "default" else f"+{self.recipe}"
         return model_name(self.arch, self.units, self.layers, self.conv, self.pool) + recipe
 
-    def options(self, base: TrainOptions) -> TrainOptions:
+    def options(self, base: TrainOptions, rocket: TrainOptions | None = None) -> TrainOptions:
+        """This candidate's options: over `base` (train's, resolved for a recurrent model), or for a rocket model
+        over `rocket` (train's, resolved for one)."""
+        if self.arch == "rocket":
+            return replace(rocket, shares=self.units)
         over = dict(RECIPES[self.recipe])
         if base.task != "classify":
             over.pop("label_smoothing", None)
@@ -91,19 +103,17 @@ class Budget:
     max_step_us: float | None = None
     target: object | None = None  # targets.profile.Target
 
-    def before_training(self, c: Candidate, n_in: int, n_out: int) -> str | None:
-        """Why the candidate cannot fit, from its shape alone (None: train it)."""
+    def before_training(self, c: Candidate, p: int) -> str | None:
+        """Why the candidate of p parameters cannot fit, from its shape alone (None: train it)."""
         if self.target is not None:
+            fmt = "rocket" if c.arch == "rocket" else "tflite"
+            if fmt not in self.target.formats:
+                return f"{self.target.name}: it runs {', '.join(self.target.formats)} models, not {fmt}"
             why = why_not(
-                table_arch(c.arch, c.layers, False, bool(c.conv)),
-                "step",
-                "tflite",
-                "int8",
-                self.target.engine("tflite"),
+                table_arch(c.arch, c.layers, False, bool(c.conv)), "step", fmt, "int8", self.target.engine(fmt)
             )
             if why:
                 return f"{self.target.name}: {why}"
-        p = param_count(c.arch, c.units, c.layers, n_in, n_out, conv=[list(k) for k in c.conv], pool=c.pool)
         if self.max_params is not None and p > self.max_params:
             return f"{p} parameters > {self.max_params}"
         if self.max_kb is not None and p / 1024 > self.max_kb:  # an int8 weight is at least a byte
@@ -166,13 +176,15 @@ class Trial:
         }
 
 
-def candidates(seed: int, first: Candidate | None = None) -> list[Candidate]:
-    """Every candidate of SPACE: `first` (train's defaults) first, the rest in a seeded random order."""
+def candidates(seed: int, first: Candidate | None = None, rocket: bool = False) -> list[Candidate]:
+    """Every candidate of SPACE (and the rocket models, where the data take them): `first` (train's defaults)
+    first, the rest in a seeded random order."""
     every = [
         Candidate(a, conv, u, n, r, p)
         for (a, conv), u, n, r, p in product(ARCHS, UNITS, LAYERS, RECIPES, POOLS)
         if shape_why_not(a, n, False, conv, p) is None  # what ModelConfig would refuse
     ]
+    every += [Candidate("rocket", (), n, 1, "default") for n in ROCKET_SHARES] if rocket else []
     first = first or Candidate(*DEFAULT)
     rest = [c for c in every if c != first]
     order = np.random.default_rng(seed).permutation(len(rest))
@@ -200,6 +212,7 @@ def tune(
         raise InputError("--folds must be at least 2")
     if base.split_by == "time":
         raise InputError("tune cross-validates by subject or recording; it does not go with --split-by time")
+    rocket = rocket_options(ds, base, test)
     base.resolve(ds, test)
     base.check()
     check_replaceable(out, overwrite)
@@ -215,16 +228,24 @@ def tune(
     # train's defaults for this data (the recipe of long series or variable-length sequences adds a conv front-end
     # and a pooled head)
     first = Candidate("lstm", tuple(tuple(k) for k in base.conv), 64, 1, "default", base.pool)
-    for c in candidates(base.seed, first):
+    if rocket is not None:
+        from .rocket import SHARES
+
+        first = Candidate("rocket", (), SHARES, 1, "default")
+    for c in candidates(base.seed, first, rocket is not None):
         if sum(t.status != "skipped" for t in done) >= trials:
             break
-        conv = [list(k) for k in c.conv]
-        t = Trial(
-            c,
-            param_count(c.arch, c.units, c.layers, n_in, n_out, conv=conv, pool=c.pool),
-            macs_per_step(c.arch, c.units, c.layers, n_in, n_out, conv=conv, pool=c.pool),
-        )
-        why = budget.before_training(c, n_in, n_out)
+        if c.arch == "rocket":
+            n = n_shares(rocket.window, ds.n_features, c.units)
+            t = Trial(c, rocket_params(n, n_out), rocket_macs(rocket.window, ds.n_features, n_out, n))
+        else:
+            conv = [list(k) for k in c.conv]
+            t = Trial(
+                c,
+                param_count(c.arch, c.units, c.layers, n_in, n_out, conv=conv, pool=c.pool),
+                macs_per_step(c.arch, c.units, c.layers, n_in, n_out, conv=conv, pool=c.pool),
+            )
+        why = budget.before_training(c, t.params)
         if why:
             t.status, t.why = "skipped", why
             done.append(t)
@@ -233,7 +254,7 @@ def tune(
         say(f"trial {k}/{trials}: {c.name} ({t.params} parameters)")
         t0 = time.perf_counter()
         try:
-            run_trial(t, c.options(base), parts, unit, budget, say)
+            run_trial(t, c.options(base, rocket), parts, unit, budget, say)
         except InputError as ex:  # one trial the converter or the data refuse: said, and the search goes on
             t.status, t.why = "failed", str(ex)
         t.seconds = time.perf_counter() - t0
@@ -245,7 +266,19 @@ def tune(
     sign = 1 if metric == "accuracy" else -1
     best = max(ranked, key=lambda t: (sign * np.mean(t.int8_scores), -t.kb))
     say(f"best: {best.candidate.name}; training it on all of the data")
-    return final_model(ds, best, done, base, out, metric, unit, folds, say, test, overwrite)
+    opts = best.candidate.options(base, rocket)
+    return final_model(ds, best, done, opts, out, metric, unit, folds, say, test, overwrite)
+
+
+def rocket_options(ds: Dataset, base: TrainOptions, test: Dataset | None) -> TrainOptions | None:
+    """train's options for a rocket model on these data, where train makes one by default (else None), from the
+    options before they are resolved for a recurrent model."""
+    rocket = replace(base, arch=None)
+    rocket.resolve(ds, test)
+    if rocket.arch != "rocket":
+        return None
+    rocket.check()
+    return rocket
 
 
 def no_fit(done: list[Trial]) -> str:
@@ -260,20 +293,12 @@ def no_fit(done: list[Trial]) -> str:
 
 def run_trial(t: Trial, opts: TrainOptions, parts, unit: str, budget: Budget, say: Progress) -> None:
     """Fit, quantize and score one candidate on every fold (t filled in place)."""
-    from ..export.quantize import quantize
-
     fold_opts = replace(opts, split_by=unit)
     windows, outputs = [], []
     for f, (rest, held) in enumerate(parts, 1):
-        model, cfg, prep, _ = fit_one(rest, fold_opts, None, None, held)
-        t.float_scores.append(score(cfg, prep.test, predict(model, cfg, prep.test.X))[t_metric(cfg)])
         with tempfile.TemporaryDirectory(prefix="edgelstm-tune-") as tmp:
-            d = Path(tmp)
-            model.save(d / KERAS_FILE)
-            cfg.save(d)
-            calib = d / "calibration.npz"
-            write_calibration(calib, prep.train, cfg.task == "classify", opts.seed)
-            (path,) = quantize(d, "int8", calibration=calib, kind="step")
+            cfg, prep, float_out, path = fold_int8(fold_opts, rest, held, Path(tmp))
+            t.float_scores.append(score(cfg, prep.test, float_out)[t_metric(cfg)])
             out = int8_outputs(path, prep.test.X)
             m = score(cfg, prep.test, out)
             t.int8_scores.append(m[t_metric(cfg)])
@@ -297,6 +322,27 @@ def run_trial(t: Trial, opts: TrainOptions, parts, unit: str, budget: Budget, sa
         ),
         np.concatenate(outputs),
     )
+
+
+def fold_int8(opts: TrainOptions, rest: Dataset, held: Dataset, d: Path):
+    """One fold's model, fitted on `rest`, with its int8 step file written under d: (cfg, prep, float outputs on
+    the held-out fold, the file)."""
+    if opts.arch == "rocket":
+        from . import rocket
+
+        cfg, a, prep = rocket.fit_model(rest, opts, None, None, held)
+        cfg.save(d)
+        rocket.write_model(d / ROCKET_FILE, cfg, a)
+        return cfg, prep, rocket.predict(cfg, prep.test.X, a), rocket.quantize_rocket(d, cfg, "int8", d)
+    from ..export.quantize import quantize
+
+    model, cfg, prep, _ = fit_one(rest, opts, None, None, held)
+    model.save(d / KERAS_FILE)
+    cfg.save(d)
+    calib = d / "calibration.npz"
+    write_calibration(calib, prep.train, cfg.task == "classify", opts.seed)
+    (path,) = quantize(d, "int8", calibration=calib, kind="step")
+    return cfg, prep, predict(model, cfg, prep.test.X), path
 
 
 def t_metric(cfg) -> str:
@@ -336,12 +382,16 @@ def describe(t: Trial, metric: str) -> str:
     return head if t.status == "ok" else f"{head}; over budget: {t.why}"
 
 
-def final_model(ds, best: Trial, done: list[Trial], base, out, metric, unit, folds, say, test, overwrite) -> dict:
+def final_model(ds, best: Trial, done: list[Trial], opts, out, metric, unit, folds, say, test, overwrite) -> dict:
     """The winner trained on all of DATA, its trials table and plot beside it, then its int8 step model."""
     from .. import plots
 
-    opts = best.candidate.options(base)
-    model, cfg, prep, history = fit_one(ds, opts, say, None, test, hold_out_test=False)
+    if opts.arch == "rocket":
+        from . import rocket
+
+        cfg, a, prep = rocket.fit_model(ds, opts, say, None, test, hold_out_test=False)
+    else:
+        model, cfg, prep, history = fit_one(ds, opts, say, None, test, hold_out_test=False)
     rows = [t.row(metric) for t in done]
     summary = {
         "metric": f"int8 {metric}, mean over {folds} folds by {unit} (step model, device runner)",
@@ -362,12 +412,15 @@ def final_model(ds, best: Trial, done: list[Trial], base, out, metric, unit, fol
             w.writerows(rows)
         plots.pareto(rows, metric, tmp / "tune.png", best.candidate.name)
 
-    metrics = write_model_dir(
-        Path(out), model, cfg, prep, history, {"tune": summary}, extra, oof_metrics, overwrite=overwrite
-    )
+    if opts.arch == "rocket":
+        metrics = rocket.write_model_dir(Path(out), cfg, a, prep, {"tune": summary}, extra, oof_metrics, overwrite)
+    else:
+        metrics = write_model_dir(
+            Path(out), model, cfg, prep, history, {"tune": summary}, extra, oof_metrics, overwrite=overwrite
+        )
     from ..export.quantize import quantize
 
     say("quantizing the winner: the int8 step model")
-    (path,) = quantize(out, "int8", kind="step")
+    (path,) = quantize(out, "int8", kind="step", fmt="rocket" if opts.arch == "rocket" else "tflite")
     metrics["int8_step"] = str(path)
     return metrics
