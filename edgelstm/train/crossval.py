@@ -17,8 +17,8 @@ from ..data.windows import majority
 from ..errors import InputError
 from ..evaluate.metrics import score
 from ..models.modeldir import check_replaceable
-from . import rocket
-from .fit import Progress, TrainOptions, fit_one, predict, write_model_dir
+from .fit import Progress, TrainOptions
+from .fitted import fit_either
 
 
 def train_cv(
@@ -38,18 +38,11 @@ def train_cv(
     opts.check()
     check_replaceable(out, overwrite)
     summary, (oof_windows, oof_outputs) = cross_validate(ds, opts, k, progress, val)
-    if opts.arch == "rocket":
-        cfg, a, prep = rocket.fit_model(ds, opts, progress, val, test, hold_out_test=False)
-    else:
-        model, cfg, prep, history = fit_one(ds, opts, progress, val, test, hold_out_test=False)
-    cfg.training["cv"] = summary["folds"]
-    cfg.training["cv_by"] = summary["by"]
-    test_metrics = None if test is not None else score(cfg, oof_windows, oof_outputs)
-    if opts.arch == "rocket":
-        return rocket.write_model_dir(Path(out), cfg, a, prep, {"cv": summary}, None, test_metrics, overwrite)
-    return write_model_dir(
-        Path(out), model, cfg, prep, history, {"cv": summary}, test_metrics=test_metrics, overwrite=overwrite
-    )
+    m = fit_either(ds, opts, progress, val, test, hold_out_test=False)
+    m.cfg.training["cv"] = summary["folds"]
+    m.cfg.training["cv_by"] = summary["by"]
+    test_metrics = None if test is not None else score(m.cfg, oof_windows, oof_outputs)
+    return m.write_dir(out, {"cv": summary}, test_metrics=test_metrics, overwrite=overwrite)
 
 
 def unit_keys(ds: Dataset) -> tuple[str, list[str]]:
@@ -128,15 +121,11 @@ def cross_validate(
     rows, windows, outputs = [], [], []
     for f, (rest, test) in enumerate(parts, 1):
         say(f"cv fold {f}/{k}: testing on {len(set(unit_keys(test)[1]))} {unit}s never seen in training")
-        if opts.arch == "rocket":
-            cfg, a, prep = rocket.fit_model(rest, fold_opts, None, val, test)
-            out = rocket.predict(cfg, prep.test.X, a)
-        else:
-            model, cfg, prep, _ = fit_one(rest, fold_opts, None, val, test)
-            out = predict(model, cfg, prep.test.X)
-        m = score(cfg, prep.test, out)
+        fitted = fit_either(rest, fold_opts, None, val, test)
+        out = fitted.predict(fitted.prep.test.X)
+        m = score(fitted.cfg, fitted.prep.test, out)
         rows.append(m)
-        windows.append(prep.test)
+        windows.append(fitted.prep.test)
         outputs.append(out)
         say(f"cv fold {f}/{k}: {_headline(m, opts.task)}")
     keys = ("accuracy", "macro_f1") if opts.task == "classify" else ("rmse", "mae")

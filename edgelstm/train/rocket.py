@@ -74,10 +74,10 @@ def ridge(Fx: np.ndarray, y: np.ndarray, K: int) -> dict:
     and a softmax temperature by the leave-one-out scores' log-loss (ridge scores are not probabilities). The
     standardization is folded into the weights, so the head stays linear in the raw shares.
 
-    Standardized, a rare share weighs as much as a common one (ACSF1 0.880 -> 0.913, MIT-BIH
-    100->101 0.967 -> 0.991; 3 seeds, int8; docs/accuracy.md). A share's
-    spread counts as at least SPREAD_FLOOR: one that barely moves in training would get a weight so large that the
-    int8 head's per-class scale followed it (PLAID int8 0.945 with a floor of 0.001, 0.956 with 0.02)."""
+    Standardized, a rare share weighs as much as a common one (ACSF1 0.880 -> 0.913, MIT-BIH 100->101 0.967 ->
+    0.991; 3 seeds, int8; docs/accuracy.md). A share's spread counts as at least SPREAD_FLOOR: one that barely moves
+    in training would get a weight so large that the int8 head's per-class scale followed it (PLAID int8 0.945 with
+    a floor of 0.001, 0.956 with 0.02)."""
     mu = Fx.mean(axis=0)
     sd = np.maximum(Fx.std(axis=0), SPREAD_FLOOR)
     Z = (Fx - mu) / sd

@@ -30,7 +30,8 @@ from ..models.cost import macs_per_step, param_count, rocket_macs, rocket_params
 from ..models.modeldir import KERAS_FILE, ROCKET_FILE, check_replaceable
 from ..runtime.rocket import n_shares
 from .crossval import fold_datasets, unit_keys
-from .fit import PLAIN_RECIPE, Progress, TrainOptions, fit_one, predict, write_model_dir
+from .fit import PLAIN_RECIPE, Progress, TrainOptions
+from .fitted import fit_either
 
 # What is searched, as data. BiLSTM is left out: it cannot stream (a window per answer); peepholes and wider
 # convolutions won nothing on bench/accuracy.py's sets (docs/accuracy.md).
@@ -327,22 +328,21 @@ def run_trial(t: Trial, opts: TrainOptions, parts, unit: str, budget: Budget, sa
 def fold_int8(opts: TrainOptions, rest: Dataset, held: Dataset, d: Path):
     """One fold's model, fitted on `rest`, with its int8 step file written under d: (cfg, prep, float outputs on
     the held-out fold, the file)."""
+    m = fit_either(rest, opts, None, None, held)
+    m.cfg.save(d)
     if opts.arch == "rocket":
         from . import rocket
 
-        cfg, a, prep = rocket.fit_model(rest, opts, None, None, held)
-        cfg.save(d)
-        rocket.write_model(d / ROCKET_FILE, cfg, a)
-        return cfg, prep, rocket.predict(cfg, prep.test.X, a), rocket.quantize_rocket(d, cfg, "int8", d)
-    from ..export.quantize import quantize
+        rocket.write_model(d / ROCKET_FILE, m.cfg, m.model)
+        path = rocket.quantize_rocket(d, m.cfg, "int8", d)
+    else:
+        from ..export.quantize import quantize
 
-    model, cfg, prep, _ = fit_one(rest, opts, None, None, held)
-    model.save(d / KERAS_FILE)
-    cfg.save(d)
-    calib = d / "calibration.npz"
-    write_calibration(calib, prep.train, cfg.task == "classify", opts.seed)
-    (path,) = quantize(d, "int8", calibration=calib, kind="step")
-    return cfg, prep, predict(model, cfg, prep.test.X), path
+        m.model.save(d / KERAS_FILE)
+        calib = d / "calibration.npz"
+        write_calibration(calib, m.prep.train, m.cfg.task == "classify", opts.seed)
+        (path,) = quantize(d, "int8", calibration=calib, kind="step")
+    return m.cfg, m.prep, m.predict(m.prep.test.X), path
 
 
 def t_metric(cfg) -> str:
@@ -386,12 +386,8 @@ def final_model(ds, best: Trial, done: list[Trial], opts, out, metric, unit, fol
     """The winner trained on all of DATA, its trials table and plot beside it, then its int8 step model."""
     from .. import plots
 
-    if opts.arch == "rocket":
-        from . import rocket
-
-        cfg, a, prep = rocket.fit_model(ds, opts, say, None, test, hold_out_test=False)
-    else:
-        model, cfg, prep, history = fit_one(ds, opts, say, None, test, hold_out_test=False)
+    m = fit_either(ds, opts, say, None, test, hold_out_test=False)
+    cfg = m.cfg
     rows = [t.row(metric) for t in done]
     summary = {
         "metric": f"int8 {metric}, mean over {folds} folds by {unit} (step model, device runner)",
@@ -412,12 +408,7 @@ def final_model(ds, best: Trial, done: list[Trial], opts, out, metric, unit, fol
             w.writerows(rows)
         plots.pareto(rows, metric, tmp / "tune.png", best.candidate.name)
 
-    if opts.arch == "rocket":
-        metrics = rocket.write_model_dir(Path(out), cfg, a, prep, {"tune": summary}, extra, oof_metrics, overwrite)
-    else:
-        metrics = write_model_dir(
-            Path(out), model, cfg, prep, history, {"tune": summary}, extra, oof_metrics, overwrite=overwrite
-        )
+    metrics = m.write_dir(out, {"tune": summary}, extra, oof_metrics, overwrite)
     from ..export.quantize import quantize
 
     say("quantizing the winner: the int8 step model")
