@@ -105,7 +105,7 @@ def test_rocket_trains_in_seconds_and_scores_the_test_file(trained):
     assert metrics["test"]["accuracy"] >= 0.9, metrics["test"]
     assert metrics["split"]["train"]["windows"] == 60  # nothing of DATA held out: nothing watches validation
     cfg = json.loads((m / "config.json").read_text())
-    assert cfg["arch"] == "rocket" and cfg["frame"] == 1 and cfg["training"]["input_map"] == "quantile"
+    assert cfg["arch"] == "rocket" and cfg["frame"] == 1 and cfg["training"]["input_map"] == "auto"
     assert sorted(p.name for p in m.iterdir()) == [
         "config.json",
         "confusion.png",
