@@ -186,7 +186,8 @@ def tune_result(task: Task, npz: dict[str, Path], opts: argparse.Namespace) -> R
 
 
 def distill_results(task: Task, npz: dict[str, Path], opts: argparse.Namespace) -> list[Result]:
-    """A BiLSTM 64x2 teacher (`train --test`; TEACHER_VARLEN over variable-length sequences), `distill --student S
+    """A BiLSTM 64x2 teacher (`train --test`; TEACHER_VARLEN over variable-length sequences; --teacher's options if
+    given), `distill --student S
     [distill options]` into a causal student, the student's int8 step model scored on the test file: the teacher's
     float score, the student's, and the parameter ratio."""
     slug = task_slug(task)
@@ -196,7 +197,7 @@ def distill_results(task: Task, npz: dict[str, Path], opts: argparse.Namespace) 
         shutil.rmtree(d, ignore_errors=True)
     base = {"seed": 0, "run_id": opts.run_id}
     epochs = ["--epochs", str(opts.epochs)] if opts.epochs is not None else []
-    teacher_args = TEACHER if task.equal_length else TEACHER_VARLEN
+    teacher_args = opts.teacher or (TEACHER if task.equal_length else TEACHER_VARLEN)
     log(f"{task.name}: teacher {' '.join(teacher_args)}")
     t0 = time.perf_counter()
     done = run_step(
@@ -834,6 +835,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="also distill a BiLSTM 64x2 teacher (LSTM 128x2 over variable-length sequences) into STUDENT, with "
         "any distill options after it (gru:16, or 'lstm:32 --conv 5:16 --pool maxconv')",
     )
+    p.add_argument(
+        "--teacher",
+        default="",
+        help="edgelstm train options for --distill's teacher, one string (default: BiLSTM 64x2; LSTM 128x2 over "
+        "variable-length sequences), e.g. '--arch rocket --shares 10000' for --distill rocket:1000",
+    )
     p.add_argument("--tune", type=int, default=0, help="also run `edgelstm tune --trials N` on each set (0: no)")
     p.add_argument("--baselines", default=None, help=f"comma-separated, from {','.join(BASELINES)} (default: all)")
     p.add_argument(
@@ -852,6 +859,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     opts.baselines = (opts.baselines or ("rf" if opts.smoke else ",".join(BASELINES))).split(",")
     opts.baselines = [] if opts.baselines == ["none"] else opts.baselines
     opts.train_args = shlex.split(opts.train_args)
+    opts.teacher = shlex.split(opts.teacher)
     for name in opts.sets:
         if name not in ALL_SETS:
             p.error(f"unknown set {name!r}; known: {', '.join(ALL_SETS)}")
@@ -901,6 +909,7 @@ def main(argv: list[str] | None = None) -> int:
             "train_args": opts.train_args,
             "tune": opts.tune,
             "distill": opts.distill,
+            "teacher": opts.teacher,
             "baselines": opts.baselines,
             "smoke": opts.smoke,
         },

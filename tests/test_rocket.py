@@ -334,3 +334,56 @@ def test_a_rocket_models_held_out_split_is_found_again_by_evaluate(tmp_path):
     )
     rows = [ln.split() for ln in r.stdout.splitlines()[3 : 3 + len(t["labels"])]]
     assert [[int(v) for v in row[1:]] for row in rows] == t["confusion"]
+
+
+# ------------------------------------------------------------------------------------- distill into a rocket model
+
+
+def test_a_rocket_teacher_distills_into_a_smaller_rocket_model(trained, tmp_path):
+    """The student has fewer shares than its teacher and streams like any rocket model; with --alpha 1 (no weight on
+    the teacher) it is exactly `train --shares N` on the same data and seed, and the default mix moves its head."""
+    d, m, test, _ = trained
+    alone = tmp_path / "alone"
+    r = invoke("train", d / "train.npz", "--test", test, "--shares", "200", "-o", alone)
+    assert r.exit_code == 0, r.output
+    students = {}
+    for alpha in ("1", "0.5"):
+        out = tmp_path / f"s{alpha}"
+        r = invoke("distill", d / "train.npz", "--teacher", m, "--student", "rocket:200", "--alpha", alpha, "-o", out)
+        assert r.exit_code == 0, r.output
+        students[alpha] = out
+    _, a_alone = rk.read_rocket(alone / "model.rocket")
+    _, a_pure = rk.read_rocket(students["1"] / "model.rocket")
+    _, a_mixed = rk.read_rocket(students["0.5"] / "model.rocket")
+    _, a_teacher = rk.read_rocket(m / "model.rocket")
+    for key in ("thresholds", "weights", "bias", "mu"):
+        np.testing.assert_array_equal(a_pure[key], a_alone[key])
+    np.testing.assert_array_equal(a_mixed["thresholds"], a_alone["thresholds"])
+    assert not np.allclose(a_mixed["weights"], a_alone["weights"])
+    assert a_mixed["thresholds"].size < a_teacher["thresholds"].size / 2
+    report = json.loads((students["0.5"] / "distill_report.json").read_text())
+    teacher, student, base = report["models"]
+    assert student["model"] == f"rocket:{a_mixed['thresholds'].size}" and student["streams"]
+    assert report["param_ratio"] == pytest.approx(a_teacher["thresholds"].size / a_mixed["thresholds"].size)
+    assert student["test"]["accuracy"] >= 0.9 and student["int8_bytes"] < teacher["int8_bytes"]
+    alone_test = json.loads((alone / "metrics.json").read_text())["test"]
+    assert base["test"] == {k: alone_test[k] for k in ("accuracy", "macro_f1")}  # the baseline is that model
+
+
+@pytest.mark.parametrize(
+    "student, teacher, message",
+    [
+        ("gru:8", "rocket", "is a rocket model: its ridge head scores fixed features, with no logits over time"),
+        ("rocket:200x2", "rocket", "a rocket student is rocket:SHARES, without layers, --conv or --pool"),
+        ("rocket:200", "gru", "a rocket student learns a rocket teacher's scores on the same shares' kind"),
+    ],
+)
+def test_distill_refuses_a_student_of_the_other_kind(trained, tmp_path, student, teacher, message):
+    d, m, test, _ = trained
+    if teacher == "gru":
+        m = tmp_path / "gru"
+        r = invoke("train", d / "train.npz", "--test", test, "--arch", "gru", "--units", "4", "--epochs", "1", "-o", m)
+        assert r.exit_code == 0, r.output
+    err = one_line_error(invoke("distill", d / "train.npz", "--teacher", m, "--student", student, "-o", tmp_path / "s"))
+    assert message in err and err.startswith("Error: "), err
+    assert not (tmp_path / "s").exists()

@@ -23,7 +23,10 @@ PENDING = "n/a (not measured)"
     help="Model directory of the trained teacher (e.g. a BiLSTM); frozen while the student learns.",
 )
 @click.option(
-    "--student", required=True, help="ARCH:UNITS[xLAYERS], e.g. gru:16, lstm:32x2 (a bilstm student cannot stream)."
+    "--student",
+    required=True,
+    help="ARCH:UNITS[xLAYERS], e.g. gru:16, lstm:32x2 (a bilstm student cannot stream); rocket:SHARES for a rocket "
+    "teacher (a smaller rocket model).",
 )
 @click.option(
     "--conv",

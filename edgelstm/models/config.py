@@ -122,6 +122,8 @@ class ModelConfig:
 def model_name(arch: str, units: int, layers: int, conv=(), pool: str = "last", sep: str = "") -> str:
     """A model's shape in one token, as tune's trials (conv5:32-lstm64x1-maxconvpool) and distill's report (sep
     ":", as --student is written: conv5:32-lstm:64x1-maxconvpool) name it."""
+    if arch == "rocket":  # units: its shares; no layers, front-end or head of the recurrent models'
+        return f"rocket{sep}{units}"
     front = "".join(f"conv{k}:{f}-" for k, f in conv)
     head = "" if pool == "last" else f"-{pool}pool"
     return f"{front}{arch}{sep}{units}x{layers}{head}"

@@ -69,6 +69,10 @@ def parse_student(text: str, conv: str | None = None, pool: str = "last") -> Stu
     spec = StudentSpec(m["arch"], int(m["units"]), int(m["layers"] or 1), front, pool)
     if spec.units < 1 or spec.layers < 1:
         raise InputError(f"--student {text!r}: units and layers must be at least 1")
+    if spec.arch == "rocket" and (m["layers"] or front or pool != "last"):
+        raise InputError(
+            f"--student {text!r}: a rocket student is rocket:SHARES, without layers, --conv or --pool (it has none)"
+        )
     return spec
 
 
@@ -113,13 +117,23 @@ def check_task(teacher: ModelConfig, task: str, where: str | Path) -> None:
         raise InputError(f"teacher {where} is a {teacher.task} model but the data is read for --task {task}")
 
 
-def check_teacher(teacher: ModelConfig, ds: Dataset, task: str, where: str | Path) -> None:
-    """One line naming the first way the teacher does not fit the data: task, channels, labels, targets, window."""
+def check_teacher(
+    teacher: ModelConfig, ds: Dataset, task: str, where: str | Path, student: StudentSpec | None = None
+) -> None:
+    """One line naming the first way the teacher does not fit the data or the student: task, kind, channels,
+    labels, targets, window."""
     t = f"teacher {where}"
-    if teacher.arch == "rocket":
+    kind = "rocket" if student is None else student.arch
+    if teacher.arch == "rocket" and kind != "rocket":
         raise InputError(
-            f"{t} is a rocket model: its ridge head scores fixed features, with no logits over time to distill; "
-            "train the teacher with --arch lstm|gru|bilstm"
+            f"{t} is a rocket model: its ridge head scores fixed features, with no logits over time for a recurrent "
+            "student to learn; distill it into a smaller rocket model (--student rocket:SHARES), or train the "
+            "teacher with --arch lstm|gru|bilstm"
+        )
+    if kind == "rocket" and teacher.arch != "rocket":
+        raise InputError(
+            f"--student {student}: a rocket student learns a rocket teacher's scores on the same shares' kind; "
+            f"{t} is {teacher.arch}: train the teacher with --arch rocket, or choose a recurrent student"
         )
     check_task(teacher, task, where)
     if ds.n_features != teacher.n_features:
@@ -270,11 +284,13 @@ def measure_int8(model_dir: str | Path, cfg: ModelConfig, say: Progress) -> dict
     from ..models.step import steppable
     from ..runtime.bench import bench
 
-    if not steppable(cfg):
+    rocket = cfg.arch == "rocket"  # its .rocket file is its step model
+    if not rocket and not steppable(cfg):
         return {"int8_note": "n/a (no step model: stacked BiLSTM)"}
     with tempfile.TemporaryDirectory(prefix="edgelstm-distill-int8-") as tmp:
         try:
-            (path,) = quantize(model_dir, "int8", kind="step", out=tmp, progress=say)
+            fmt = "rocket" if rocket else "tflite"
+            (path,) = quantize(model_dir, "int8", kind="step", fmt=fmt, out=tmp, progress=say)
             latency = bench(path, count=2000, warmup=100)["runner"]["median_us"]
         except EdgeLSTMError as ex:
             return {"int8_note": f"n/a ({ex})"}
@@ -299,7 +315,9 @@ def distill(
     say = progress or (lambda _msg: None)
     tcfg = load_config(teacher_dir)
     task = task or tcfg.task
-    check_teacher(tcfg, ds, task, teacher_dir)
+    check_teacher(tcfg, ds, task, teacher_dir, student)
+    if student.arch == "rocket":  # numpy only: no TensorFlow
+        return _distill_rocket(ds, tcfg, teacher_dir, student, Path(out), opts, say, overwrite)
 
     from .._deps import keras, tensorflow
 
@@ -444,12 +462,6 @@ def _distill(
     report["student_vs_teacher"] = _relative(task, teacher_test, student_test)
     report["baseline_vs_teacher"] = _relative(task, teacher_test, base_test)
 
-    def write_report(folder: Path) -> None:
-        from .. import plots
-
-        (folder / REPORT_JSON).write_text(json.dumps(report, indent=2) + "\n")
-        plots.distill_report(report, folder / REPORT_PNG)
-
     write_model_dir(
         out,
         model,
@@ -457,17 +469,118 @@ def _distill(
         prep,
         history,
         extra_metrics={"distilled_from": str(teacher_dir)},
-        extra_files=write_report,
+        extra_files=lambda folder: write_report(report, folder),
         overwrite=overwrite,
     )
     if opts.measure_int8:
-        teacher_entry, student_entry, base_entry = report["models"]
-        say("int8: quantizing the step models for size and step latency")
-        teacher_entry.update(measure_int8(teacher_dir, tcfg, say))
-        student_entry.update(measure_int8(out, cfg, say))
-        # the baseline has the student's architecture, so the same int8 size and step latency
-        base_entry.update({k: student_entry[k] for k in ("int8_bytes", "step_latency_us", "int8_note")})
-        write_report(out)
+        add_int8(report, teacher_dir, tcfg, out, cfg, say)
+    return report
+
+
+def write_report(report: dict, folder: Path) -> None:
+    from .. import plots
+
+    (folder / REPORT_JSON).write_text(json.dumps(report, indent=2) + "\n")
+    plots.distill_report(report, folder / REPORT_PNG)
+
+
+def add_int8(report: dict, teacher_dir: str | Path, tcfg: ModelConfig, out: Path, cfg: ModelConfig, say) -> None:
+    """Each model's int8 step-model size and step latency, into the report and its files in `out`."""
+    teacher_entry, student_entry, base_entry = report["models"]
+    say("int8: quantizing the step models for size and step latency")
+    teacher_entry.update(measure_int8(teacher_dir, tcfg, say))
+    student_entry.update(measure_int8(out, cfg, say))
+    # the baseline has the student's architecture, so the same int8 size and step latency
+    base_entry.update({k: student_entry[k] for k in ("int8_bytes", "step_latency_us", "int8_note")})
+    write_report(report, out)
+
+
+def soft_targets(teacher_probs: np.ndarray, y: np.ndarray, temperature: float, alpha: float) -> np.ndarray:
+    """A rocket student's ridge targets [N, K]: `alpha` of the labels' ±1 and the rest the teacher's probabilities
+    softened at `temperature` (as the recurrent students' soft loss softens logits), on the same scale (2p − 1)."""
+    z = np.log(np.maximum(teacher_probs.astype(np.float64), 1e-12)) / temperature
+    z -= z.max(axis=1, keepdims=True)
+    p = np.exp(z)
+    p /= p.sum(axis=1, keepdims=True)
+    from .rocket import signs
+
+    return alpha * signs(y, p.shape[1]) + (1.0 - alpha) * (2.0 * p - 1.0)
+
+
+def _distill_rocket(
+    ds: Dataset,
+    tcfg: ModelConfig,
+    teacher_dir: str | Path,
+    student: StudentSpec,
+    out: Path,
+    opts: DistillOptions,
+    say: Progress,
+    overwrite: bool = False,
+) -> dict:
+    """A rocket teacher into a rocket model of about `student.units` shares: thresholds drawn from the teacher's
+    training split as `train` draws them (same seed), the ridge head fitted to the labels mixed with the teacher's
+    softened probabilities. The baseline is the same student fitted to the labels alone: the same thresholds, so
+    the two differ only by what the teacher taught."""
+    from dataclasses import fields
+
+    from ..models.cost import rocket_params
+    from ..models.modeldir import ROCKET_FILE
+    from ..runtime.rocket import read_rocket
+    from . import rocket as rt
+
+    known = {f.name for f in fields(TrainOptions)}
+    topts = TrainOptions(**{k: v for k, v in tcfg.training.items() if k in known})
+    topts = replace(topts, shares=student.units)  # nothing of fit's: a rocket model has no epochs
+    topts.check()
+    val, test = teacher_sets(tcfg)
+    cfg, base, prep = rt.fit_model(ds, topts, say, val, test)
+    same_split = _split_matches(prep, tcfg)
+    recorded = tcfg.training.get("data_sha256")
+    if recorded and content_sha256(ds.source) != recorded:
+        same_split = False
+        say("warning: this data is not the file the teacher was trained on (its SHA-256 differs)")
+    _, ta = read_rocket(Path(teacher_dir) / ROCKET_FILE)
+    y = prep.train.y.astype(int)
+    taught = soft_targets(rt.predict(tcfg, prep.train.X, ta), y, opts.temperature, opts.alpha)
+    shares = rt.features(cfg, prep.train.X, base)
+    head = rt.ridge(shares, y, cfg.n_outputs, taught)
+    a = {**base, **head}
+    cfg.training = {
+        **cfg.training,
+        "distill": {"teacher": str(teacher_dir), "temperature": opts.temperature, "alpha": opts.alpha},
+    }
+
+    def tested(c: ModelConfig, arrays: dict) -> dict:
+        return score(c, prep.test, rt.predict(c, prep.test.X, arrays))
+
+    t_params = rocket_params(int(np.asarray(ta["thresholds"]).size), tcfg.n_outputs)
+    s_params = rocket_params(cfg.units, cfg.n_outputs)
+    teacher_test, student_test, base_test = tested(tcfg, ta), tested(cfg, a), tested(cfg, base)
+    say(f"teacher: rocket, {t_params} parameters; student: rocket, {s_params} ({t_params / s_params:.1f}x fewer)")
+    report = {
+        "task": "classify",
+        "data": ds.source,
+        "split_matches_teacher": same_split,
+        "temperature": opts.temperature,
+        "alpha": opts.alpha,
+        "seed": topts.seed,
+        "max_epochs": None,
+        "models": [
+            _entry("teacher", tcfg, t_params, teacher_test, None, str(teacher_dir)),
+            _entry("student", cfg, s_params, student_test, None, str(out)),
+            _entry("baseline", cfg, s_params, base_test, None, None),
+        ],
+        "param_ratio": t_params / s_params,
+        "student_vs_teacher": _relative("classify", teacher_test, student_test),
+        "baseline_vs_teacher": _relative("classify", teacher_test, base_test),
+    }
+
+    extra = {"distilled_from": str(teacher_dir)}
+    rt.write_model_dir(
+        out, cfg, a, prep, extra, lambda folder: write_report(report, folder), student_test, overwrite=overwrite
+    )
+    if opts.measure_int8:
+        add_int8(report, teacher_dir, tcfg, out, cfg, say)
     return report
 
 

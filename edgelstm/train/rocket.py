@@ -71,10 +71,18 @@ def fit_thresholds(
     return out
 
 
-def ridge(Fx: np.ndarray, y: np.ndarray, K: int) -> dict:
-    """A one-vs-rest ridge head (targets ±1) on the standardized shares, its penalty by exact leave-one-out error,
-    and a softmax temperature by the leave-one-out scores' log-loss (ridge scores are not probabilities). The
-    standardization is folded into the weights, so the head stays linear in the raw shares.
+def signs(y: np.ndarray, K: int) -> np.ndarray:
+    """One-vs-rest ridge targets: +1 for a series' class, −1 for the others."""
+    Y = -np.ones((len(y), K))
+    Y[np.arange(len(y)), y] = 1.0
+    return Y
+
+
+def ridge(Fx: np.ndarray, y: np.ndarray, K: int, targets: np.ndarray | None = None) -> dict:
+    """A one-vs-rest ridge head (targets ±1, or `targets` [N, K]: a teacher's, distill.py) on the standardized
+    shares, its penalty by exact leave-one-out error, and a softmax temperature by the leave-one-out scores' log-loss
+    against the labels `y` (ridge scores are not probabilities). The standardization is folded into the weights, so
+    the head stays linear in the raw shares.
 
     Standardized, a rare share weighs as much as a common one (ACSF1 0.880 -> 0.913, MIT-BIH 100->101 0.967 ->
     0.991; 3 seeds, int8; docs/accuracy.md). A share's spread counts as at least SPREAD_FLOOR: one that barely moves
@@ -83,8 +91,7 @@ def ridge(Fx: np.ndarray, y: np.ndarray, K: int) -> dict:
     mu = Fx.mean(axis=0)
     sd = np.maximum(Fx.std(axis=0), SPREAD_FLOOR)
     Z = (Fx - mu) / sd
-    Y = -np.ones((len(y), K))
-    Y[np.arange(len(y)), y] = 1.0
+    Y = signs(y, K) if targets is None else np.asarray(targets, np.float64)
     Yc = Y - Y.mean(axis=0)
     U, s, Vt = np.linalg.svd(Z, full_matrices=False)
     UtY = U.T @ Yc
