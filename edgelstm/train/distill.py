@@ -117,13 +117,11 @@ def check_task(teacher: ModelConfig, task: str, where: str | Path) -> None:
         raise InputError(f"teacher {where} is a {teacher.task} model but the data is read for --task {task}")
 
 
-def check_teacher(
-    teacher: ModelConfig, ds: Dataset, task: str, where: str | Path, student: StudentSpec | None = None
-) -> None:
+def check_teacher(teacher: ModelConfig, ds: Dataset, task: str, where: str | Path, student: StudentSpec) -> None:
     """One line naming the first way the teacher does not fit the data or the student: task, kind, channels,
     labels, targets, window."""
     t = f"teacher {where}"
-    kind = "rocket" if student is None else student.arch
+    kind = student.arch
     if teacher.arch == "rocket" and kind != "rocket":
         raise InputError(
             f"{t} is a rocket model: its ridge head scores fixed features, with no logits over time for a recurrent "
