@@ -237,14 +237,28 @@ def teacher_sets(tcfg: ModelConfig) -> tuple[Dataset | None, Dataset | None]:
     return out[0], out[1]
 
 
-def _split_matches(prep: Prepared, tcfg: ModelConfig) -> bool:
-    """Same normalization statistics ⇒ same training windows as the teacher (so no test window taught it)."""
+def split_matches(ds: Dataset, prep: Prepared, tcfg: ModelConfig, say: Progress) -> bool:
+    """Whether the student trains on the teacher's training windows (so no test window taught it): the same file
+    (its SHA-256 in the teacher's config.json) and the same normalization statistics; a warning when not."""
     mean, std = prep.norm.to_lists()
-    return bool(
+    same = bool(
         len(mean) == len(tcfg.norm_mean)
         and np.allclose(mean, tcfg.norm_mean, rtol=1e-5, atol=1e-6)
         and np.allclose(std, tcfg.norm_std, rtol=1e-5, atol=1e-6)
     )
+    recorded = tcfg.training.get("data_sha256")
+    if recorded and content_sha256(ds.source) != recorded:
+        say(
+            "warning: this data is not the file the teacher was trained on (its SHA-256 differs from the teacher's "
+            "config.json): the teacher may have seen windows that are held out here"
+        )
+        return False
+    if not same:
+        say(
+            "warning: this data's training split differs from the teacher's (other normalization statistics): "
+            "the teacher may have seen windows that are held out here"
+        )
+    return same
 
 
 def _headline(task: str, test: dict) -> dict:
@@ -363,19 +377,7 @@ def _distill(
         frame=tcfg.frame,
         input_map=input_map_of(tcfg),
     )
-    same_split = _split_matches(prep, tcfg)
-    recorded = tcfg.training.get("data_sha256")
-    if recorded and content_sha256(ds.source) != recorded:
-        same_split = False
-        say(
-            "warning: this data is not the file the teacher was trained on (its SHA-256 differs from the teacher's "
-            "config.json): the teacher may have seen windows that are held out here"
-        )
-    elif not same_split:
-        say(
-            "warning: this data's training split differs from the teacher's (other normalization statistics): "
-            "the teacher may have seen windows that are held out here"
-        )
+    same_split = split_matches(ds, prep, tcfg, say)
     _, teacher = load_keras(teacher_dir)
     teacher.trainable = False
     topts = TrainOptions(
@@ -531,18 +533,15 @@ def _distill_rocket(
     topts = replace(topts, shares=student.units)  # nothing of fit's: a rocket model has no epochs
     topts.check()
     val, test = teacher_sets(tcfg)
-    cfg, base, prep = rt.fit_model(ds, topts, say, val, test)
-    same_split = _split_matches(prep, tcfg)
-    recorded = tcfg.training.get("data_sha256")
-    if recorded and content_sha256(ds.source) != recorded:
-        same_split = False
-        say("warning: this data is not the file the teacher was trained on (its SHA-256 differs)")
+    cfg, prep = rt.split(ds, topts, say, val, test)
+    same_split = split_matches(ds, prep, tcfg, say)
     _, ta = read_rocket(Path(teacher_dir) / ROCKET_FILE)
+    fixed, shares = rt.draw(cfg, prep, topts.seed, student.units, say)  # the shares both heads are fitted to
     y = prep.train.y.astype(int)
     taught = soft_targets(rt.predict(tcfg, prep.train.X, ta), y, opts.temperature, opts.alpha)
-    shares = rt.features(cfg, prep.train.X, base)
-    head = rt.ridge(shares, y, cfg.n_outputs, taught)
-    a = {**base, **head}
+    base = {**fixed, **rt.ridge(shares, y, cfg.n_outputs)}
+    a = {**fixed, **rt.ridge(shares, y, cfg.n_outputs, taught)}
+    cfg = rt.sized(cfg, a)
     cfg.training = {
         **cfg.training,
         "distill": {"teacher": str(teacher_dir), "temperature": opts.temperature, "alpha": opts.alpha},

@@ -139,24 +139,30 @@ def predict(cfg: ModelConfig, X: np.ndarray, a: dict) -> np.ndarray:
     return rk.head(features(cfg, X, a), a) if len(X) else np.zeros((0, cfg.n_outputs), np.float32)
 
 
-def fit(cfg: ModelConfig, prep: Prepared, seed: int, aim: int = SHARES, progress=None) -> dict:
-    """The model's arrays (runtime/rocket.py ARRAYS but meta) from the training windows, about `aim` shares."""
+def draw(cfg: ModelConfig, prep: Prepared, seed: int, aim: int = SHARES, progress=None) -> tuple[dict, np.ndarray]:
+    """The model's fixed part (grid, dilations, skips, about `aim` thresholds) from the training windows, and the
+    training windows' shares [N, shares], which every head over them is fitted to (`fit`'s, a distilled one's)."""
     seqs = sequences(cfg, prep.train.X)
     grid = fit_grid(seqs)
     qs = [rk.to_grid(z, grid) for z in seqs]
     dil = rk.dilations(cfg.window)
     skip = rk.skips(dil, whole=cfg.masked)  # variable-length sequences are events, counted whole
     thresholds = fit_thresholds(qs, dil, float(grid[2]), skip, np.random.default_rng(seed), aim)
-    a = {"dilations": np.array(dil, np.int32), "skip": skip, "grid": grid, "thresholds": thresholds}
     if progress:
         n = thresholds.size
         b = thresholds.shape[-1]
         progress(f"model: rocket, {n} shares (84 kernels x dilations {dil} x {cfg.n_features} channels x {b})")
     Fx = np.stack([rk.shares(q, dil, float(grid[2]), thresholds, skip) for q in qs])
+    return {"dilations": dil, "skip": skip, "grid": grid, "thresholds": thresholds}, Fx
+
+
+def fit(cfg: ModelConfig, prep: Prepared, seed: int, aim: int = SHARES, progress=None) -> dict:
+    """The model's arrays (runtime/rocket.py ARRAYS but meta) from the training windows, about `aim` shares."""
+    fixed, Fx = draw(cfg, prep, seed, aim, progress)
     head = ridge(Fx, prep.train.y.astype(int), cfg.n_outputs)
     if progress:
         progress(f"head: ridge, penalty {head['alpha']:g} by leave-one-out, temperature {head['temperature']:.3g}")
-    return {**a, **head, "dilations": dil}
+    return {**fixed, **head}
 
 
 def model_meta(cfg: ModelConfig, quantization: str) -> dict:
@@ -193,7 +199,19 @@ def quantize_rocket(model_dir: Path, cfg: ModelConfig, mode: str, out_dir: Path)
 
 def fit_model(ds, opts, progress=None, val=None, test=None, hold_out_test: bool = True):
     """Split and fit one rocket model: (cfg, arrays, prep); fit.fit_one's counterpart, for train, each
-    cross-validation fold and each tune trial. Nothing of DATA is held out for validation: nothing is chosen on it
+    cross-validation fold and each tune trial."""
+    cfg, prep = split(ds, opts, progress, val, test, hold_out_test)
+    a = fit(cfg, prep, opts.seed, opts.shares or SHARES, progress)
+    return sized(cfg, a), a, prep
+
+
+def sized(cfg: ModelConfig, a: dict) -> ModelConfig:
+    """The config with its share count as `units` (what metrics, costs and names read)."""
+    return replace(cfg, units=int(np.asarray(a["thresholds"]).size))
+
+
+def split(ds, opts, progress=None, val=None, test=None, hold_out_test: bool = True) -> tuple[ModelConfig, Prepared]:
+    """(cfg, prep) of a rocket model on DATA. Nothing of DATA is held out for validation: nothing is chosen on it
     (the ridge penalty is chosen by leave-one-out)."""
     from ..data.prepare import data_record
     from .fit import make_config
@@ -208,8 +226,7 @@ def fit_model(ds, opts, progress=None, val=None, test=None, hold_out_test: bool 
         from ..data.splits import describe_split
 
         progress(f"data: {describe_split(prep.train, prep.val, prep.test)}, {ds.n_features} channels")
-    a = fit(cfg, prep, opts.seed, opts.shares or SHARES, progress)
-    return replace(cfg, units=int(np.asarray(a["thresholds"]).size)), a, prep
+    return cfg, prep
 
 
 def train_rocket(ds, opts, out: Path, progress=None, val=None, test=None, overwrite: bool = False) -> dict:
